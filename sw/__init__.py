@@ -1,0 +1,23 @@
+"""OpenEIE's software layer: compress a model, pack it into the accelerator's
+memory images, and run an image bit-exactly with the golden model.
+
+    model = sw.compress(layers, density=0.1, calibration=x_cal)
+    image = sw.pack(model, sw.Config(n_pe=16))
+    y = sw.golden.run(image, sw.quantize_input(x, model.input_frac_bits))
+"""
+
+from . import golden, metrics
+from .compress import compress, dequantize, forward, quantize_input
+from .config import Config, ConfigError
+from .format import FormatError, MemoryImage
+from .image import Image, ImageError, ImageLayer, PESlice
+from .model import CompressedLayer, CompressedModel, Layer, ModelError
+from .modelio import load_model, save_model
+from .pack import PackError, pack, unpack
+
+__all__ = [
+    "Config", "ConfigError", "Layer", "CompressedLayer", "CompressedModel", "ModelError",
+    "compress", "pack", "unpack", "PackError", "Image", "ImageLayer", "PESlice", "ImageError",
+    "MemoryImage", "FormatError", "golden", "metrics", "quantize_input", "dequantize", "forward",
+    "load_model", "save_model",
+]

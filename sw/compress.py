@@ -1,0 +1,235 @@
+"""Deep Compression's first two stages, then fixed point.
+
+1. Magnitude pruning: keep the `density` fraction of each layer's weights
+   with the largest magnitude.
+2. Weight sharing: k-means (scipy's ``kmeans2``) over the surviving weights
+   into ``2**code_bits - 1`` shared values, linearly initialised between the
+   smallest and largest weight (Deep Compression found linear initialisation
+   best: it keeps the rare large weights that matter most).
+3. Fixed point, layer by layer on calibration inputs: ``fw`` as large as the
+   codebook range allows, lowered until the exact accumulator never leaves
+   ``acc_bits`` on the calibration set; ``fo`` as large as possible without
+   saturating an output on it. Each layer's calibration input is the previous
+   layer's fixed-point output, so the errors reported are the ones the
+   hardware will make.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import scipy.cluster.vq as vq
+import scipy.sparse as sp
+
+from .config import Config
+from .fixedpoint import fits, from_fixed, round_shift, signed_range, to_fixed, wrap, writeback
+from .model import CompressedLayer, CompressedModel, Layer, ModelError
+
+__all__ = ["compress", "prune", "share_weights", "frac_bits_for", "forward", "quantize_input", "dequantize"]
+
+
+def prune(weight, density: float) -> sp.csr_array:
+    """Keep the ``round(density * n_out * n_in)`` largest-magnitude weights."""
+    w = sp.csr_array(weight, dtype=np.float64)
+    w.eliminate_zeros()
+    keep = int(round(density * w.shape[0] * w.shape[1]))
+    if keep >= w.nnz:
+        return w
+    drop = np.argpartition(np.abs(w.data), w.nnz - keep)[:w.nnz - keep]
+    w.data[drop] = 0.0
+    w.eliminate_zeros()
+    return w
+
+
+def share_weights(values: np.ndarray, n_clusters: int, iterations: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """1-D k-means, linear initialisation. Returns `(centroids, labels)`;
+    centroids sorted ascending, ``labels[i]`` indexes them."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    unique = np.unique(values)
+    if unique.size <= n_clusters:
+        return unique, np.searchsorted(unique, values)
+    init = np.linspace(values.min(), values.max(), n_clusters).reshape(-1, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # an empty cluster keeps its centroid
+        centroids, labels = vq.kmeans2(values.reshape(-1, 1), init, iter=iterations, minit="matrix",
+                                       missing="warn")
+    centroids = centroids[:, 0]
+    order = np.argsort(centroids)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return centroids[order], rank[labels]
+
+
+def frac_bits_for(max_abs: float, bits: int) -> int:
+    """Most fraction bits such that ``max_abs`` still fits a signed `bits`-bit
+    integer after rounding; ``bits - 1`` for zero."""
+    _, hi = signed_range(bits)
+    if max_abs <= 0:
+        return bits - 1
+    f = int(np.floor(np.log2(hi / max_abs)))
+    while f > -64 and np.floor(max_abs * 2.0 ** f + 0.5) > hi:
+        f -= 1
+    return f
+
+
+def forward(layers: Sequence[Layer], x, trace: bool = False):
+    """Float reference forward pass through `layers` (``sw.Layer``s)."""
+    outs = []
+    x = np.asarray(x, dtype=np.float64)
+    for layer in layers:
+        x = layer.forward(x)
+        outs.append(x)
+    return outs if trace else outs[-1]
+
+
+def quantize_input(x_float, frac_bits: int, act_bits: int = 16) -> np.ndarray:
+    """Float inputs to the accelerator's fixed-point activations (round half
+    up, saturate); int16 for 16-bit activations."""
+    from .golden import output_dtype
+    return to_fixed(x_float, frac_bits, act_bits).astype(output_dtype(act_bits))
+
+
+def dequantize(y, frac_bits: int) -> np.ndarray:
+    """Fixed-point outputs back to float."""
+    return from_fixed(y, frac_bits)
+
+
+def _error(fixed: np.ndarray, ref: np.ndarray) -> dict:
+    diff = fixed - ref
+    scale = float(np.sqrt(np.mean(ref ** 2))) if ref.size else 0.0
+    return {"max_abs": float(np.max(np.abs(diff))) if diff.size else 0.0,
+            "rms": float(np.sqrt(np.mean(diff ** 2))) if diff.size else 0.0,
+            "relative_rms": float(np.sqrt(np.mean(diff ** 2)) / scale) if scale else 0.0}
+
+
+def _quantize_layer(i, codes, centroids, bias, relu, fa, x_int, c: Config, headroom_bits: int):
+    """Choose ``fw`` and ``fo`` for one layer on calibration inputs `x_int`;
+    returns the layer, its fixed-point outputs and what was seen."""
+    acc_lo, acc_hi = signed_range(c.acc_bits)
+    fw = max(0, min(frac_bits_for(float(np.max(np.abs(centroids), initial=0.0)), c.weight_bits), 48))
+    while True:   # lower fw until the exact accumulator fits on the calibration set
+        codebook = np.concatenate([[0], to_fixed(centroids, fw, c.weight_bits)])
+        bias_int = np.clip(np.floor(bias * 2.0 ** (fa + fw) + 0.5), acc_lo, acc_hi).astype(np.int64)
+        bias_fits = bool(np.all(np.abs(bias * 2.0 ** (fa + fw)) <= acc_hi))
+        w_int = sp.csr_array((codebook[codes.data.astype(np.int64)], codes.indices, codes.indptr),
+                             shape=codes.shape)
+        exact = (w_int @ x_int.T).T + bias_int
+        overflows = int(np.count_nonzero((exact < acc_lo) | (exact > acc_hi)))
+        if (overflows == 0 and bias_fits) or fw == 0:
+            break
+        fw -= 1
+    warns = []
+    if not bias_fits:
+        warns.append(f"layer {i}: the bias does not fit acc_bits = {c.acc_bits} even with fw = 0; clipped")
+    if overflows:
+        warns.append(f"layer {i}: the accumulator overflows acc_bits = {c.acc_bits} on {overflows} "
+                     f"calibration outputs even with fw = 0")
+    acc = wrap(exact, c.acc_bits)
+    fo, fo_min = fa + fw, max(0, fa + fw - c.max_shift)
+    while fo > fo_min:   # most fraction bits that saturate nothing on the calibration set
+        y = round_shift(acc, fa + fw - fo)
+        if fits(np.maximum(y, 0) if relu else y, c.act_bits):
+            break
+        fo -= 1
+    fo = max(fo_min, fo - headroom_bits)
+    y = writeback(acc, fa + fw - fo, relu, c.act_bits)
+    unclamped = round_shift(acc, fa + fw - fo)
+    unclamped = np.maximum(unclamped, 0) if relu else unclamped
+    saturated = int(np.count_nonzero(unclamped != y))
+    if saturated:
+        warns.append(f"layer {i}: {saturated} calibration outputs saturate at fo = {fo}")
+    layer = CompressedLayer(codes, codebook, bias_int, relu, fa, fw, fo)
+    return layer, y, {"acc_overflows": overflows, "saturated": saturated, "warnings": warns}
+
+
+def compress(layers: Sequence[Layer], *, density, code_bits: int | None = None,
+             calibration=None, config: Config | None = None, headroom_bits: int = 0,
+             kmeans_iterations: int = 30, progress: Callable[[str], None] | None = None) -> CompressedModel:
+    """Compress float `layers` into a `CompressedModel`.
+
+    `density`: fraction of weights kept, one number or one per layer, in (0, 1].
+    `code_bits`: codebook index width (default: `config`'s, else 4).
+    `calibration`: float inputs ``(B, n_in)`` used to choose fixed-point
+    formats and measure errors; without it, 256 standard-normal vectors are
+    used and the report says so.
+    `config`: widths (act, weight, accumulator) to quantise for; default
+    `Config()`. `headroom_bits`: fraction bits given up per layer output
+    against values beyond the calibration range.
+    `progress`: called with a line of text as each layer is done.
+
+    The returned model's `report` has one dict per layer: density, nonzeros,
+    codebook (float and integer), ``fa``/``fw``/``fo``, accumulator overflows
+    and saturations seen, and the error of the fixed-point outputs against
+    the float model (``error_vs_float``) and against the float pruned and
+    weight-shared model (``error_vs_shared``).
+    """
+    config = Config() if config is None else config
+    if code_bits is not None and code_bits != config.code_bits:
+        config = config.replace(code_bits=code_bits)
+    layers = list(layers)
+    if not layers:
+        raise ModelError("compress() needs at least one layer")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise ModelError(f"layer {i} is a {type(layer).__name__}, not an sw.Layer")
+        if i and layer.n_in != layers[i - 1].n_out:
+            raise ModelError(f"layer {i} takes {layer.n_in} inputs but layer {i - 1} produces "
+                             f"{layers[i - 1].n_out} outputs")
+    densities = list(density) if np.ndim(density) else [density] * len(layers)
+    if len(densities) != len(layers):
+        raise ModelError(f"density lists {len(densities)} values for {len(layers)} layers")
+    for i, d in enumerate(densities):
+        if not (isinstance(d, (int, float, np.floating, np.integer)) and 0 < d <= 1):
+            raise ModelError(f"layer {i}: density must be in (0, 1], got {d!r}")
+
+    warns = []
+    if calibration is None:
+        calibration = np.random.default_rng(0).standard_normal((256, layers[0].n_in))
+        warns.append("no calibration data: formats chosen for 256 standard-normal input vectors")
+    calibration = np.atleast_2d(np.asarray(calibration, dtype=np.float64))
+    if calibration.shape[1] != layers[0].n_in:
+        raise ModelError(f"calibration inputs have {calibration.shape[1]} values per vector, "
+                         f"layer 0 takes {layers[0].n_in}")
+    if not np.all(np.isfinite(calibration)):
+        raise ModelError("calibration inputs contain NaN or infinite values")
+
+    fa = frac_bits_for(float(np.max(np.abs(calibration))), config.act_bits)
+    fa = max(0, fa)
+    x_int = to_fixed(calibration, fa, config.act_bits)
+    x_float, x_shared = calibration, calibration
+    out_layers, report = [], []
+    for i, (layer, d) in enumerate(zip(layers, densities)):
+        pruned = prune(layer.weight, d)
+        centroids, labels = share_weights(pruned.data, config.n_codes - 1, kmeans_iterations)
+        codes = sp.csr_array(((labels + 1).astype(np.uint8 if config.code_bits <= 8 else np.int64),
+                              pruned.indices, pruned.indptr), shape=pruned.shape)
+        shared = Layer(sp.csr_array((centroids[labels], pruned.indices, pruned.indptr), shape=pruned.shape),
+                       layer.bias, layer.relu)
+        clayer, y_int, info = _quantize_layer(i, codes, centroids, layer.bias, layer.relu, fa, x_int,
+                                                 config, headroom_bits)
+        x_float = layer.forward(x_float)
+        x_shared = shared.forward(x_shared)
+        y = from_fixed(y_int, clayer.fo)
+        entry = {
+            "layer": i, "n_in": layer.n_in, "n_out": layer.n_out, "relu": layer.relu,
+            "density": pruned.nnz / (layer.n_in * layer.n_out), "nnz": int(pruned.nnz),
+            "codebook_float": [0.0] + [float(v) for v in centroids],
+            "codebook": [int(v) for v in clayer.codebook],
+            "fa": clayer.fa, "fw": clayer.fw, "fo": clayer.fo, "shift": clayer.shift,
+            "error_vs_float": _error(y, x_float), "error_vs_shared": _error(y, x_shared),
+            **info,
+        }
+        entry["warnings"] = (warns if i == 0 else []) + entry["warnings"]
+        report.append(entry)
+        out_layers.append(clayer)
+        x_int, fa = y_int, clayer.fo
+        if progress:
+            e = entry["error_vs_float"]
+            progress(f"layer {i}: {layer.n_in} -> {layer.n_out}, density {entry['density']:.3f}, "
+                     f"{len(centroids)} shared weights, fa/fw/fo {clayer.fa}/{clayer.fw}/{clayer.fo}, "
+                     f"relative RMS error vs float {e['relative_rms']:.4f}")
+    return CompressedModel(out_layers, out_layers[0].fa, report)

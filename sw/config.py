@@ -1,0 +1,167 @@
+"""The hardware configuration (DESIGN.md section 3): one immutable object that
+`sw` packs for and `hw` builds from. Every width and depth of the accelerator
+is here or derived here; nothing about it is repeated elsewhere."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+__all__ = ["Config", "ConfigError"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or inconsistent."""
+
+
+def _is_pow2(n: int) -> bool:
+    return n > 0 and (n & (n - 1)) == 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Hardware parameters. Defaults are generous enough to simulate EIE's
+    benchmark layers at 64 PEs; real boards use smaller presets.
+
+    Capacities are per PE and summed over all layers of a model:
+    ``weight_depth`` sparse-matrix entries, ``pointer_depth`` column pointers
+    (a layer uses ``n_in + 1``), ``row_depth`` output rows (a layer uses
+    ``ceil(n_out / n_pe)``; this is also the depth of each activation buffer
+    and of the accumulator), ``max_layers`` layer descriptors.
+    """
+
+    n_pe: int = 16
+    code_bits: int = 4
+    run_bits: int = 4
+    act_bits: int = 16
+    weight_bits: int = 16
+    acc_bits: int = 32
+    fifo_depth: int = 8
+    entries_per_word: int = 2
+    weight_depth: int = 65536
+    pointer_depth: int = 32768
+    row_depth: int = 1024
+    max_layers: int = 16
+
+    # ---- validation -------------------------------------------------------
+
+    _RANGES = {
+        "n_pe": (1, 256),
+        "code_bits": (1, 8),
+        "run_bits": (1, 8),
+        "act_bits": (2, 32),
+        "weight_bits": (2, 32),
+        "acc_bits": (2, 64),
+        "fifo_depth": (2, 1024),
+        "entries_per_word": (1, 64),
+        "weight_depth": (1, 1 << 24),
+        "pointer_depth": (2, 1 << 24),
+        "row_depth": (1, 1 << 20),
+        "max_layers": (1, 256),
+    }
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"Config.{field.name} must be an int, got {value!r}")
+            lo, hi = self._RANGES[field.name]
+            if not lo <= value <= hi:
+                raise ConfigError(f"Config.{field.name} must be in [{lo}, {hi}], got {value}")
+        for name in ("n_pe", "entries_per_word"):
+            if not _is_pow2(getattr(self, name)):
+                raise ConfigError(f"Config.{name} must be a power of two, got {getattr(self, name)}")
+        if self.acc_bits < self.act_bits:
+            raise ConfigError(
+                f"Config.acc_bits ({self.acc_bits}) must be at least act_bits ({self.act_bits})")
+        if self.word_bits > 64:
+            raise ConfigError(
+                f"a sparse-matrix word holds entries_per_word * (code_bits + run_bits) = "
+                f"{self.entries_per_word} * {self.entry_bits} = {self.word_bits} bits; at most 64 are supported")
+        if self.weight_depth % self.entries_per_word:
+            raise ConfigError(
+                f"Config.weight_depth ({self.weight_depth}) must be a multiple of "
+                f"entries_per_word ({self.entries_per_word})")
+        if self.pointer_depth % 2:
+            raise ConfigError(
+                f"Config.pointer_depth ({self.pointer_depth}) must be even: pointers live in two banks")
+
+    # ---- derived widths ---------------------------------------------------
+
+    @property
+    def entry_bits(self) -> int:
+        """Width of one `(run, code)` entry; `code` is in the high bits."""
+        return self.code_bits + self.run_bits
+
+    @property
+    def word_bits(self) -> int:
+        """Width of one sparse-matrix memory word (`entries_per_word` lanes)."""
+        return self.entry_bits * self.entries_per_word
+
+    @property
+    def entry_words(self) -> int:
+        """Depth of the sparse-matrix memory in words."""
+        return self.weight_depth // self.entries_per_word
+
+    @property
+    def n_codes(self) -> int:
+        """Codebook length per layer; code 0 is the reserved exact zero."""
+        return 1 << self.code_bits
+
+    @property
+    def max_run(self) -> int:
+        """Longest run of zeros one entry can skip (`R` in DESIGN.md section 4)."""
+        return (1 << self.run_bits) - 1
+
+    @property
+    def pointer_bits(self) -> int:
+        """Width of an absolute pointer into the sparse-matrix memory (0..weight_depth)."""
+        return self.weight_depth.bit_length()
+
+    @property
+    def max_inputs(self) -> int:
+        """Largest `n_in` of any layer (layer 0 is bounded by the pointer memory;
+        later layers also by the activation buffers, see `max_outputs`)."""
+        return self.pointer_depth - 1
+
+    @property
+    def max_outputs(self) -> int:
+        """Largest `n_out` of any layer: `row_depth` rows in each PE."""
+        return self.row_depth * self.n_pe
+
+    @property
+    def max_shift(self) -> int:
+        """Largest write-back shift the hardware implements (`acc_bits` or more
+        would leave only the sign)."""
+        return self.acc_bits - 1
+
+    # ---- serialisation ----------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Config:
+        if not isinstance(data, dict):
+            raise ConfigError(f"a configuration must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def key(self) -> str:
+        """A short stable name for this configuration (used for build caches)."""
+        import hashlib
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]

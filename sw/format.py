@@ -1,0 +1,264 @@
+"""The weight image format (DESIGN.md section 4) as bits in memories.
+
+The one place that says how an image sits in the accelerator's memories;
+`sw.pack` writes it, `hw` reads it, `sim` loads it. Memories (`Config` gives
+every width and depth):
+
+=================  ============================  =================================
+name               width x depth                 contents
+=================  ============================  =================================
+``layers``         32 x ``8 * max_layers``       layer descriptors, 8 words each
+``codebook``       ``weight_bits`` x             codebook of layer ``l`` at
+                   ``max_layers << code_bits``   ``l << code_bits``; every PE holds
+                                                 a copy
+``pe{k}.entries``  ``word_bits`` x               entries of PE ``k``, all layers
+                   ``entry_words``               back to back; lane ``e`` of word
+                                                 ``w`` is entry ``w * E + e``
+``pe{k}.ptr_even`` ``pointer_bits`` x            absolute pointers of PE ``k``:
+``pe{k}.ptr_odd``  ``pointer_depth / 2`` each    global pointer ``g`` is in bank
+                                                 ``g % 2`` at word ``g // 2``
+``pe{k}.bias``     ``acc_bits`` x ``row_depth``  bias of global row
+                                                 ``i * n_pe + k`` of layer ``l`` at
+                                                 word ``bias_base[l] + i``
+=================  ============================  =================================
+
+Layer ``l``'s pointers are at global pointer index ``ptr_base[l] + j``
+(``j`` in ``0..n_in``); ``ptr_base`` and ``bias_base`` are the same in every
+PE, entry offsets differ per PE and are folded into the absolute pointers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Config
+
+__all__ = [
+    "FORMAT_NAME", "FORMAT_VERSION", "DESC_WORDS", "Descriptor", "MemoryImage",
+    "make_entries", "entry_runs", "entry_codes", "pack_words", "unpack_words",
+    "memory_names", "pe_memory_name", "hex_bytes", "parse_hex", "FormatError",
+]
+
+FORMAT_NAME = "openeie-image"
+FORMAT_VERSION = 1
+
+
+class FormatError(ValueError):
+    """An image, or a file of one, does not follow the format."""
+
+
+# ---- entries ---------------------------------------------------------------
+
+def entry_dtype(config: Config):
+    return np.uint8 if config.entry_bits <= 8 else np.uint16
+
+
+def make_entries(runs, codes, config: Config) -> np.ndarray:
+    """Encode `(run, code)` pairs: ``(code << run_bits) | run``."""
+    runs = np.asarray(runs)
+    codes = np.asarray(codes)
+    out = (codes.astype(np.uint32) << config.run_bits) | runs.astype(np.uint32)
+    return out.astype(entry_dtype(config))
+
+
+def entry_runs(entries, config: Config) -> np.ndarray:
+    return np.asarray(entries) & config.max_run
+
+
+def entry_codes(entries, config: Config) -> np.ndarray:
+    return np.asarray(entries) >> config.run_bits
+
+
+def pack_words(entries, config: Config) -> np.ndarray:
+    """Pack entries little-endian into sparse-matrix words (uint64); the last
+    word is zero-filled (a zero lane is a padding entry of run 0)."""
+    E = config.entries_per_word
+    entries = np.asarray(entries, dtype=np.uint64)
+    n_words = -(-entries.size // E)
+    lanes = np.zeros(n_words * E, dtype=np.uint64)
+    lanes[:entries.size] = entries
+    lanes = lanes.reshape(n_words, E)
+    shifts = np.arange(E, dtype=np.uint64) * np.uint64(config.entry_bits)
+    return np.bitwise_or.reduce(lanes << shifts, axis=1) if E > 1 else lanes[:, 0].copy()
+
+
+def unpack_words(words, config: Config) -> np.ndarray:
+    """Inverse of `pack_words`: every lane of every word, in entry order."""
+    E = config.entries_per_word
+    words = np.asarray(words, dtype=np.uint64)
+    shifts = np.arange(E, dtype=np.uint64) * np.uint64(config.entry_bits)
+    mask = np.uint64((1 << config.entry_bits) - 1)
+    lanes = (words[:, None] >> shifts) & mask
+    return lanes.reshape(-1).astype(entry_dtype(config))
+
+
+# ---- layer descriptors -----------------------------------------------------
+
+DESC_WORDS = 8          # words per descriptor in the `layers` memory
+FLAG_RELU = 1 << 8      # in word 4, beside the shift in bits 7..0
+FLAG_LAST = 1 << 9
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """What the control unit needs to run one layer (all PEs share it)."""
+    n_in: int
+    n_out: int
+    ptr_base: int       # global pointer index of this layer's pointer 0
+    bias_base: int      # bias-memory word of this layer's local row 0
+    shift: int
+    relu: bool
+    last: bool
+
+    # word index of each field in the descriptor; hw reads the same table
+    WORDS = {"n_in": 0, "n_out": 1, "ptr_base": 2, "bias_base": 3, "flags": 4}
+
+    def words(self) -> list[int]:
+        w = [0] * DESC_WORDS
+        w[0], w[1], w[2], w[3] = self.n_in, self.n_out, self.ptr_base, self.bias_base
+        w[4] = self.shift | (FLAG_RELU if self.relu else 0) | (FLAG_LAST if self.last else 0)
+        return w
+
+    @classmethod
+    def from_words(cls, w) -> Descriptor:
+        w = [int(x) for x in w]
+        return cls(n_in=w[0], n_out=w[1], ptr_base=w[2], bias_base=w[3], shift=w[4] & 0xFF,
+                   relu=bool(w[4] & FLAG_RELU), last=bool(w[4] & FLAG_LAST))
+
+
+# ---- memories --------------------------------------------------------------
+
+PE_MEMORIES = ("entries", "ptr_even", "ptr_odd", "bias")
+
+
+def pe_memory_name(pe: int, what: str) -> str:
+    return f"pe{pe}.{what}"
+
+
+def memory_shapes(config: Config) -> dict[str, tuple[int, int]]:
+    """Every image memory's `(width, depth)`, in a stable order."""
+    shapes = {
+        "layers": (32, DESC_WORDS * config.max_layers),
+        "codebook": (config.weight_bits, config.max_layers << config.code_bits),
+    }
+    for k in range(config.n_pe):
+        shapes[pe_memory_name(k, "entries")] = (config.word_bits, config.entry_words)
+        shapes[pe_memory_name(k, "ptr_even")] = (config.pointer_bits, config.pointer_depth // 2)
+        shapes[pe_memory_name(k, "ptr_odd")] = (config.pointer_bits, config.pointer_depth // 2)
+        shapes[pe_memory_name(k, "bias")] = (config.acc_bits, config.row_depth)
+    return shapes
+
+
+def memory_names(config: Config) -> list[str]:
+    return list(memory_shapes(config))
+
+
+@dataclass(frozen=True, eq=False)
+class MemoryImage:
+    """One RTL memory as the hardware holds it: `words` (uint64, two's
+    complement masked to `width`) fill addresses ``0..len(words)-1``; the rest
+    of the `depth` words are zero."""
+    name: str
+    width: int
+    depth: int
+    words: np.ndarray
+
+    def __post_init__(self):
+        if self.words.dtype != np.uint64 or self.words.ndim != 1:
+            raise FormatError(f"memory {self.name}: words must be a 1-D uint64 array")
+        if self.words.size > self.depth:
+            raise FormatError(
+                f"memory {self.name}: {self.words.size} words do not fit its depth {self.depth}")
+        if self.width < 64 and self.words.size and int(self.words.max()) >> self.width:
+            raise FormatError(f"memory {self.name}: a word is wider than {self.width} bits")
+
+    @property
+    def digits(self) -> int:
+        return -(-self.width // 4)
+
+    def padded(self, depth: int | None = None) -> np.ndarray:
+        """The words zero-filled to `depth` (default: the memory's depth)."""
+        out = np.zeros(self.depth if depth is None else depth, dtype=np.uint64)
+        out[:self.words.size] = self.words
+        return out
+
+    def hex_bytes(self) -> bytes:
+        return hex_bytes(self.words, self.width)
+
+    def __eq__(self, other):
+        return (isinstance(other, MemoryImage) and (self.name, self.width, self.depth)
+                == (other.name, other.width, other.depth) and np.array_equal(self.words, other.words))
+
+
+def mask_words(values, width: int) -> np.ndarray:
+    """Signed or unsigned integers to `width`-bit two's complement uint64."""
+    values = np.asarray(values, dtype=np.int64)
+    if width >= 64:
+        return values.view(np.uint64)
+    return (values & np.int64((1 << width) - 1)).astype(np.uint64)
+
+
+def signed_words(words, width: int) -> np.ndarray:
+    """Inverse of `mask_words` for signed contents."""
+    w = np.asarray(words, dtype=np.uint64)
+    if width >= 64:
+        return w.view(np.int64)
+    v = w.astype(np.int64)
+    return np.where(v >> (width - 1), v - (np.int64(1) << np.int64(width)), v)
+
+
+# ---- $readmemh files -------------------------------------------------------
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def hex_bytes(words, width: int) -> bytes:
+    """A `$readmemh` file: one word per line, fixed `ceil(width/4)` lower-case
+    hex digits, no address markers or comments."""
+    words = np.asarray(words, dtype=np.uint64)
+    digits = -(-width // 4)
+    shifts = np.arange(digits - 1, -1, -1, dtype=np.uint64) * np.uint64(4)
+    nibbles = ((words[:, None] >> shifts) & np.uint64(0xF)).astype(np.intp)
+    out = np.empty((words.size, digits + 1), dtype=np.uint8)
+    out[:, :digits] = _HEX[nibbles]
+    out[:, digits] = ord("\n")
+    return out.tobytes()
+
+
+def parse_hex(data: bytes, width: int, depth: int, where: str) -> np.ndarray:
+    """Parse a file written by `hex_bytes`; strict, so edits and truncation
+    are caught with the file and line named in `where`."""
+    digits = -(-width // 4)
+    line = digits + 1
+    if len(data) % line:
+        raise FormatError(f"{where}: length {len(data)} is not a whole number of "
+                          f"{digits}-digit lines (truncated or edited?)")
+    n = len(data) // line
+    if n > depth:
+        raise FormatError(f"{where}: {n} words exceed the memory depth {depth}")
+    raw = np.frombuffer(data, dtype=np.uint8).reshape(n, line)
+    if n and not np.all(raw[:, digits] == ord("\n")):
+        bad = int(np.argmax(raw[:, digits] != ord("\n")))
+        raise FormatError(f"{where}: line {bad + 1} is not {digits} hex digits")
+    chars = raw[:, :digits]
+    value = np.full(chars.shape, 255, dtype=np.uint8)
+    for v, c in enumerate(b"0123456789abcdef"):
+        value[chars == c] = v
+    if n and value.max() == 255:
+        bad = int(np.argmax((value == 255).any(axis=1)))
+        raise FormatError(f"{where}: line {bad + 1} has a character that is not a "
+                          f"lower-case hex digit: {bytes(chars[bad])!r}")
+    words = np.zeros(n, dtype=np.uint64)
+    for d in range(digits):
+        words = (words << np.uint64(4)) | value[:, d].astype(np.uint64)
+    if width % 4 and n and int(words.max()) >> width:
+        bad = int(np.argmax(words >> np.uint64(width)))
+        raise FormatError(f"{where}: line {bad + 1} is wider than {width} bits")
+    return words
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,357 @@
+"""The accelerator's image: what `sw.pack` produces and everything else reads.
+
+An `Image` holds, per layer, every PE's entries and pointers (DESIGN.md
+section 4), the codebook and the bias; `memories()` lays them out in the
+RTL's memories (`sw.format`), `save()` writes those as `$readmemh` files plus
+a manifest, and `Image.load()` rebuilds the image from the files alone, so
+what the hardware loads is what the golden model runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import format as fmt
+from .config import Config, ConfigError
+from .format import Descriptor, FormatError, MemoryImage
+
+__all__ = ["Image", "ImageLayer", "PESlice", "ImageError"]
+
+
+class ImageError(FormatError):
+    """An image directory is missing, corrupt, edited or of another version."""
+
+
+@dataclass(frozen=True)
+class PESlice:
+    """One PE's part of one layer: `entries` (encoded ``(code << run_bits) |
+    run``) and `pointers` (``n_in + 1`` offsets into `entries`)."""
+    entries: np.ndarray
+    pointers: np.ndarray
+
+
+class ImageLayer:
+    """One packed layer. `entries` holds every PE's entries back to back,
+    `colptr[k * n_in + j]` is where column ``j`` of PE ``k`` starts in it."""
+
+    def __init__(self, *, config: Config, n_in: int, n_out: int, relu: bool, fa: int, fw: int, fo: int,
+                 codebook: np.ndarray, bias: np.ndarray, entries: np.ndarray, colptr: np.ndarray):
+        self.config = config
+        self.n_in, self.n_out, self.relu = int(n_in), int(n_out), bool(relu)
+        self.fa, self.fw, self.fo = int(fa), int(fw), int(fo)
+        self.codebook = codebook
+        self.bias = bias
+        self.entries = entries
+        self.colptr = colptr
+
+    @property
+    def shift(self) -> int:
+        return self.fa + self.fw - self.fo
+
+    @property
+    def rows(self) -> int:
+        """Output rows per PE (the last few PEs may have one unused)."""
+        return -(-self.n_out // self.config.n_pe)
+
+    @functools.cached_property
+    def pes(self) -> list[PESlice]:
+        n = self.n_in
+        out = []
+        for k in range(self.config.n_pe):
+            ptr = self.colptr[k * n:(k + 1) * n + 1]
+            out.append(PESlice(self.entries[ptr[0]:ptr[-1]], ptr - ptr[0]))
+        return out
+
+    @functools.cached_property
+    def column_counts(self) -> np.ndarray:
+        """Entries (padding included) of column ``j`` in PE ``k``: ``(n_pe, n_in)``."""
+        return np.diff(self.colptr).reshape(self.config.n_pe, self.n_in)
+
+    def pe_entry_counts(self) -> np.ndarray:
+        return self.column_counts.sum(axis=1)
+
+    @functools.cached_property
+    def _decoded(self):
+        from .pack import decode_layer
+        return decode_layer(self.entries, self.colptr, self.n_in, self.config)
+
+    def codes(self) -> sp.csr_array:
+        """The layer's codes as an ``n_out x n_in`` sparse matrix."""
+        pe, local, col, code = self._decoded
+        keep = code != 0
+        rows = local[keep] * self.config.n_pe + pe[keep]
+        return sp.csr_array((code[keep].astype(np.uint8 if self.config.code_bits <= 8 else np.int64),
+                             (rows, col[keep])), shape=(self.n_out, self.n_in))
+
+    @functools.cached_property
+    def weights(self) -> sp.csr_array:
+        """The integer weight matrix ``codebook[code]`` (int64), for the golden model."""
+        c = self.codes()
+        return sp.csr_array((self.codebook[c.data.astype(np.int64)], c.indices, c.indptr), shape=c.shape)
+
+    @property
+    def nnz(self) -> int:
+        return int(np.count_nonzero(fmt.entry_codes(self.entries, self.config)))
+
+    def validate(self, index: int):
+        """Check that the entries decode inside the layer: raises `ImageError`."""
+        pe, local, col, code = self._decoded
+        bad = local >= self.rows
+        bad |= (code != 0) & (local * self.config.n_pe + pe >= self.n_out)
+        if bad.any():
+            e = int(np.argmax(bad))
+            raise ImageError(f"layer {index}, PE {int(pe[e])}, input {int(col[e])}: an entry decodes to "
+                             f"local row {int(local[e])}, outside the layer's {self.n_out} outputs")
+
+
+class Image:
+    """A packed model for one `Config`: `layers[l].pes[k].entries` etc."""
+
+    def __init__(self, config: Config, layers: list[ImageLayer]):
+        self.config = config
+        self.layers = list(layers)
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.layers[-1].n_out
+
+    # ---- layout in memories -----------------------------------------------
+
+    def descriptors(self) -> list[Descriptor]:
+        out, ptr_base, bias_base = [], 0, 0
+        for i, layer in enumerate(self.layers):
+            out.append(Descriptor(n_in=layer.n_in, n_out=layer.n_out, ptr_base=ptr_base, bias_base=bias_base,
+                                  shift=layer.shift, relu=layer.relu, last=i == len(self.layers) - 1))
+            ptr_base += layer.n_in + 1
+            bias_base += layer.rows
+        return out
+
+    def memories(self) -> dict[str, MemoryImage]:
+        """Every RTL memory as ``name -> MemoryImage(width, depth, words)``,
+        exactly as the hardware holds it (see `sw.format`)."""
+        return dict(self._memories)
+
+    @functools.cached_property
+    def _memories(self) -> dict[str, MemoryImage]:
+        c = self.config
+        shapes = fmt.memory_shapes(c)
+        descs = self.descriptors()
+        n_ptr = sum(l.n_in + 1 for l in self.layers)
+        n_bias = sum(l.rows for l in self.layers)
+
+        def mem(name, words):
+            width, depth = shapes[name]
+            return MemoryImage(name, width, depth, fmt.mask_words(words, width))
+
+        out = {"layers": mem("layers", [w for d in descs for w in d.words()])}
+        codebooks = np.concatenate([l.codebook for l in self.layers])
+        out["codebook"] = mem("codebook", codebooks)
+
+        pointers = np.zeros((c.n_pe, n_ptr), dtype=np.int64)
+        bias = np.zeros((c.n_pe, n_bias), dtype=np.int64)
+        entry_base = np.zeros(c.n_pe, dtype=np.int64)
+        for layer, d in zip(self.layers, descs):
+            n = layer.n_in
+            idx = np.arange(c.n_pe)[:, None] * n + np.arange(n + 1)[None, :]
+            rel = layer.colptr[idx] - layer.colptr[idx[:, :1]]
+            pointers[:, d.ptr_base:d.ptr_base + n + 1] = rel + entry_base[:, None]
+            entry_base += layer.pe_entry_counts()
+            b = np.zeros(layer.rows * c.n_pe, dtype=np.int64)
+            b[:layer.n_out] = layer.bias
+            bias[:, d.bias_base:d.bias_base + layer.rows] = b.reshape(layer.rows, c.n_pe).T
+        for k in range(c.n_pe):
+            entries = np.concatenate([l.pes[k].entries for l in self.layers])
+            name = fmt.pe_memory_name
+            out[name(k, "entries")] = mem(name(k, "entries"), fmt.pack_words(entries, c).view(np.int64))
+            out[name(k, "ptr_even")] = mem(name(k, "ptr_even"), pointers[k, 0::2])
+            out[name(k, "ptr_odd")] = mem(name(k, "ptr_odd"), pointers[k, 1::2])
+            out[name(k, "bias")] = mem(name(k, "bias"), bias[k])
+        return out
+
+    @classmethod
+    def from_memories(cls, config: Config, memories: dict[str, MemoryImage], formats: list[dict]) -> Image:
+        """Rebuild an image from its memories; `formats` gives each layer's
+        ``fa``, ``fw``, ``fo`` (not held in any memory). Validates that the
+        memories are consistent; raises `ImageError` naming what is not."""
+        missing = [n for n in fmt.memory_names(config) if n not in memories]
+        if missing:
+            raise ImageError(f"memories missing: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+        c = config
+        table = memories["layers"].padded().reshape(c.max_layers, fmt.DESC_WORDS)
+        descs = []
+        for i in range(c.max_layers):
+            descs.append(Descriptor.from_words(table[i]))
+            if descs[-1].last:
+                break
+        else:
+            raise ImageError("the layer table has no layer marked last")
+        if len(formats) != len(descs):
+            raise ImageError(f"the manifest describes {len(formats)} layers, the layer table {len(descs)}")
+        codebook = fmt.signed_words(memories["codebook"].padded(), c.weight_bits)
+        entries = [fmt.unpack_words(memories[fmt.pe_memory_name(k, "entries")].words, c) for k in range(c.n_pe)]
+        ptrs = []
+        for k in range(c.n_pe):
+            even = memories[fmt.pe_memory_name(k, "ptr_even")].padded()
+            odd = memories[fmt.pe_memory_name(k, "ptr_odd")].padded()
+            ptrs.append(np.stack([even, odd], axis=1).reshape(-1).astype(np.int64))
+        bias_mem = np.stack([fmt.signed_words(memories[fmt.pe_memory_name(k, "bias")].padded(), c.acc_bits)
+                             for k in range(c.n_pe)])
+        layers = []
+        for i, (d, f) in enumerate(zip(descs, formats)):
+            where = f"layer {i}"
+            if d.n_in < 1 or d.n_out < 1:
+                raise ImageError(f"{where}: descriptor has n_in = {d.n_in}, n_out = {d.n_out}")
+            if d.ptr_base + d.n_in + 1 > c.pointer_depth:
+                raise ImageError(f"{where}: pointers {d.ptr_base}..{d.ptr_base + d.n_in} exceed "
+                                 f"pointer_depth {c.pointer_depth}")
+            rows = -(-d.n_out // c.n_pe)
+            if d.bias_base + rows > c.row_depth:
+                raise ImageError(f"{where}: rows {d.bias_base}..{d.bias_base + rows - 1} exceed row_depth {c.row_depth}")
+            if i and d.n_in != descs[i - 1].n_out:
+                raise ImageError(f"{where}: takes {d.n_in} inputs but layer {i - 1} produces {descs[i - 1].n_out}")
+            if (f["fa"] + f["fw"] - f["fo"], f.get("relu", d.relu)) != (d.shift, d.relu):
+                raise ImageError(f"{where}: the manifest's formats (fa={f['fa']}, fw={f['fw']}, fo={f['fo']}) "
+                                 f"do not give the layer table's shift {d.shift}")
+            parts, colptr_parts, offset = [], [np.zeros(1, dtype=np.int64)], 0
+            for k in range(c.n_pe):
+                p = ptrs[k][d.ptr_base:d.ptr_base + d.n_in + 1]
+                if np.any(np.diff(p) < 0) or p[0] < 0 or p[-1] > entries[k].size:
+                    raise ImageError(f"{where}, PE {k}: pointers are not increasing inside the "
+                                     f"{entries[k].size} stored entries (first {p[0]}, last {p[-1]})")
+                parts.append(entries[k][p[0]:p[-1]])
+                colptr_parts.append(p[1:] - p[0] + offset)
+                offset += int(p[-1] - p[0])
+            b = bias_mem[:, d.bias_base:d.bias_base + rows].T.reshape(-1)[:d.n_out]
+            layer = ImageLayer(config=c, n_in=d.n_in, n_out=d.n_out, relu=d.relu, fa=f["fa"], fw=f["fw"],
+                               fo=f["fo"], codebook=codebook[i << c.code_bits:(i + 1) << c.code_bits].copy(),
+                               bias=b.copy(), entries=np.concatenate(parts),
+                               colptr=np.concatenate(colptr_parts))
+            layer.validate(i)
+            layers.append(layer)
+        for i in range(1, len(layers)):
+            if layers[i].fa != layers[i - 1].fo:
+                raise ImageError(f"layer {i}: fa = {layers[i].fa} does not match layer {i - 1}'s fo = {layers[i - 1].fo}")
+        return cls(c, layers)
+
+    # ---- files --------------------------------------------------------------
+
+    def manifest(self, files: dict[str, dict]) -> dict:
+        return {
+            "format": fmt.FORMAT_NAME,
+            "version": fmt.FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "layers": [{"n_in": l.n_in, "n_out": l.n_out, "relu": l.relu, "fa": l.fa, "fw": l.fw, "fo": l.fo,
+                        "shift": l.shift, "nnz": l.nnz, "entries": int(l.entries.size)} for l in self.layers],
+            "memories": files,
+        }
+
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write the image as a directory: ``manifest.json`` plus one
+        `$readmemh` file per memory. The directory appears complete or not at
+        all (written under a temporary name, then renamed). An existing
+        directory is replaced only with ``overwrite=True`` and only if it is an
+        image (has a manifest) or empty."""
+        path = Path(path)
+        if path.exists():
+            if not overwrite:
+                raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+            if not path.is_dir() or (any(path.iterdir()) and not (path / "manifest.json").is_file()):
+                raise FileExistsError(f"{path} exists and is not an OpenEIE image; not replacing it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            files = {}
+            for name, m in self.memories().items():
+                data = m.hex_bytes()
+                (tmp / f"{name}.hex").write_bytes(data)
+                files[name] = {"file": f"{name}.hex", "width": m.width, "depth": m.depth,
+                               "words": int(m.words.size), "sha256": fmt.sha256(data)}
+            (tmp / "manifest.json").write_text(json.dumps(self.manifest(files), indent=1) + "\n")
+            if path.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+                os.rename(path, old / "image")
+                os.rename(tmp, path)
+                shutil.rmtree(old)
+            else:
+                os.rename(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path) -> Image:
+        """Read a directory written by `save`, checking format and version,
+        configuration, every file's checksum, shape and contents."""
+        path = Path(path)
+        manifest_path = path / "manifest.json"
+        if not manifest_path.is_file():
+            raise ImageError(f"{path}: not an OpenEIE image (no manifest.json)")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ImageError(f"{manifest_path}: not valid JSON ({e})") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != fmt.FORMAT_NAME:
+            raise ImageError(f"{manifest_path}: not an OpenEIE image manifest")
+        if manifest.get("version") != fmt.FORMAT_VERSION:
+            raise ImageError(f"{manifest_path}: format version {manifest.get('version')!r}; this OpenEIE "
+                             f"reads version {fmt.FORMAT_VERSION}")
+        try:
+            config = Config.from_dict(manifest.get("config"))
+        except (ConfigError, TypeError) as e:
+            raise ImageError(f"{manifest_path}: bad configuration: {e}") from None
+        files = manifest.get("memories")
+        layers = manifest.get("layers")
+        if not isinstance(files, dict) or not isinstance(layers, list):
+            raise ImageError(f"{manifest_path}: 'memories' or 'layers' is missing")
+        for i, f in enumerate(layers):
+            if not isinstance(f, dict) or not all(isinstance(f.get(k), int) and f.get(k) >= 0
+                                                  for k in ("fa", "fw", "fo")):
+                raise ImageError(f"{manifest_path}: layer {i} lacks non-negative integer fa, fw, fo")
+        shapes = fmt.memory_shapes(config)
+        memories = {}
+        for name, (width, depth) in shapes.items():
+            entry = files.get(name)
+            if not isinstance(entry, dict):
+                raise ImageError(f"{manifest_path}: memory {name} is not listed")
+            if (entry.get("width"), entry.get("depth")) != (width, depth):
+                raise ImageError(f"{manifest_path}: memory {name} is listed as {entry.get('width')} x "
+                                 f"{entry.get('depth')}, the configuration says {width} x {depth}")
+            file = path / str(entry.get("file"))
+            if not file.is_file() or file.parent != path:
+                raise ImageError(f"{file}: missing")
+            data = file.read_bytes()
+            if fmt.sha256(data) != entry.get("sha256"):
+                raise ImageError(f"{file}: checksum does not match the manifest (corrupt or edited)")
+            words = fmt.parse_hex(data, width, depth, str(file))
+            if words.size != entry.get("words"):
+                raise ImageError(f"{file}: {words.size} words, the manifest says {entry.get('words')}")
+            memories[name] = MemoryImage(name, width, depth, words)
+        try:
+            return cls.from_memories(config, memories, layers)
+        except ImageError as e:
+            raise ImageError(f"{path}: {e}") from None
+
+    # ---- accounting ----------------------------------------------------------
+
+    def stats(self):
+        """Storage and balance per layer and PE; see `sw.stats.ImageStats`."""
+        from .stats import image_stats
+        return image_stats(self)
+
+    def __repr__(self):
+        shape = " -> ".join([str(self.n_in)] + [str(l.n_out) for l in self.layers])
+        return f"Image({shape}, n_pe={self.config.n_pe})"

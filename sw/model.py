@@ -1,0 +1,239 @@
+"""Models before and after compression.
+
+Orientation follows PyTorch's ``Linear.weight``: a layer's weight is
+``n_out x n_in`` and computes ``y = act(W x + b)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["Layer", "CompressedLayer", "CompressedModel", "ModelError"]
+
+
+class ModelError(ValueError):
+    """A model is malformed; the message names the layer and the values."""
+
+
+def _as_csr(matrix, name: str) -> sp.csr_array:
+    if sp.issparse(matrix):
+        csr = sp.csr_array(matrix)
+    else:
+        arr = np.asarray(matrix)
+        if arr.ndim != 2:
+            raise ModelError(f"{name} must be a 2-D matrix (n_out x n_in), got shape {arr.shape}")
+        csr = sp.csr_array(arr)
+    csr.sum_duplicates()
+    csr.eliminate_zeros()
+    csr.sort_indices()
+    return csr
+
+
+class Layer:
+    """A float layer ``y = act(W x + b)``.
+
+    `weight`: ``n_out x n_in`` numpy array or scipy sparse matrix.
+    `bias`: ``(n_out,)`` or None (zeros). `relu`: ReLU (True) or identity.
+    """
+
+    def __init__(self, weight, bias=None, relu: bool = True):
+        if sp.issparse(weight):
+            weight = sp.csr_array(weight, dtype=np.float64)
+            values = weight.data
+        else:
+            weight = np.asarray(weight, dtype=np.float64)
+            values = weight
+            if weight.ndim != 2:
+                raise ModelError(f"weight must be a 2-D matrix (n_out x n_in), got shape {weight.shape}")
+        if not np.all(np.isfinite(values)):
+            bad = np.argwhere(~np.isfinite(weight.toarray() if sp.issparse(weight) else weight))[0]
+            raise ModelError(f"weight has a NaN or infinite value at row {bad[0]}, column {bad[1]}")
+        n_out = weight.shape[0]
+        if bias is None:
+            bias = np.zeros(n_out)
+        bias = np.asarray(bias, dtype=np.float64)
+        if bias.shape != (n_out,):
+            raise ModelError(f"bias must have shape ({n_out},) to match the weight's {n_out} rows, "
+                             f"got {bias.shape}")
+        if not np.all(np.isfinite(bias)):
+            raise ModelError(f"bias has a NaN or infinite value at row {int(np.argmax(~np.isfinite(bias)))}")
+        self.weight = weight
+        self.bias = bias
+        self.relu = bool(relu)
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[1]
+
+    def dense(self) -> np.ndarray:
+        return self.weight.toarray() if sp.issparse(self.weight) else self.weight
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Float forward pass; `x` is ``(n_in,)`` or ``(B, n_in)``."""
+        y = np.asarray(x, dtype=np.float64) @ self.weight.T + self.bias
+        return np.maximum(y, 0.0) if self.relu else y
+
+    def __repr__(self):
+        return f"Layer({self.n_in} -> {self.n_out}, relu={self.relu})"
+
+
+class CompressedLayer:
+    """The integer form of a layer.
+
+    `codes`: ``n_out x n_in`` integers (0 = pruned), numpy or scipy sparse;
+    kept as a canonical ``scipy.sparse.csr_array``.
+    `codebook`: signed integer values, ``codebook[0] == 0``; a code ``c``
+    stands for the weight ``codebook[c] / 2**fw``.
+    `bias`: ``(n_out,)`` integers in accumulator format (``fa + fw`` fraction
+    bits), or None for zeros.
+    `fa`, `fw`, `fo`: fraction bits of input activations, codebook values and
+    outputs; ``shift = fa + fw - fo`` must not be negative.
+    """
+
+    def __init__(self, codes, codebook, bias=None, relu: bool = True, fa: int = 0, fw: int = 0, fo: int = 0):
+        if not sp.issparse(codes):
+            arr = np.asarray(codes)
+            if arr.ndim == 2 and arr.size and not np.issubdtype(arr.dtype, np.integer):
+                raise ModelError(f"codes must be integers, got dtype {arr.dtype}")
+        codes = _as_csr(codes, "codes")
+        if codes.nnz and not np.issubdtype(codes.data.dtype, np.integer):
+            raise ModelError(f"codes must be integers, got dtype {codes.data.dtype}")
+        codebook = np.asarray(codebook)
+        if codebook.ndim != 1 or codebook.size == 0:
+            raise ModelError(f"codebook must be a non-empty 1-D array, got shape {codebook.shape}")
+        if not np.issubdtype(codebook.dtype, np.integer):
+            raise ModelError(f"codebook must hold integers, got dtype {codebook.dtype}")
+        codebook = codebook.astype(np.int64)
+        if codebook[0] != 0:
+            raise ModelError(f"codebook[0] must be 0 (code 0 is the reserved zero), got {codebook[0]}")
+        if codes.nnz:
+            lo, hi = int(codes.data.min()), int(codes.data.max())
+            if lo < 0 or hi >= codebook.size:
+                r, c = codes.nonzero()
+                bad = int(np.argmax((codes.data < 0) | (codes.data >= codebook.size)))
+                raise ModelError(f"code {int(codes.data[bad])} at row {r[bad]}, column {c[bad]} is "
+                                 f"outside the codebook of {codebook.size} values")
+        n_out = codes.shape[0]
+        if bias is None:
+            bias = np.zeros(n_out, dtype=np.int64)
+        bias = np.asarray(bias)
+        if bias.shape != (n_out,):
+            raise ModelError(f"bias must have shape ({n_out},), got {bias.shape}")
+        if bias.size and not np.issubdtype(bias.dtype, np.integer):
+            raise ModelError(f"bias must hold integers (accumulator format), got dtype {bias.dtype}")
+        for name, v in (("fa", fa), ("fw", fw), ("fo", fo)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+                raise ModelError(f"{name} must be a non-negative int, got {v!r}")
+        if fa + fw - fo < 0:
+            raise ModelError(f"shift = fa + fw - fo = {fa} + {fw} - {fo} is negative; "
+                             f"the output cannot have more fraction bits than the product")
+        self.codes = sp.csr_array(codes, dtype=np.uint8 if codebook.size <= 256 else np.int64)
+        self.codebook = codebook
+        self.bias = bias.astype(np.int64)
+        self.relu = bool(relu)
+        self.fa, self.fw, self.fo = int(fa), int(fw), int(fo)
+
+    @property
+    def n_out(self) -> int:
+        return self.codes.shape[0]
+
+    @property
+    def n_in(self) -> int:
+        return self.codes.shape[1]
+
+    @property
+    def shift(self) -> int:
+        return self.fa + self.fw - self.fo
+
+    @property
+    def nnz(self) -> int:
+        return self.codes.nnz
+
+    def weights(self) -> sp.csr_array:
+        """The integer weight matrix ``codebook[codes]`` (int64, sparse)."""
+        w = sp.csr_array((self.codebook[self.codes.data], self.codes.indices, self.codes.indptr),
+                         shape=self.codes.shape)
+        return w
+
+    def float_weight(self) -> sp.csr_array:
+        return self.weights().astype(np.float64) / float(2 ** self.fw)
+
+    def float_bias(self) -> np.ndarray:
+        return self.bias / float(2 ** (self.fa + self.fw))
+
+    def __eq__(self, other):
+        if not isinstance(other, CompressedLayer):
+            return NotImplemented
+        n = max(self.codebook.size, other.codebook.size)
+        pad = lambda c: np.pad(c, (0, n - c.size))
+        return (self.codes.shape == other.codes.shape
+                and (self.codes != other.codes).nnz == 0
+                and np.array_equal(pad(self.codebook), pad(other.codebook))
+                and np.array_equal(self.bias, other.bias)
+                and (self.relu, self.fa, self.fw, self.fo) == (other.relu, other.fa, other.fw, other.fo))
+
+    def __repr__(self):
+        return (f"CompressedLayer({self.n_in} -> {self.n_out}, nnz={self.nnz}, relu={self.relu}, "
+                f"fa={self.fa}, fw={self.fw}, fo={self.fo})")
+
+
+class CompressedModel:
+    """A chain of `CompressedLayer`s; layer ``i``'s output is layer ``i+1``'s
+    input, in the same fixed-point format (``fo`` of one is ``fa`` of the next).
+
+    `report` holds what `sw.compress` measured, one dict per layer (empty for
+    models built by hand).
+    """
+
+    def __init__(self, layers: Sequence[CompressedLayer], input_frac_bits: int, report=None):
+        layers = list(layers)
+        if not layers:
+            raise ModelError("a model needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, CompressedLayer):
+                raise ModelError(f"layer {i} is a {type(layer).__name__}, not a CompressedLayer")
+        if layers[0].fa != input_frac_bits:
+            raise ModelError(f"layer 0: fa = {layers[0].fa} does not match input_frac_bits = {input_frac_bits}")
+        for i in range(1, len(layers)):
+            prev, cur = layers[i - 1], layers[i]
+            if cur.n_in != prev.n_out:
+                raise ModelError(f"layer {i} takes {cur.n_in} inputs but layer {i - 1} produces {prev.n_out} outputs")
+            if cur.fa != prev.fo:
+                raise ModelError(f"layer {i}: fa = {cur.fa} does not match layer {i - 1}'s fo = {prev.fo}")
+        self.layers = layers
+        self.input_frac_bits = int(input_frac_bits)
+        self.report = list(report) if report is not None else []
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.layers[-1].n_out
+
+    @property
+    def output_frac_bits(self) -> int:
+        return self.layers[-1].fo
+
+    def float_layers(self) -> list[Layer]:
+        """The model as float layers (dequantised codebook and bias)."""
+        return [Layer(l.float_weight(), l.float_bias(), l.relu) for l in self.layers]
+
+    def __eq__(self, other):
+        if not isinstance(other, CompressedModel):
+            return NotImplemented
+        return self.input_frac_bits == other.input_frac_bits and self.layers == other.layers
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __repr__(self):
+        return f"CompressedModel({len(self.layers)} layers, {self.n_in} -> {self.n_out})"
