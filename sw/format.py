@@ -38,7 +38,7 @@ from .config import Config
 
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "DESC_WORDS", "Descriptor", "MemoryImage",
-    "make_entries", "entry_runs", "entry_codes", "pack_words", "unpack_words",
+    "make_entries", "entry_runs", "entry_codes", "encode_columns", "decode_rows", "pack_words", "unpack_words",
     "memory_names", "pe_memory_name", "hex_bytes", "parse_hex", "FormatError",
 ]
 
@@ -93,6 +93,41 @@ def unpack_words(words, config: Config) -> np.ndarray:
     mask = np.uint64((1 << config.entry_bits) - 1)
     lanes = (words[:, None] >> shifts) & mask
     return lanes.reshape(-1).astype(entry_dtype(config))
+
+
+def encode_columns(local: np.ndarray, codes: np.ndarray, indptr: np.ndarray, config: Config):
+    """Encode the compressed columns of one PE (CSC arrays: `local` rows,
+    increasing inside each column; `codes`; `indptr`). Returns `(entries,
+    pointers)`."""
+    nnz = local.size
+    local = local.astype(np.int64, copy=False)
+    prev = np.empty(nnz, dtype=np.int64)
+    prev[1:] = local[:-1]
+    starts = indptr[:-1]
+    prev[starts[starts < nnz]] = -1           # first nonzero of each column
+    gap = local - prev - 1
+    pads = gap >> config.run_bits             # each padding entry skips R + 1 rows
+    if not pads.any():
+        return make_entries(gap, codes, config), indptr.astype(np.int64)
+    ends = np.cumsum(pads + 1)                # one past each nonzero's entry
+    entries = np.full(int(ends[-1]), config.max_run, dtype=entry_dtype(config))   # (R, 0)
+    entries[ends - 1] = make_entries(gap & config.max_run, codes, config)
+    return entries, np.concatenate([[0], ends])[indptr]
+
+
+def decode_rows(entries: np.ndarray, colptr: np.ndarray, config: Config) -> np.ndarray:
+    """Local row of every entry under `colptr` (DESIGN.md section 4:
+    ``row = -1; row += run + 1`` per entry, restarting at each column).
+    int32 when the running sum allows (it is what scipy's indices use)."""
+    dt = np.int32 if entries.size * (config.max_run + 1) < 2**31 else np.int64
+    counts = np.diff(colptr)
+    steps = entry_runs(entries, config).astype(dt)
+    steps += 1
+    csum = np.cumsum(steps, dtype=dt)
+    base = np.concatenate([np.zeros(1, dt), csum])[colptr[:-1] - colptr[0]]     # csum before each column
+    csum -= np.repeat(base, counts)
+    csum -= 1
+    return csum
 
 
 # ---- layer descriptors -----------------------------------------------------

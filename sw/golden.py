@@ -49,7 +49,7 @@ def run_layers(image: Image, x: np.ndarray) -> list[np.ndarray]:
     c = image.config
     outs = []
     for layer in image.layers:
-        acc = wrap((layer.weights @ x.T).T + layer.bias, c.acc_bits)
+        acc = wrap(layer.matvec(x) + layer.bias, c.acc_bits)
         x = writeback(acc, layer.shift, layer.relu, c.act_bits)
         outs.append(x)
     return outs

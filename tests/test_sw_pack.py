@@ -1,0 +1,204 @@
+"""Packing: the entry encoding and per-PE layout of DESIGN.md section 4."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sw
+from sw import format as fmt
+from sw.pack import pack_layer
+
+from models import padding_model, random_model
+from reference import encode_column, pack_reference
+
+
+@given(rows=st.lists(st.integers(0, 300), unique=True, max_size=20), run_bits=st.integers(1, 5),
+       data=st.data())
+def test_column_encoding_matches_reference(rows, run_bits, data):
+    rows = sorted(rows)
+    codes = [data.draw(st.integers(1, 15)) for _ in rows]
+    config = sw.Config(n_pe=1, run_bits=run_bits, code_bits=4)
+    n_out = (rows[-1] + 1) if rows else 1
+    dense = np.zeros((n_out, 1), dtype=np.int64)
+    dense[rows, 0] = codes
+    entries, colptr = pack_layer(sw.CompressedLayer(dense, np.arange(16)).codes, config)
+    expected = encode_column(list(zip(rows, codes)), run_bits)
+    assert [(int(e) & config.max_run, int(e) >> run_bits) for e in entries] == expected
+    assert colptr.tolist() == [0, len(expected)]
+
+
+@settings(max_examples=150)
+@given(seed=st.integers(0, 2**32 - 1), n_pe=st.sampled_from([1, 2, 4, 64]), run_bits=st.integers(1, 4),
+       code_bits=st.integers(1, 4), n_in=st.integers(1, 30), n_out=st.integers(1, 150))
+def test_pack_matches_reference_and_unpacks(seed, n_pe, run_bits, code_bits, n_in, n_out):
+    rng = np.random.default_rng(seed)
+    config = sw.Config(n_pe=n_pe, run_bits=run_bits, code_bits=code_bits)
+    model = random_model(rng, config, [n_in, n_out])
+    image = sw.pack(model, config)
+    codes = model.layers[0].codes.toarray().tolist()
+    for k, (entries, pointers) in enumerate(pack_reference(codes, n_pe, run_bits)):
+        pe = image.layers[0].pes[k]
+        assert [(int(e) & config.max_run, int(e) >> run_bits) for e in pe.entries] == entries
+        assert pe.pointers.tolist() == pointers
+    assert sw.unpack(image) == model
+
+
+@settings(max_examples=60)
+@given(seed=st.integers(0, 2**32 - 1), n_pe=st.sampled_from([1, 2, 4, 16, 64]),
+       dims=st.lists(st.integers(1, 70), min_size=2, max_size=4))
+def test_multilayer_pack_unpack_identity(seed, n_pe, dims):
+    rng = np.random.default_rng(seed)
+    config = sw.Config(n_pe=n_pe)
+    model = random_model(rng, config, dims)
+    assert sw.unpack(sw.pack(model, config)) == model
+
+
+def test_padding_counts():
+    config = sw.Config(n_pe=4, run_bits=4)     # R = 15
+    image = sw.pack(padding_model(config, rows_per_pe=40), config)
+    counts = image.layers[0].column_counts
+    # column 0: a nonzero at local row 39 of PE 3 -> gap 39 = 2 * 16 + 7 -> 2 paddings + 1
+    assert counts[:, 0].tolist() == [0, 0, 0, 3]
+    # column 1: local rows 0 (PE 0) and 39 (PE 3)
+    assert counts[:, 1].tolist() == [1, 0, 0, 3]
+    assert counts[:, 3].tolist() == [0, 0, 0, 0]            # empty column
+    assert counts[:, 4].tolist() == [40, 40, 40, 40]        # full column, no padding
+    # column 5: local row 16 of PE 0 = exactly R + 1 zeros before it: one padding
+    assert counts[:, 5].tolist() == [2, 0, 0, 0]
+    pe0 = image.layers[0].pes[0]
+    col5 = pe0.entries[pe0.pointers[5]:pe0.pointers[6]]
+    assert [(int(e) & 15, int(e) >> 4) for e in col5] == [(15, 0), (0, 6)]
+    assert image.stats().layers[0]["padding"] == 2 + 2 + 1
+
+
+def test_decode_inverts_pack_with_padding():
+    config = sw.Config(n_pe=2, run_bits=2)
+    model = padding_model(config, rows_per_pe=30)
+    entries, colptr = pack_layer(model.layers[0].codes, config)
+    local = fmt.decode_rows(entries, colptr, config)
+    col = np.repeat(np.arange(colptr.size - 1), np.diff(colptr))
+    pe, j = col // model.n_in, col % model.n_in
+    code = fmt.entry_codes(entries, config).astype(np.int64)
+    keep = code != 0
+    got = np.zeros((model.n_out, model.n_in), dtype=np.int64)
+    got[local[keep] * 2 + pe[keep], j[keep]] = code[keep]
+    assert np.array_equal(got, model.layers[0].codes.toarray())
+    assert np.all(local[~keep] < 30)
+
+
+def test_memory_layout_by_hand():
+    """A 4 x 3 layer on 2 PEs, 2 entries per word, worked out on paper."""
+    config = sw.Config(n_pe=2, entries_per_word=2, code_bits=4, run_bits=4, max_layers=2,
+                       weight_depth=16, pointer_depth=8, row_depth=4)
+    codes = np.array([[1, 0, 2],     # row 0 -> PE 0, local 0
+                      [0, 0, 3],     # row 1 -> PE 1, local 0
+                      [4, 0, 0],     # row 2 -> PE 0, local 1
+                      [0, 0, 5]])    # row 3 -> PE 1, local 1
+    codebook = np.array([0, 10, -20, 30, -40, 50])
+    layer = sw.CompressedLayer(codes, codebook, np.array([1, -2, 3, -4]), True, 2, 3, 4)
+    image = sw.pack(sw.CompressedModel([layer], 2), config)
+    m = image.memories()
+    # PE 0: column 0 = (0,1),(0,4); column 1 empty; column 2 = (0,2)
+    assert image.layers[0].pes[0].entries.tolist() == [0x10, 0x40, 0x20]
+    assert image.layers[0].pes[0].pointers.tolist() == [0, 2, 2, 3]
+    # PE 1: column 0 empty, column 1 empty, column 2 = (0,3),(0,5)
+    assert image.layers[0].pes[1].entries.tolist() == [0x30, 0x50]
+    assert image.layers[0].pes[1].pointers.tolist() == [0, 0, 0, 2]
+    # lane 0 in the low byte
+    assert m["pe0.entries"].words.tolist() == [0x4010, 0x0020]
+    assert m["pe1.entries"].words.tolist() == [0x5030]
+    # pointers: global index g in bank g % 2 at word g // 2
+    assert m["pe0.ptr_even"].words.tolist() == [0, 2]
+    assert m["pe0.ptr_odd"].words.tolist() == [2, 3]
+    assert m["pe1.ptr_even"].words.tolist() == [0, 0]
+    assert m["pe1.ptr_odd"].words.tolist() == [0, 2]
+    # bias of row i * n_pe + k at word i of PE k, 32-bit two's complement
+    assert m["pe0.bias"].words.tolist() == [1, 3]
+    assert m["pe1.bias"].words.tolist() == [0xFFFFFFFE, 0xFFFFFFFC]
+    assert m["codebook"].words.tolist()[:6] == [0, 10, 0xFFEC, 30, 0xFFD8, 50]
+    assert m["layers"].words.tolist() == [3, 4, 0, 0, 1 | fmt.FLAG_RELU | fmt.FLAG_LAST, 0, 0, 0]
+    assert (m["pe0.entries"].width, m["pe0.entries"].depth) == (16, 8)
+    assert (m["pe0.ptr_even"].width, m["pe0.ptr_even"].depth) == (5, 4)
+
+
+def test_second_layer_offsets_in_memories():
+    config = sw.Config(n_pe=2, max_layers=4, weight_depth=64, pointer_depth=32, row_depth=8)
+    rng = np.random.default_rng(3)
+    model = random_model(rng, config, [5, 6, 3])
+    image = sw.pack(model, config)
+    m = image.memories()
+    d0, d1 = image.descriptors()
+    assert (d1.ptr_base, d1.bias_base) == (6, 3)
+    for k in range(2):
+        ptr = np.stack([m[f"pe{k}.ptr_even"].padded(), m[f"pe{k}.ptr_odd"].padded()], 1).reshape(-1)
+        base = image.layers[0].pes[k].entries.size
+        assert ptr[6:6 + 7].tolist() == (image.layers[1].pes[k].pointers + base).tolist()
+        words = fmt.unpack_words(m[f"pe{k}.entries"].words, config)
+        assert words[base:base + image.layers[1].pes[k].entries.size].tolist() == \
+            image.layers[1].pes[k].entries.tolist()
+
+
+@pytest.mark.parametrize("E", [1, 2, 4, 8])
+def test_words_roundtrip(E):
+    config = sw.Config(entries_per_word=E)
+    e = np.random.default_rng(E).integers(0, 256, size=37).astype(np.uint8)
+    w = fmt.pack_words(e, config)
+    assert w.size == -(-37 // E)
+    assert fmt.unpack_words(w, config)[:37].tolist() == e.tolist()
+
+
+# ---- a model that does not fit is rejected with a precise message ----------
+
+def _model(codes, codebook=None, bias=None, fa=0, fw=0, fo=0):
+    codebook = np.arange(16) if codebook is None else codebook
+    return sw.CompressedModel([sw.CompressedLayer(codes, codebook, bias, True, fa, fw, fo)], fa)
+
+
+def test_weight_capacity_names_layer_and_pe():
+    config = sw.Config(n_pe=2, weight_depth=8, pointer_depth=64)
+    codes = np.zeros((4, 6), dtype=int)
+    codes[1, :] = 1                  # all of row 1 -> PE 1: 6 entries
+    codes[3, :] = 2                  # row 3 -> PE 1 too: 12 entries
+    with pytest.raises(sw.PackError, match=r"layer 0: PE 1 needs 12 sparse-matrix entries.*weight_depth is 8"):
+        sw.pack(_model(codes), config)
+
+
+def test_pointer_row_and_layer_capacity():
+    with pytest.raises(sw.PackError, match=r"layer 0: needs 11 pointers.*pointer_depth is 10"):
+        sw.pack(_model(np.ones((2, 10), dtype=int)), sw.Config(n_pe=1, pointer_depth=10))
+    with pytest.raises(sw.PackError, match=r"layer 0: needs 3 output rows.*row_depth is 2"):
+        sw.pack(_model(np.ones((6, 2), dtype=int)), sw.Config(n_pe=2, row_depth=2))
+    rng = np.random.default_rng(0)
+    model = random_model(rng, sw.Config(), [3, 3, 3, 3])
+    with pytest.raises(sw.PackError, match=r"3 layers but Config.max_layers is 2"):
+        sw.pack(model, sw.Config(max_layers=2))
+
+
+def test_codebook_and_bias_range_errors():
+    codes = np.ones((2, 2), dtype=int)
+    with pytest.raises(sw.PackError, match=r"codebook has 17 values but code_bits = 4 allows 16"):
+        sw.pack(_model(codes, codebook=np.arange(17)))
+    with pytest.raises(sw.PackError, match=r"codebook\[1\] = 40000 does not fit weight_bits = 16"):
+        sw.pack(_model(codes, codebook=np.array([0, 40000])))
+    with pytest.raises(sw.PackError, match=r"bias\[1\] = 4294967296 does not fit acc_bits = 32"):
+        sw.pack(_model(codes, bias=np.array([0, 2**32])))
+    with pytest.raises(sw.PackError, match=r"shift .* 40 exceeds"):
+        sw.pack(_model(codes, fa=20, fw=20, fo=0))
+
+
+def test_model_errors():
+    with pytest.raises(sw.ModelError, match=r"codebook\[0\] must be 0"):
+        sw.CompressedLayer(np.ones((2, 2), dtype=int), np.array([5, 1]))
+    with pytest.raises(sw.ModelError, match=r"code 3 at row 1, column 0 is outside the codebook of 2"):
+        sw.CompressedLayer(np.array([[0, 1], [3, 0]]), np.array([0, 1]))
+    with pytest.raises(sw.ModelError, match=r"codes must be integers"):
+        sw.CompressedLayer(np.ones((2, 2)) * 0.5, np.array([0, 1]))
+    a = sw.CompressedLayer(np.ones((3, 2), dtype=int), np.array([0, 1]))
+    b = sw.CompressedLayer(np.ones((4, 4), dtype=int), np.array([0, 1]))
+    with pytest.raises(sw.ModelError, match=r"layer 1 takes 4 inputs but layer 0 produces 3 outputs"):
+        sw.CompressedModel([a, b], 0)
+    with pytest.raises(sw.ModelError, match=r"shift = fa \+ fw - fo = 1 \+ 1 - 3 is negative"):
+        sw.CompressedLayer(np.ones((2, 2), dtype=int), np.array([0, 1]), fa=1, fw=1, fo=3)
+    with pytest.raises(sw.ModelError, match=r"NaN or infinite value at row 1, column 0"):
+        sw.Layer(np.array([[1.0, 2.0], [np.nan, 0.0]]))
