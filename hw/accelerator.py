@@ -1,0 +1,178 @@
+"""The accelerator: PEs, broadcast, control, host port."""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sw.config import Config
+from sw.format import signed_words
+from sw.image import Image
+
+from . import wishbone
+from .broadcast import Broadcast, InputStage, NonzeroTree
+from .control import ControlUnit
+from .hostmap import HostMap
+from .hostport import HostPort
+from .layouts import HOST_DATA_BITS, Widths
+from .output_stage import OutputStage, output_layout
+from .pe import ProcessingElement
+
+__all__ = ["Accelerator", "HardwareError"]
+
+
+class HardwareError(ValueError):
+    """A configuration or image the hardware cannot be built for."""
+
+
+class Core(wiring.Component):
+    """Everything a soft reset resets: control, broadcast, PEs, output."""
+
+    def __init__(self, widths: Widths, host_offset_bits: int, init: dict):
+        c = widths.config
+        self._widths = widths
+        self.control = ControlUnit(widths, init_layers=init.get("layers", ()))
+        self.pes = [ProcessingElement(widths, k, host_offset_bits, init={
+            "entries": init.get(f"pe{k}.entries", ()), "ptr_even": init.get(f"pe{k}.ptr_even", ()),
+            "ptr_odd": init.get(f"pe{k}.ptr_odd", ()), "bias": init.get(f"pe{k}.bias", ()),
+            "codebook": init.get("codebook", ())}) for k in range(c.n_pe)]
+        self.tree = NonzeroTree(widths)
+        self.input = InputStage(widths)
+        self.broadcast = Broadcast(widths)
+        self.output = OutputStage(widths)
+        super().__init__({
+            "i": In(stream.Signature(signed(c.act_bits))),
+            "o": Out(stream.Signature(output_layout(widths))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.control = ctl = self.control
+        m.submodules.tree = tree = self.tree
+        m.submodules.input = inp = self.input
+        m.submodules.broadcast = bc = self.broadcast
+        m.submodules.output = out = self.output
+        for k, pe in enumerate(self.pes):
+            m.submodules[f"pe_{k}"] = pe
+
+        # layer 0 from the input stream, later layers from the PEs through the tree
+        wiring.connect(m, wiring.flipped(self.i), inp.i)
+        first = ctl.first_layer
+        m.d.comb += [
+            inp.start.eq(ctl.input_start), inp.active.eq(ctl.computing & first), inp.n_in.eq(ctl.ctrl.n_in),
+            bc.src.valid.eq(Mux(first, inp.out.valid, tree.out.valid)),
+            bc.src.payload.eq(Mux(first, inp.out.payload, tree.out.payload)),
+            inp.out.ready.eq(first & bc.src.ready),
+            tree.out.ready.eq(~first & bc.src.ready),
+        ]
+        all_ready = Cat(pe.act.ready for pe in self.pes).all()
+        m.d.comb += bc.all_ready.eq(all_ready)
+        for k, pe in enumerate(self.pes):
+            m.d.comb += [
+                pe.act.valid.eq(bc.valid & all_ready), pe.act.payload.eq(bc.payload),
+                pe.ctrl.eq(ctl.ctrl), pe.scan_start.eq(ctl.scan_start),
+                pe.wb_valid.eq(ctl.wb_valid), pe.wb_row.eq(ctl.wb_row),
+                pe.clear.eq(ctl.clear), pe.clear_row.eq(ctl.clear_row),
+                pe.count_reset.eq(ctl.count_reset), pe.count_save.eq(ctl.count_save),
+                pe.out_mode.eq(ctl.outputting), pe.out_en.eq(out.read_en), pe.out_addr.eq(out.read_addr),
+                out.pe_data[k].eq(pe.out_data),
+            ]
+            wiring.connect(m, pe.scan, tree.ins[k])
+        m.d.comb += [
+            ctl.input_done.eq(inp.done),
+            ctl.scan_done.eq(Cat(pe.scan_done for pe in self.pes).all()),
+            ctl.tree_idle.eq(tree.idle),
+            ctl.bcast_valid.eq(bc.valid), ctl.pushed.eq(bc.pushed), ctl.stall.eq(bc.stall),
+            ctl.pes_idle.eq(Cat(pe.idle for pe in self.pes).all()),
+            out.start.eq(ctl.output_start), out.n_out.eq(ctl.n_out), out.bank.eq(ctl.ctrl.dst_bank),
+            ctl.output_done.eq(out.done),
+        ]
+        wiring.connect(m, out.o, wiring.flipped(self.o))
+        return m
+
+
+class Accelerator(wiring.Component):
+    """An EIE-style sparse accelerator for `config`.
+
+    Ports: `i`, the first layer's input (a stream of signed ``act_bits``
+    values in index order); `o`, the last layer's outputs in index order
+    (`data`, and `last` on the final one); `bus`, a Wishbone B4 target laid
+    out as `hw.hostmap` says; `irq`, high while the last run is done.
+
+    With `image`, every memory starts with the image's contents (this is what
+    puts weights into a bitstream); without, they start empty and the host
+    loads an image over `bus`.
+    """
+
+    def __init__(self, config: Config, image: Image | None = None):
+        if not isinstance(config, Config):
+            raise TypeError(f"Accelerator() takes an sw.Config, got {type(config).__name__}")
+        for name, bits in (("a sparse-matrix word (entries_per_word * entry bits)", config.word_bits),
+                           ("acc_bits", config.acc_bits), ("weight_bits", config.weight_bits),
+                           ("a pointer (weight_depth)", config.pointer_bits)):
+            if bits > HOST_DATA_BITS:
+                raise HardwareError(f"{name} is {bits} bits; the host port loads memories through "
+                                    f"{HOST_DATA_BITS}-bit words")
+        if image is not None and image.config != config:
+            raise HardwareError("the image was packed for another configuration; pack it for this one")
+        self.config = config
+        self.map = HostMap(config)
+        widths = Widths(config)
+        init = {}
+        if image is not None:
+            for name, mem in image.memories().items():
+                words = mem.words
+                if name == "codebook":
+                    words = signed_words(words, mem.width)
+                elif name.endswith(".bias"):
+                    words = signed_words(words, mem.width)
+                init[name] = [int(v) for v in words]
+        self.core = Core(widths, self.map.pe_offset_bits, init)
+        self.host = HostPort(config)
+        super().__init__({
+            "i": In(stream.Signature(signed(config.act_bits))),
+            "o": Out(stream.Signature(output_layout(widths))),
+            "bus": In(wishbone.Signature(addr_width=self.map.addr_width)),
+            "irq": Out(1),
+        })
+
+    def memory_locations(self) -> dict[str, list[tuple[str, str]]]:
+        """Where each image memory (`sw.format` names) sits in the generated
+        design: ``(module path below the top, memory name)`` for every copy."""
+        loc = {"layers": [("core.control", "layers")],
+               "codebook": [(f"core.pe_{k}.arith", "codebook") for k in range(self.config.n_pe)]}
+        for k in range(self.config.n_pe):
+            loc[f"pe{k}.entries"] = [(f"core.pe_{k}.matrix", "entries")]
+            loc[f"pe{k}.ptr_even"] = [(f"core.pe_{k}.pointers", "ptr_even")]
+            loc[f"pe{k}.ptr_odd"] = [(f"core.pe_{k}.pointers", "ptr_odd")]
+            loc[f"pe{k}.bias"] = [(f"core.pe_{k}.writeback", "bias")]
+        return loc
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.host = host = self.host
+        m.submodules.core = ResetInserter(host.soft_reset)(self.core)
+        core, ctl = self.core, self.core.control
+        wiring.connect(m, wiring.flipped(self.bus), host.bus)
+        wiring.connect(m, wiring.flipped(self.i), core.i)
+        wiring.connect(m, core.o, wiring.flipped(self.o))
+        m.d.comb += [
+            host.status.busy.eq(ctl.busy), host.status.done.eq(ctl.done), host.status.error.eq(ctl.error),
+            host.status.ready.eq(ctl.ready), host.cycles.eq(ctl.cycles), host.layers_done.eq(ctl.layers_done),
+            ctl.start.eq(host.start),
+            ctl.log_read_layer.eq(host.log_read_layer),
+            host.log_cycles.eq(ctl.log_cycles), host.log_stalls.eq(ctl.log_stalls),
+            ctl.host_layers.addr.eq(host.offset), ctl.host_layers.data.eq(host.wdata),
+            ctl.host_layers.en.eq(host.layers_we),
+            self.irq.eq(ctl.done),
+        ]
+        for k, pe in enumerate(core.pes):
+            m.d.comb += [
+                pe.busy_read_layer.eq(host.busy_read_layer), host.busy_read_data[k].eq(pe.busy_read_data),
+                pe.host.kind.eq(host.pe_kind), pe.host.addr.eq(host.offset), pe.host.data.eq(host.wdata),
+                pe.host.en.eq(host.pe_we & (host.pe_select == k)),
+                pe.host_codebook.addr.eq(host.offset), pe.host_codebook.data.eq(host.wdata),
+                pe.host_codebook.en.eq(host.codebook_we),
+            ]
+        return m

@@ -1,0 +1,83 @@
+"""Activation buffer (ping-pong) and the nonzero scanner in front of it."""
+
+from amaranth import *
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layouts import Widths, activation_layout
+
+__all__ = ["ActivationBuffer"]
+
+
+class ActivationBuffer(wiring.Component):
+    """This PE's share of a layer's input and output vectors: element
+    ``i * n_pe + k`` of a vector sits at row ``i`` of PE ``k``, in one of two
+    banks (a layer reads one and writes the other).
+
+    The scanner finds the nonzeros of the source bank for the broadcast. After
+    `scan_start` (cycle ``t``) it reads rows ``0, 1, ...`` one per cycle from
+    cycle ``t + 1`` while ``i * n_pe + k < n_in``; a value arrives one cycle
+    after its read, and a nonzero one is offered on `scan` as ``(j, a_j)``
+    (zeros are dropped on the spot, costing their one read cycle). While an
+    offered pair waits, reading pauses. `scan_done` is high once every row
+    has been read and offered.
+
+    With `out_mode` set, the read port serves the output stage instead:
+    `out_addr` read in cycle ``t`` (while `out_en`) gives `out_data` in
+    ``t + 1``. Write-back writes through `wr_*`.
+    """
+
+    def __init__(self, widths: Widths, pe: int):
+        c = widths.config
+        self._widths = widths
+        self._pe = pe
+        self.memory = memory.Memory(shape=signed(c.act_bits), depth=2 * c.row_depth, init=[])
+        super().__init__({
+            "scan_start": In(1),
+            "n_in": In(widths.count),
+            "src_bank": In(1),
+            "scan": Out(stream.Signature(activation_layout(widths))),
+            "scan_done": Out(1),
+            "out_mode": In(1),
+            "out_en": In(1),
+            "out_addr": In(widths.act_addr),
+            "out_data": Out(signed(c.act_bits)),
+            "wr_en": In(1),
+            "wr_addr": In(widths.act_addr),
+            "wr_data": In(signed(c.act_bits)),
+        })
+
+    def elaborate(self, platform):
+        w, c = self._widths, self._widths.config
+        m = Module()
+        m.submodules.act = self.memory
+        rd = self.memory.read_port()
+        wr = self.memory.write_port()
+        m.d.comb += [wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data), wr.en.eq(self.wr_en)]
+
+        scanning = Signal()
+        row = Signal(w.row)
+        index = Signal(w.count)          # row * n_pe + pe
+        r1_valid = Signal()
+        r1_index = Signal(w.index)
+
+        nonzero = rd.data != 0
+        taken = r1_valid & (~nonzero | self.scan.ready)
+        advance = ~r1_valid | taken
+        m.d.comb += [
+            self.scan.valid.eq(r1_valid & nonzero),
+            self.scan.payload.index.eq(r1_index),
+            self.scan.payload.value.eq(rd.data),
+            self.scan_done.eq(~scanning & ~r1_valid),
+            rd.addr.eq(Mux(self.out_mode, self.out_addr, Cat(row, self.src_bank))),
+            rd.en.eq(Mux(self.out_mode, self.out_en, advance)),
+            self.out_data.eq(rd.data),
+        ]
+        with m.If(self.scan_start):
+            m.d.sync += [row.eq(0), index.eq(self._pe), scanning.eq(self._pe < self.n_in), r1_valid.eq(0)]
+        with m.Elif(advance):
+            m.d.sync += [r1_valid.eq(scanning), r1_index.eq(index)]
+            with m.If(scanning):
+                m.d.sync += [row.eq(row + 1), index.eq(index + c.n_pe),
+                             scanning.eq(index + c.n_pe < self.n_in)]
+        return m

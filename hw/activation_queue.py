@@ -1,0 +1,38 @@
+"""The activation queue in front of each PE (EIE's per-PE FIFO)."""
+
+from amaranth import *
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layouts import Widths, activation_layout
+
+__all__ = ["ActivationQueue"]
+
+
+class ActivationQueue(wiring.Component):
+    """A first-word-fall-through FIFO of `(j, a_j)`, ``fifo_depth`` deep.
+
+    Timing: a pair written in cycle ``t`` can be read in cycle ``t + 1``;
+    ``w.ready`` is low only while the queue holds ``fifo_depth`` pairs.
+    ``level`` is the number held; ``empty`` is ``level == 0``.
+    """
+
+    def __init__(self, widths: Widths):
+        self._layout = activation_layout(widths)
+        self._depth = widths.config.fifo_depth
+        super().__init__({
+            "w": In(stream.Signature(self._layout)),
+            "r": Out(stream.Signature(self._layout)),
+            "level": Out(range(self._depth + 1)),
+            "empty": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = q = fifo.SyncFIFO(width=self._layout.size, depth=self._depth)
+        m.d.comb += [
+            q.w_data.eq(self.w.payload), q.w_en.eq(self.w.valid), self.w.ready.eq(q.w_rdy),
+            self.r.payload.eq(q.r_data), self.r.valid.eq(q.r_rdy), q.r_en.eq(self.r.ready),
+            self.level.eq(q.level), self.empty.eq(q.level == 0),
+        ]
+        return m

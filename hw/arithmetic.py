@@ -1,0 +1,103 @@
+"""Arithmetic unit: row decode, codebook decode, multiply, accumulate."""
+
+from amaranth import *
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layouts import Widths, entry_layout
+
+__all__ = ["ArithmeticUnit"]
+
+
+class ArithmeticUnit(wiring.Component):
+    """Accumulates ``C[code] * a`` into the PE's local output rows.
+
+    Stages (one entry per cycle, never stalls):
+
+    * S1 (the entry arrives): local row ``= run`` for the first entry of a
+      column, else ``previous row + run + 1``; the codebook copy is read at
+      ``(layer, code)``.
+    * S2: ``product = C[code] * a`` (exact, ``weight_bits + act_bits`` wide).
+    * S3: the accumulator is read at the row (padding entries, code 0, skip
+      S3 and S4: they only move the row).
+    * S4: ``acc[row] += product`` modulo ``2**acc_bits`` and written back.
+      If the previous cycle's S4 wrote the same row, its sum is used instead
+      of the (stale) memory read: back-to-back updates of one row (the last
+      entry of a column and the first of the next) need no stall.
+
+    Outside a layer's compute phase the accumulator is reached through the
+    `wb_*` and `clear_*` ports: write-back reads it (data one cycle later on
+    `acc_data`) and zeroes each row after reading it.
+    """
+
+    def __init__(self, widths: Widths, *, init_codebook=()):
+        c = widths.config
+        self._widths = widths
+        self.codebook = memory.Memory(shape=signed(c.weight_bits), depth=c.max_layers << c.code_bits,
+                                      init=init_codebook)
+        self.acc = memory.Memory(shape=signed(c.acc_bits), depth=c.row_depth, init=[])
+        super().__init__({
+            "entry": In(entry_layout(widths)),
+            "entry_valid": In(1),
+            "layer": In(widths.layer),
+            "wb_read": In(1),
+            "wb_row": In(widths.row),
+            "acc_data": Out(signed(c.acc_bits)),
+            "clear": In(1),
+            "clear_row": In(widths.row),
+            "busy": Out(1),
+            "host_codebook": In(memory.WritePort.Signature(addr_width=widths.codebook_addr,
+                                                           shape=signed(c.weight_bits))),
+        })
+
+    def elaborate(self, platform):
+        w, c = self._widths, self._widths.config
+        m = Module()
+        m.submodules.codebook = self.codebook
+        m.submodules.acc = self.acc
+        cb_rd = self.codebook.read_port()
+        cb_wr = self.codebook.write_port()
+        acc_rd = self.acc.read_port()
+        acc_wr = self.acc.write_port()
+        m.d.comb += [cb_wr.addr.eq(self.host_codebook.addr), cb_wr.data.eq(self.host_codebook.data),
+                     cb_wr.en.eq(self.host_codebook.en)]
+
+        # S1: row decode, codebook read
+        prev_row = Signal(w.row)
+        row = Signal(w.row)
+        m.d.comb += [
+            row.eq(Mux(self.entry.first, self.entry.run, prev_row + self.entry.run + 1)),
+            cb_rd.addr.eq(Cat(self.entry.code, self.layer)),
+        ]
+        s2_valid, s2_row, s2_value = Signal(), Signal(w.row), Signal(signed(w.act))
+        with m.If(self.entry_valid):
+            m.d.sync += prev_row.eq(row)
+        m.d.sync += [
+            s2_valid.eq(self.entry_valid & (self.entry.code != 0)),
+            s2_row.eq(row),
+            s2_value.eq(self.entry.value),
+        ]
+
+        # S2: multiply
+        s3_valid, s3_row, s3_product = Signal(), Signal(w.row), Signal(signed(w.product))
+        m.d.sync += [s3_valid.eq(s2_valid), s3_row.eq(s2_row), s3_product.eq(cb_rd.data * s2_value)]
+
+        # S3: read the accumulator (write-back borrows the port between layers)
+        s4_valid, s4_row, s4_product = Signal(), Signal(w.row), Signal(signed(w.product))
+        m.d.comb += acc_rd.addr.eq(Mux(self.wb_read, self.wb_row, s3_row))
+        m.d.sync += [s4_valid.eq(s3_valid), s4_row.eq(s3_row), s4_product.eq(s3_product)]
+
+        # S4: accumulate, with forwarding from the previous cycle's write
+        last_valid, last_row, last_sum = Signal(), Signal(w.row), Signal(signed(c.acc_bits))
+        forward = last_valid & (last_row == s4_row)
+        total = Signal(signed(c.acc_bits))          # assignment wraps modulo 2**acc_bits
+        m.d.comb += total.eq(Mux(forward, last_sum, acc_rd.data) + s4_product)
+        m.d.sync += [last_valid.eq(s4_valid), last_row.eq(s4_row), last_sum.eq(total)]
+        m.d.comb += [
+            acc_wr.addr.eq(Mux(self.clear, self.clear_row, s4_row)),
+            acc_wr.data.eq(Mux(self.clear, 0, total)),
+            acc_wr.en.eq(self.clear | s4_valid),
+            self.acc_data.eq(acc_rd.data),
+            self.busy.eq(s2_valid | s3_valid | s4_valid),
+        ]
+        return m

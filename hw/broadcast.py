@@ -1,0 +1,140 @@
+"""Broadcast: find nonzero activations and send one per cycle to every PE."""
+
+from amaranth import *
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layouts import Widths, activation_layout
+
+__all__ = ["ArbiterNode", "NonzeroTree", "InputStage", "Broadcast"]
+
+
+class ArbiterNode(wiring.Component):
+    """Merges `n` streams into one registered stream, taking the
+    lowest-numbered valid input whenever its output register is free or being
+    emptied: one pair per cycle, one cycle of latency."""
+
+    def __init__(self, layout, n: int):
+        self._n = n
+        super().__init__({
+            "ins": In(stream.Signature(layout)).array(n),
+            "out": Out(stream.Signature(layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        load = ~self.out.valid | self.out.ready
+        with m.If(load):
+            m.d.sync += self.out.valid.eq(0)
+        chosen = Signal()
+        for i, port in enumerate(self.ins):     # a priority chain: earlier inputs win
+            take = load & port.valid & ~chosen
+            m.d.comb += port.ready.eq(take)
+            with m.If(take):
+                m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(port.payload)]
+            next_chosen = Signal(name=f"chosen_{i}")
+            m.d.comb += next_chosen.eq(chosen | port.valid)
+            chosen = next_chosen
+        return m
+
+
+class NonzeroTree(wiring.Component):
+    """EIE's leading-nonzero detection as a tree of `ArbiterNode`s with
+    `fan_in` inputs each: every PE offers its next nonzero, the tree delivers
+    one per cycle. Latency: one cycle per level, ``ceil(log_fan_in(n_pe))``
+    levels (one level for a single PE). `idle` is high when no node holds a
+    pair."""
+
+    def __init__(self, widths: Widths, fan_in: int = 4):
+        self._layout = activation_layout(widths)
+        self._n = widths.config.n_pe
+        self._fan_in = fan_in
+        super().__init__({
+            "ins": In(stream.Signature(self._layout)).array(self._n),
+            "out": Out(stream.Signature(self._layout)),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        level = [wiring.flipped(port) for port in self.ins]   # seen from inside: sources
+        nodes = []
+        depth = 0
+        while len(level) > 1 or depth == 0:
+            groups = [level[i:i + self._fan_in] for i in range(0, len(level), self._fan_in)]
+            next_level = []
+            for g, group in enumerate(groups):
+                node = ArbiterNode(self._layout, len(group))
+                m.submodules[f"node_{depth}_{g}"] = node
+                nodes.append(node)
+                for port, src in zip(node.ins, group):
+                    wiring.connect(m, src, port)
+                next_level.append(node.out)
+            level = next_level
+            depth += 1
+        wiring.connect(m, level[0], wiring.flipped(self.out))
+        m.d.comb += self.idle.eq(~Cat(node.out.valid for node in nodes).any())
+        return m
+
+
+class InputStage(wiring.Component):
+    """Layer 0's input arrives on a stream in index order; each value is
+    numbered ``j`` and zeros are dropped on the fly (accepted, never
+    broadcast). Takes one value per cycle while `active` and ``j < n_in``;
+    `done` is high once `n_in` values have arrived. `start` restarts ``j``."""
+
+    def __init__(self, widths: Widths):
+        self._widths = widths
+        super().__init__({
+            "i": In(stream.Signature(signed(widths.act))),
+            "out": Out(stream.Signature(activation_layout(widths))),
+            "start": In(1),
+            "active": In(1),
+            "n_in": In(widths.count),
+            "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        j = Signal(self._widths.count)
+        open_ = self.active & (j < self.n_in)
+        nonzero = self.i.payload != 0
+        m.d.comb += [
+            self.out.valid.eq(open_ & self.i.valid & nonzero),
+            self.out.payload.index.eq(j),
+            self.out.payload.value.eq(self.i.payload),
+            self.i.ready.eq(open_ & (~nonzero | self.out.ready)),
+            self.done.eq(j == self.n_in),
+        ]
+        with m.If(self.start):
+            m.d.sync += j.eq(0)
+        with m.Elif(self.i.valid & self.i.ready):
+            m.d.sync += j.eq(j + 1)
+        return m
+
+
+class Broadcast(wiring.Component):
+    """The broadcast register: one `(j, a_j)` per cycle into every PE's
+    queue. It loads from `src` when empty or being emptied, and pushes when
+    every queue has room (`all_ready`); `stall` is high in the cycles it holds
+    a pair that some full queue cannot take. `pushed` marks a push."""
+
+    def __init__(self, widths: Widths):
+        layout = activation_layout(widths)
+        super().__init__({
+            "src": In(stream.Signature(layout)),
+            "valid": Out(1),
+            "payload": Out(layout),
+            "all_ready": In(1),
+            "pushed": Out(1),
+            "stall": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        push = self.valid & self.all_ready
+        load = ~self.valid | push
+        m.d.comb += [self.src.ready.eq(load), self.pushed.eq(push), self.stall.eq(self.valid & ~self.all_ready)]
+        with m.If(load):
+            m.d.sync += [self.valid.eq(self.src.valid), self.payload.eq(self.src.payload)]
+        return m

@@ -1,0 +1,102 @@
+"""Host port: Wishbone B4 registers, counters and memory windows."""
+
+import dataclasses
+
+from amaranth import *
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from sw.config import Config
+from sw.format import FORMAT_VERSION
+
+from . import wishbone
+from .hostmap import CODEBOOK, HW_VERSION, ID_VALUE, LAYER_COUNTERS, LAYER_TABLE, PE_BUSY, REGS, HostMap
+from .layouts import HOST_DATA_BITS, Widths
+from .pe import COUNTER_BITS
+
+__all__ = ["HostPort"]
+
+
+class HostPort(wiring.Component):
+    """Decodes the `hw.hostmap` address map.
+
+    Every access takes three cycles: the request is seen in cycle ``t`` (a
+    write is performed then; a read addresses the counter memories), the
+    answer is registered in ``t + 1``, and `ack` is high in ``t + 2``.
+    """
+
+    def __init__(self, config: Config):
+        self._config = config
+        self._map = HostMap(config)
+        w = Widths(config)
+        self._widths = w
+        mp = self._map
+        super().__init__({
+            "bus": In(wishbone.Signature(addr_width=mp.addr_width)),
+            "start": Out(1), "soft_reset": Out(1),
+            "status": In(data.StructLayout({"busy": 1, "done": 1, "error": 1, "ready": 1})),
+            "cycles": In(COUNTER_BITS),
+            "layers_done": In(w.layer + 1),
+            "log_read_layer": Out(w.layer),
+            "log_cycles": In(COUNTER_BITS), "log_stalls": In(COUNTER_BITS),
+            "busy_read_layer": Out(w.layer),
+            "busy_read_data": In(COUNTER_BITS).array(config.n_pe),
+            "layers_we": Out(1), "codebook_we": Out(1), "pe_we": Out(1),
+            "pe_select": Out(max(mp.pe_bits, 1)), "pe_kind": Out(2),
+            "offset": Out(max(mp.pe_offset_bits, mp.global_offset_bits)),
+            "wdata": Out(HOST_DATA_BITS),
+        })
+
+    def elaborate(self, platform):
+        c, mp, bus = self._config, self._map, self.bus
+        m = Module()
+        top = bus.adr[-1]
+        region = bus.adr[mp.global_offset_bits:mp.global_offset_bits + 3]
+        goff = bus.adr[:mp.global_offset_bits]
+        pe = bus.adr[mp.pe_offset_bits:mp.pe_offset_bits + mp.pe_bits] if mp.pe_bits else C(0, 1)
+        kind = bus.adr[mp.pe_offset_bits + mp.pe_bits:mp.pe_offset_bits + mp.pe_bits + 2]
+
+        pending = Signal()          # between request and ack
+        request = bus.cyc & bus.stb & ~pending & ~bus.ack
+        write = request & bus.we
+        m.d.comb += [
+            self.wdata.eq(bus.dat_w),
+            self.offset.eq(Mux(top, bus.adr[:mp.pe_offset_bits], goff)),
+            self.pe_select.eq(pe), self.pe_kind.eq(kind),
+            self.pe_we.eq(write & top),
+            self.layers_we.eq(write & ~top & (region == LAYER_TABLE)),
+            self.codebook_we.eq(write & ~top & (region == CODEBOOK)),
+            self.start.eq(write & ~top & (region == REGS) & (goff == HostMap.CTRL) & bus.dat_w[0]),
+            self.soft_reset.eq(write & ~top & (region == REGS) & (goff == HostMap.CTRL) & bus.dat_w[1]),
+            self.log_read_layer.eq(goff >> 1),
+            self.busy_read_layer.eq(goff % c.max_layers),
+        ]
+
+        regs = {HostMap.ID: C(ID_VALUE, 32), HostMap.VERSION: C((HW_VERSION << 16) | FORMAT_VERSION, 32),
+                HostMap.STATUS: self.status.as_value(), HostMap.CYCLES: self.cycles,
+                HostMap.LAYERS_DONE: self.layers_done}
+        for i, f in enumerate(dataclasses.fields(c)):
+            regs[HostMap.CONFIG + i] = C(getattr(c, f.name), 32)
+
+        # the answer, one cycle after the request (memory reads take that long)
+        r_adr = Signal.like(bus.adr)
+        answer = Signal(HOST_DATA_BITS)
+        with m.If(request):
+            m.d.sync += [pending.eq(1), r_adr.eq(bus.adr)]
+        r_top = r_adr[-1]
+        r_region = r_adr[mp.global_offset_bits:mp.global_offset_bits + 3]
+        r_goff = r_adr[:mp.global_offset_bits]
+        with m.If(~r_top & (r_region == REGS)):
+            with m.Switch(r_goff):
+                for addr, value in regs.items():
+                    with m.Case(addr):
+                        m.d.comb += answer.eq(value)
+        with m.Elif(~r_top & (r_region == LAYER_COUNTERS)):
+            m.d.comb += answer.eq(Mux(r_goff[0], self.log_stalls, self.log_cycles))
+        with m.Elif(~r_top & (r_region == PE_BUSY)):
+            busy_pe = r_goff // c.max_layers
+            m.d.comb += answer.eq(Array(self.busy_read_data)[busy_pe] if c.n_pe > 1 else self.busy_read_data[0])
+        m.d.sync += bus.ack.eq(0)
+        with m.If(pending & ~bus.ack):
+            m.d.sync += [bus.dat_r.eq(answer), bus.ack.eq(1), pending.eq(0)]
+        return m

@@ -1,0 +1,95 @@
+"""Sparse-matrix reader: streams a column's entries at one per cycle."""
+
+from amaranth import *
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layouts import Widths, column_layout, entry_layout
+
+__all__ = ["MatrixReader"]
+
+
+class MatrixReader(wiring.Component):
+    """Reads entries ``start .. end - 1`` of each column from the PE's
+    sparse-matrix memory (`entries_per_word` entries per word, a column may
+    start in any lane) and emits them one per cycle.
+
+    Timing:
+
+    * Issue, cycle ``t``: while a column is loaded, entry ``cur`` is read
+      (``issue`` is high; this is the cycle the PE counts as busy).
+    * The next column is loaded in the cycle the current one issues its last
+      entry, so consecutive columns follow with no bubble; a column offered
+      while the reader is idle is issued one cycle later.
+    * Out, cycle ``t + 1``: `entry` carries the decoded `(run, code)` with
+      its activation value and a `first` flag (first entry of a column).
+      There is no backpressure: the arithmetic unit takes one per cycle.
+    """
+
+    def __init__(self, widths: Widths, *, init=()):
+        c = widths.config
+        self._widths = widths
+        self.memory = memory.Memory(shape=unsigned(c.word_bits), depth=c.entry_words, init=init)
+        super().__init__({
+            "col": In(stream.Signature(column_layout(widths))),
+            "entry": Out(entry_layout(widths)),
+            "entry_valid": Out(1),
+            "issue": Out(1),
+            "busy": Out(1),
+            "host": In(memory.WritePort.Signature(addr_width=widths.word_addr, shape=unsigned(c.word_bits))),
+        })
+
+    def elaborate(self, platform):
+        w, c = self._widths, self._widths.config
+        m = Module()
+        m.submodules.entries = self.memory
+        rd = self.memory.read_port()
+        wr = self.memory.write_port()
+        m.d.comb += [wr.addr.eq(self.host.addr), wr.data.eq(self.host.data), wr.en.eq(self.host.en)]
+
+        cur = Signal(w.pointer)
+        end = Signal(w.pointer)
+        value = Signal(signed(w.act))
+        first = Signal()
+        valid = Signal()
+
+        last = valid & (cur + 1 == end)
+        load = ~valid | last
+        m.d.comb += [
+            self.col.ready.eq(load),
+            self.issue.eq(valid),
+            rd.addr.eq(cur >> w.lane),
+        ]
+        with m.If(load):
+            m.d.sync += [
+                valid.eq(self.col.valid),
+                cur.eq(self.col.payload.start),
+                end.eq(self.col.payload.end),
+                value.eq(self.col.payload.value),
+                first.eq(1),
+            ]
+        with m.Else():
+            m.d.sync += [cur.eq(cur + 1), first.eq(0)]
+
+        # out stage: the word arrives one cycle after the read
+        out_valid = Signal()
+        out_lane = Signal(max(w.lane, 1))
+        out_value = Signal.like(value)
+        out_first = Signal()
+        m.d.sync += [
+            out_valid.eq(valid),
+            out_lane.eq(cur[:w.lane] if w.lane else 0),
+            out_value.eq(value),
+            out_first.eq(first),
+        ]
+        entry = Signal(c.entry_bits)
+        m.d.comb += [
+            entry.eq(rd.data.word_select(out_lane, c.entry_bits) if w.lane else rd.data),
+            self.entry.run.eq(entry[:c.run_bits]),
+            self.entry.code.eq(entry[c.run_bits:]),
+            self.entry.value.eq(out_value),
+            self.entry.first.eq(out_first),
+            self.entry_valid.eq(out_valid),
+            self.busy.eq(valid | out_valid),
+        ]
+        return m
