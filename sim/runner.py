@@ -100,7 +100,10 @@ def run_job(image: Image, steps: list[dict], *, waves: bool = False, keep: Path 
         try:
             xml = runner.test(test_module="sim.bench", hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
                               build_dir=info.build_dir, test_dir=run_dir,
-                              plusargs=[f"+{PLUSARG}={run_dir / 'image'}"], extra_env={"OEIE_JOB": str(run_dir / "job.json")},
+                              plusargs=[f"+{PLUSARG}={run_dir / 'image'}"], extra_env={"OEIE_JOB": str(run_dir / "job.json"),
+                                         # cocotb rewrites asserts in every *.py it imports by default,
+                                         # which made numpy's import take seconds in the simulator
+                                         "COCOTB_REWRITE_ASSERTION_FILES": "bench.py"},
                               waves=waves, results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log")
         finally:
             for k, v in saved.items():

@@ -1,0 +1,158 @@
+"""The RTL under Verilator against the golden model, bit for bit.
+
+One simulator launch per PE count runs every case in sequence (building the
+model once and starting it once keeps the default run short); each test
+below checks one case's results. Every output integer of every vector is
+compared with `sw.golden.run` on the same image, and every PE's busy cycles
+with the image's ``work_k`` (DESIGN.md section 8): the hardware issues
+exactly one entry per busy cycle.
+"""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import sim
+import sw
+from sim.runner import _max_cycles, make_result
+
+from models import padding_model, random_inputs, random_model
+
+PE_COUNTS = [1, 2, 4, 16, pytest.param(64, marks=pytest.mark.slow)]
+
+
+def same_row_model(config: sw.Config, n_in: int = 24):
+    """One output row per PE and full columns: every entry a PE processes
+    updates the same row as the one before it (forwarding, every cycle)."""
+    codes = np.ones((config.n_pe, n_in), dtype=np.int64)
+    codes[:, ::3] = 2
+    codebook = np.array([0, 3, -5] + [0] * 13)
+    bias = np.arange(config.n_pe) * 7 - 20
+    return sw.CompressedModel([sw.CompressedLayer(codes, codebook[:3], bias, False, 2, 1, 1)], 2)
+
+
+def cases(config: sw.Config, tmp_path):
+    """The images and steps of the suite, for one configuration."""
+    rng = np.random.default_rng(config.n_pe)
+    main = sw.pack(random_model(rng, config, [40, 56, 33, 12]), config)
+    x_main = random_inputs(rng, 6, 40, config.act_bits, density=0.5)
+    x_main[1] = 0                                              # all-zero input
+    x_main[2] = random_inputs(rng, 1, 40, config.act_bits, density=1.0, extreme=True)[0]
+    x_main[3] = random_inputs(rng, 1, 40, config.act_bits, density=1.0)[0]
+    others = {
+        "padding": (sw.pack(padding_model(config, rows_per_pe=40), config),
+                    random_inputs(rng, 3, 6, config.act_bits, density=0.8)),
+        "same_row": (sw.pack(same_row_model(config), config),
+                     random_inputs(rng, 3, 24, config.act_bits, density=0.9)),
+        "extreme": (sw.pack(random_model(rng, config, [20, 30, 9], extreme=True), config),
+                    random_inputs(rng, 4, 20, config.act_bits, density=0.7, extreme=True)),
+    }
+
+    def run_step(name, image, x, **kw):
+        path = tmp_path / f"{name}-{len(steps)}.npy"
+        np.save(path, x)
+        return {"op": "run", "inputs": str(path), "n_out": image.n_out, "n_layers": len(image.layers),
+                "max_cycles": _max_cycles(image), "max_polls": config.row_depth + 1000, **kw}
+
+    steps, expect = [], []
+    steps.append(run_step("main", main, x_main, idle=0.3, backpressure=0.3, seed=1))
+    expect.append(("main", main, x_main))
+    for after, wait in ((10, 0), (40, 150)):                   # reset mid-input, and mid-layer
+        steps.append({**run_step("main", main, x_main[:1]), "op": "abort", "after_cycles": after,
+                      "wait_cycles": wait})
+    steps.append(run_step("after_reset", main, x_main))
+    expect.append(("after_reset", main, x_main))
+    for name, (image, x) in others.items():
+        image.save(tmp_path / name)
+        steps.append({"op": "load", "image": str(tmp_path / name)})
+        steps.append(run_step(name, image, x))
+        expect.append((name, image, x))
+    return main, steps, expect
+
+
+@pytest.fixture(scope="module", params=PE_COUNTS, ids=lambda n: f"{n}pe")
+def suite(request, tmp_path_factory):
+    config = sw.Config(n_pe=request.param)
+    main, steps, expect = cases(config, tmp_path_factory.mktemp(f"sim{request.param}"))
+    results, info, seconds, _ = sim.run_job(main, steps)
+    out = {}
+    index = 0
+    for i, step in enumerate(steps):
+        if step["op"] == "run":
+            name, image, x = expect[index]
+            out[name] = (image, x, make_result(image, x, results, f"s{i}", info, seconds))
+            index += 1
+    return out
+
+
+def check(image, x, result):
+    expected = sw.golden.run(image, x)
+    assert result.outputs.shape == expected.shape
+    bad = np.argwhere(result.outputs != expected)
+    assert bad.size == 0, (f"{len(bad)} outputs differ; first: vector {bad[0][0]}, output {bad[0][1]}: "
+                           f"RTL {result.outputs[bad[0][0], bad[0][1]]}, golden {expected[bad[0][0], bad[0][1]]}")
+    assert np.array_equal(result.pe_busy, result.extra["work"]), "busy cycles differ from work_k"
+    assert np.all(result.layer_cycles >= result.ideal_cycles)
+
+
+def test_random_model_with_idle_inputs_and_backpressure(suite):
+    check(*suite["main"])
+
+
+def test_clean_run_after_soft_reset_mid_run(suite):
+    check(*suite["after_reset"])
+
+
+def test_padding_and_empty_columns(suite):
+    check(*suite["padding"])
+
+
+def test_back_to_back_updates_of_one_row(suite):
+    image, x, result = suite["same_row"]
+    check(image, x, result)
+    # one entry per cycle even though every entry updates the same row: no stall for forwarding
+    assert image.layers[0].rows == 1
+
+
+def test_saturation_and_wrapping(suite):
+    image, x, result = suite["extreme"]
+    check(image, x, result)
+    layers = np.concatenate([y.reshape(-1) for y in sw.golden.run(image, x, trace=True)])
+    assert (layers == 32767).any() and (layers == -32768).any()   # both limits reached on the way
+
+
+def test_images_loaded_over_the_host_port(suite):
+    # the last three cases ran images written through the host port into the
+    # model built (and started) once for the first image
+    for name in ("padding", "same_row", "extreme"):
+        assert suite[name][2].build is suite["main"][2].build
+
+
+def test_sim_run_api_and_rebuild_cache(tmp_path):
+    config = sw.Config(n_pe=2)
+    rng = np.random.default_rng(5)
+    image = sw.pack(random_model(rng, config, [9, 7]), config)
+    x = random_inputs(rng, 3, 9, config.act_bits)
+    first = sim.run(image, x)
+    assert np.array_equal(first.outputs, sw.golden.run(image, x))
+    other = sw.pack(random_model(rng, config, [5, 11, 4]), config)
+    x2 = random_inputs(rng, 2, 5, config.act_bits)
+    second = sim.run(other, x2)
+    assert second.build.cached and second.build.build_dir == first.build.build_dir
+    assert np.array_equal(second.outputs, sw.golden.run(other, x2))
+    assert second.efficiency.shape == (2, 2)
+    with pytest.raises(TypeError, match="must be integers"):
+        sim.run(image, x.astype(float))
+
+
+def test_sparse_wide_layer_efficiency():
+    """A layer big enough for the steady state: efficiency near 1 at 4 PEs."""
+    config = sw.Config(n_pe=4)
+    rng = np.random.default_rng(9)
+    codes = sp.random(256, 512, density=0.2, random_state=3, data_rvs=lambda n: rng.integers(1, 16, n)).astype(np.int64)
+    layer = sw.CompressedLayer(codes, np.concatenate([[0], rng.integers(-50, 50, 15)]), None, True, 4, 4, 4)
+    image = sw.pack(sw.CompressedModel([layer], 4), config)
+    x = random_inputs(rng, 2, 512, config.act_bits, density=0.35)
+    result = sim.run(image, x)
+    check(image, x, result)
+    assert result.efficiency.min() > 0.9, result.efficiency
