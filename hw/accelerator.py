@@ -106,6 +106,31 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, config: Config, image: Image | None = None):
+        try:
+            self._check(config, image)
+        except (TypeError, HardwareError):
+            self._MustUse__silence = True      # a rejected design is not an unused one
+            raise
+        self.config = config
+        self.map = HostMap(config)
+        widths = Widths(config)
+        init = {}
+        if image is not None:
+            for name, mem in image.memories().items():
+                is_signed = name == "codebook" or name.endswith(".bias")
+                words = signed_words(mem.words, mem.width) if is_signed else mem.words
+                init[name] = [int(v) for v in words]
+        self.core = Core(widths, self.map.pe_offset_bits, init)
+        self.host = HostPort(config)
+        super().__init__({
+            "i": In(stream.Signature(signed(config.act_bits))),
+            "o": Out(stream.Signature(output_layout(widths))),
+            "bus": In(wishbone.Signature(addr_width=self.map.addr_width)),
+            "irq": Out(1),
+        })
+
+    @staticmethod
+    def _check(config, image):
         if not isinstance(config, Config):
             raise TypeError(f"Accelerator() takes an sw.Config, got {type(config).__name__}")
         for name, bits in (("a sparse-matrix word (entries_per_word * entry bits)", config.word_bits),
@@ -116,26 +141,6 @@ class Accelerator(wiring.Component):
                                     f"{HOST_DATA_BITS}-bit words")
         if image is not None and image.config != config:
             raise HardwareError("the image was packed for another configuration; pack it for this one")
-        self.config = config
-        self.map = HostMap(config)
-        widths = Widths(config)
-        init = {}
-        if image is not None:
-            for name, mem in image.memories().items():
-                words = mem.words
-                if name == "codebook":
-                    words = signed_words(words, mem.width)
-                elif name.endswith(".bias"):
-                    words = signed_words(words, mem.width)
-                init[name] = [int(v) for v in words]
-        self.core = Core(widths, self.map.pe_offset_bits, init)
-        self.host = HostPort(config)
-        super().__init__({
-            "i": In(stream.Signature(signed(config.act_bits))),
-            "o": Out(stream.Signature(output_layout(widths))),
-            "bus": In(wishbone.Signature(addr_width=self.map.addr_width)),
-            "irq": Out(1),
-        })
 
     def memory_locations(self) -> dict[str, list[tuple[str, str]]]:
         """Where each image memory (`sw.format` names) sits in the generated

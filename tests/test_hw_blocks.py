@@ -1,0 +1,224 @@
+"""Single blocks in Amaranth's simulator: their documented cycle behaviour."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+import hw
+import sw
+from hw.arithmetic import ArithmeticUnit
+from hw.broadcast import NonzeroTree
+from hw.hostmap import HostMap
+from hw.layouts import Widths
+from hw.pe import ProcessingElement
+from hw.writeback import WriteBack
+from sw.fixedpoint import writeback as sw_writeback
+
+SMALL = sw.Config(n_pe=1, weight_depth=256, pointer_depth=64, row_depth=64, max_layers=2, entries_per_word=4)
+
+
+def simulate(dut, testbench, cycles=None):
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+def pe_for_columns(columns, config=SMALL):
+    """A PE whose layer-0 columns hold `columns` (lists of (local row, code))."""
+    n_in = len(columns)
+    rows = 1 + max((r for col in columns for r, _ in col), default=0)
+    codes = np.zeros((rows, n_in), dtype=np.int64)
+    for j, col in enumerate(columns):
+        for r, c in col:
+            codes[r, j] = c
+    layer = sw.CompressedLayer(codes, np.arange(16) - 3 + (np.arange(16) == 0) * 3, None, False, 0, 0, 0)
+    image = sw.pack(sw.CompressedModel([layer], 0), config)
+    m = image.memories()
+    init = {"entries": [int(w) for w in m["pe0.entries"].words], "ptr_even": [int(w) for w in m["pe0.ptr_even"].words],
+            "ptr_odd": [int(w) for w in m["pe0.ptr_odd"].words],
+            "codebook": [int(v) for v in sw.format.signed_words(m["codebook"].words, config.weight_bits)]}
+    return image, ProcessingElement(Widths(config), 0, 8, init=init)
+
+
+def issue_cycles(pe, activations, max_cycles=200):
+    """Push `(j, a)` pairs into the PE's queue, one per cycle; return the
+    cycles in which an entry was issued."""
+    issued = []
+
+    async def tb(ctx):
+        pending = list(activations)
+        for cycle in range(max_cycles):
+            if pending:
+                j, a = pending[0]
+                ctx.set(pe.act.valid, 1)
+                ctx.set(pe.act.payload.index, j)
+                ctx.set(pe.act.payload.value, a)
+            else:
+                ctx.set(pe.act.valid, 0)
+            _, _, ready, issue = await ctx.tick().sample(pe.act.ready, pe.matrix.issue)
+            if pending and ready:
+                pending.pop(0)
+            if issue:
+                issued.append(cycle)
+
+    simulate(pe, tb)
+    return issued
+
+
+def test_no_bubble_between_columns_any_lane():
+    # columns of 1..5 entries starting in every lane of a 4-entry word
+    columns = [[(r, 1 + r % 15) for r in range(n)] for n in (3, 1, 5, 2, 4, 1, 1, 3)]
+    image, pe = pe_for_columns(columns)
+    issued = issue_cycles(pe, [(j, 1) for j in range(len(columns))])
+    total = sum(len(c) for c in columns)
+    assert len(issued) == total
+    assert issued[-1] - issued[0] == total - 1          # one entry every cycle, no bubble
+
+
+def test_empty_column_costs_at_most_one_cycle():
+    columns = [[(0, 1), (1, 2)], [], [(0, 3)], [], [], [(2, 4), (3, 5)], [], [(1, 1)]]
+    image, pe = pe_for_columns(columns)
+    issued = issue_cycles(pe, [(j, 1) for j in range(len(columns))])
+    total = sum(len(c) for c in columns)
+    empty = sum(1 for c in columns if not c)
+    assert len(issued) == total
+    assert issued[-1] - issued[0] + 1 <= total + empty
+
+
+def test_forwarding_back_to_back_same_row():
+    """Every entry hits row 0, or alternates, or repeats after a gap: the
+    accumulators must hold the exact sums."""
+    w = Widths(SMALL)
+    au = ArithmeticUnit(w, init_codebook=[0, 1, -2, 3, 100, -7] + [0] * 26)
+    rng = np.random.default_rng(0)
+    rows = [0, 0, 0, 1, 0, 1, 1, 2, 2, 0, 5, 5, 5, 0]
+    codes = rng.integers(1, 6, len(rows))
+    values = rng.integers(-300, 300, len(rows))
+    cb = np.array([0, 1, -2, 3, 100, -7])
+    expected = {}
+    for r, c, v in zip(rows, codes, values):
+        expected[r] = expected.get(r, 0) + int(cb[c]) * int(v)
+
+    async def tb(ctx):
+        prev = -1
+        for r, c, v in zip(rows, codes, values):
+            first = r <= prev
+            run = r if first else r - prev - 1
+            ctx.set(au.entry_valid, 1)
+            ctx.set(au.entry.first, int(first or prev < 0))
+            ctx.set(au.entry.run, run if prev >= 0 and not first else r)
+            ctx.set(au.entry.code, int(c))
+            ctx.set(au.entry.value, int(v))
+            prev = r
+            await ctx.tick()
+        ctx.set(au.entry_valid, 0)
+        await ctx.tick().repeat(6)
+        for r, total in expected.items():
+            assert ctx.get(au.acc.data[r]) == total, f"row {r}"
+
+    simulate(au, tb)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_writeback_matches_fixedpoint(relu):
+    config = sw.Config(n_pe=1, row_depth=64, acc_bits=32, act_bits=16)
+    rng = np.random.default_rng(int(relu))
+    acc = np.concatenate([rng.integers(-2**31, 2**31, 40), [2**31 - 1, -2**31, 0, -1, 1, 3, -3]])
+    bias = np.concatenate([rng.integers(-2**31, 2**31, 40), [2**31 - 1, 0, 0, 0, 0, 0, 0]])
+    for shift in (0, 1, 5, 17, 31):
+        wb = WriteBack(Widths(config), init_bias=[int(b) for b in bias])
+        expected = sw_writeback(sw.fixedpoint.wrap(acc + bias, 32), shift, relu, 16)
+        got = []
+
+        async def tb(ctx):
+            ctx.set(wb.shift, shift)
+            ctx.set(wb.relu, int(relu))
+            for i in range(len(acc) + 3):
+                ctx.set(wb.valid, int(i < len(acc)))
+                ctx.set(wb.row, min(i, len(acc) - 1))
+                ctx.set(wb.acc_data, int(acc[i - 1]) if 1 <= i <= len(acc) else 0)   # arrives in W1
+                _, _, en, data = await ctx.tick().sample(wb.out_en, wb.out_data)
+                if en:
+                    got.append(data)
+
+        simulate(wb, tb)
+        assert got == expected.tolist(), f"shift {shift}"
+
+
+def test_nonzero_tree_delivers_one_per_cycle():
+    config = sw.Config(n_pe=8)
+    tree = NonzeroTree(Widths(config))
+    offers = {k: [(k + 8 * i, k * 10 + i + 1) for i in range(k % 3 + 1)] for k in range(8)}
+    total = sum(len(v) for v in offers.values())
+    got = []
+
+    async def tb(ctx):
+        queues = {k: list(v) for k, v in offers.items()}
+        ctx.set(tree.out.ready, 1)
+        for cycle in range(60):
+            for k in range(8):
+                if queues[k]:
+                    ctx.set(tree.ins[k].valid, 1)
+                    ctx.set(tree.ins[k].payload.index, queues[k][0][0])
+                    ctx.set(tree.ins[k].payload.value, queues[k][0][1])
+                else:
+                    ctx.set(tree.ins[k].valid, 0)
+            sampled = await ctx.tick().sample(*(tree.ins[k].ready for k in range(8)), tree.out.valid,
+                                              tree.out.payload)
+            readies, valid, payload = sampled[2:10], sampled[10], sampled[11]
+            for k in range(8):
+                if queues[k] and readies[k]:
+                    queues[k].pop(0)
+            if valid:
+                got.append((cycle, payload.index, payload.value))
+
+    simulate(tree, tb)
+    assert sorted((j, a) for _, j, a in got) == sorted(p for v in offers.values() for p in v)
+    cycles = [c for c, _, _ in got]
+    assert cycles == list(range(cycles[0], cycles[0] + total))    # back to back
+    assert got[0][1] == 0                                          # lowest-numbered PE first
+
+
+def test_host_port_identity_config_and_status():
+    config = sw.Config(n_pe=2, weight_depth=64, pointer_depth=16, row_depth=8, max_layers=2)
+    dut = hw.Accelerator(config)
+    mp = dut.map
+    seen = {}
+
+    async def wb(ctx, addr, data=None):
+        ctx.set(dut.bus.cyc, 1)
+        ctx.set(dut.bus.stb, 1)
+        ctx.set(dut.bus.adr, addr)
+        ctx.set(dut.bus.we, data is not None)
+        ctx.set(dut.bus.dat_w, data or 0)
+        while True:
+            await ctx.tick()
+            if ctx.get(dut.bus.ack):
+                break
+        ctx.set(dut.bus.cyc, 0)
+        ctx.set(dut.bus.stb, 0)
+        return ctx.get(dut.bus.dat_r)
+
+    async def tb(ctx):
+        seen["id"] = await wb(ctx, mp.reg(HostMap.ID))
+        seen["status_clearing"] = await wb(ctx, mp.reg(HostMap.STATUS))
+        await ctx.tick().repeat(config.row_depth)
+        seen["status_idle"] = await wb(ctx, mp.reg(HostMap.STATUS))
+        for f in ("n_pe", "weight_depth", "max_layers", "acc_bits"):
+            seen[f] = await wb(ctx, mp.config_reg(f))
+
+    simulate(dut, tb)
+    assert seen["id"] == hw.hostmap.ID_VALUE
+    assert not seen["status_clearing"] & HostMap.STATUS_READY        # zeroing accumulators after reset
+    assert seen["status_idle"] & HostMap.STATUS_READY
+    assert [seen[f] for f in ("n_pe", "weight_depth", "max_layers", "acc_bits")] == [2, 64, 2, 32]
+
+
+def test_accelerator_rejects_what_it_cannot_build():
+    with pytest.raises(hw.HardwareError, match="acc_bits is 40 bits"):
+        hw.Accelerator(sw.Config(acc_bits=40))
+    image = sw.pack(sw.CompressedModel([sw.CompressedLayer(np.ones((2, 2), dtype=int), [0, 1])], 0),
+                    sw.Config(n_pe=2))
+    with pytest.raises(hw.HardwareError, match="another configuration"):
+        hw.Accelerator(sw.Config(n_pe=4), image)
