@@ -303,6 +303,9 @@ class Image:
                 raise FileExistsError(f"{path} exists and is not an OpenEIE image; not replacing it")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)               # mkdtemp makes it private
         try:
             files = {}
             for name, m in self.memories().items():

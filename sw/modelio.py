@@ -98,6 +98,12 @@ def load_model(path) -> list[Layer] | CompressedModel:
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_model(model, path) -> Path:
     """Write a float model (list of `Layer`) or a `CompressedModel` atomically."""
     arrays = {}
@@ -118,6 +124,7 @@ def save_model(model, path) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, **arrays)
+        os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes it private
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -1,0 +1,156 @@
+"""``python -m sim`` (``make sim``): a model through the RTL, checked bit for
+bit against the golden model, with a summary and a JSON report.
+
+Default: the digits MLP shipped in ``models/`` (pruned 64-64-32-10, trained by
+``models/train_digits.py``), compressed to 4-bit shared weights, packed for
+the default configuration and run on the 360 held-out test images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import sw
+
+from .build import cache_root
+from .runner import SimulationError, run
+
+__all__ = ["main"]
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def _log(line=""):
+    print(line, flush=True)
+
+
+def _default_job(args):
+    layers = sw.load_model(MODELS / "digits_mlp.npz")
+    data = np.load(MODELS / "digits_data.npz")
+    config = sw.Config(n_pe=args.n_pe or sw.Config().n_pe)
+    density = [float(np.count_nonzero(l.dense()) / l.dense().size) for l in layers]
+    _log(f"model: digits MLP {' -> '.join(str(n) for n in [layers[0].n_in] + [l.n_out for l in layers])}, "
+         f"weight density {'/'.join(f'{d:.2f}' for d in density)} (pruned and retrained)")
+    model = sw.compress(layers, density=1.0, calibration=data["x_cal"], config=config)
+    image = sw.pack(model, config)
+    x_test = data["x_test"][:args.vectors] if args.vectors else data["x_test"]
+    labels = data["y_test"][:len(x_test)]
+    x = sw.quantize_input(x_test, model.input_frac_bits, config.act_bits)
+    float_out = sw.forward(layers, x_test)
+    _log(f"compressed to {config.code_bits}-bit shared weights, {config.act_bits}-bit activations; "
+         f"packed for {config.n_pe} PEs ({image.stats().total['bits_per_nonzero']:.1f} bits per nonzero weight)")
+    return image, x, labels, {"float_accuracy": float(np.mean(float_out.argmax(axis=1) == labels)),
+                              "model": "models/digits_mlp.npz"}
+
+
+def _given_job(args):
+    image = sw.Image.load(args.image)
+    if args.n_pe and args.n_pe != image.config.n_pe:
+        raise ValueError(f"{args.image} was packed for n_pe = {image.config.n_pe}; --n-pe {args.n_pe} "
+                         f"would need it packed again (python -m sw pack ... --n-pe {args.n_pe})")
+    if args.input is None:
+        raise ValueError("--image needs --input (an .npy of input vectors)")
+    x = np.load(args.input)
+    if np.issubdtype(x.dtype, np.floating):
+        _log(f"quantising float inputs with the image's input format (fa = {image.layers[0].fa})")
+        x = sw.quantize_input(x, image.layers[0].fa, image.config.act_bits)
+    x = np.atleast_2d(x)
+    if args.vectors:
+        x = x[:args.vectors]
+    labels = np.load(args.labels)[:len(x)] if args.labels else None
+    return image, x, labels, {"model": str(args.image)}
+
+
+def _table(result, image) -> list[str]:
+    lines = [f"  {'layer':>5}  {'shape':>10}  {'T_measured':>10}  {'T_ideal':>8}  {'efficiency':>10}  "
+             f"{'stalls':>7}  {'busy max/mean':>13}"]
+    busy = result.pe_busy.mean(axis=0)
+    eff = result.summary()["efficiency_mean"]
+    for l, layer in enumerate(image.layers):
+        balance = busy[l].max() / busy[l].mean() if busy[l].mean() else float("nan")
+        e = "-" if eff[l] is None else f"{eff[l]:.3f}"
+        lines.append(f"  {l:>5}  {f'{layer.n_in}->{layer.n_out}':>10}  {result.layer_cycles[:, l].mean():>10.1f}  "
+                     f"{result.ideal_cycles[:, l].mean():>8.1f}  {e:>10}  {result.stall_cycles[:, l].mean():>7.1f}  "
+                     f"{balance:>13.2f}")
+    return lines
+
+
+def _write_json(path: Path, data: dict):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sim", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", type=Path, help="an image directory (python -m sw pack); default: the digits MLP")
+    parser.add_argument("--input", type=Path, help="input vectors .npy for --image (integers, or floats to quantise)")
+    parser.add_argument("--labels", type=Path, help="labels .npy, to report accuracy for --image")
+    parser.add_argument("--n-pe", type=int, help="processing elements for the default model (default 16)")
+    parser.add_argument("--vectors", type=int, help="run only the first N vectors (default: all; 8 with --waves)")
+    parser.add_argument("--waves", action="store_true", help="write a waveform (FST, or VCD without liblz4-dev)")
+    parser.add_argument("--report", type=Path, default=cache_root() / "report.json", help="JSON report path")
+    args = parser.parse_args(argv)
+    if args.waves and args.vectors is None:
+        args.vectors = 8
+    t0 = time.perf_counter()
+    try:
+        image, x, labels, info = _given_job(args) if args.image else _default_job(args)
+        _log(f"simulating {len(x)} input vectors on the RTL (cocotb + Verilator) ...")
+        waves_path = cache_root() / "waves" if args.waves else None
+        result = run(image, x, waves=args.waves, waves_path=waves_path, progress=_log)
+    except (sw.ConfigError, sw.ModelError, sw.PackError, sw.FormatError, FileNotFoundError, ValueError,
+            TypeError, SimulationError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    expected = sw.golden.run(image, x)
+    bad = int(np.count_nonzero(result.outputs != expected))
+    exact = bad == 0
+    summary = result.summary()
+    rate = summary["simulated_cycles"] / max(result.wall_seconds, 1e-9)
+    _log()
+    _log(f"bit-exact against the golden model: {'yes' if exact else 'NO'} "
+         f"({expected.size - bad} of {expected.size} outputs equal)")
+    accuracy = None
+    if labels is not None:
+        accuracy = float(np.mean(result.outputs.argmax(axis=1) == labels))
+        golden_acc = float(np.mean(expected.argmax(axis=1) == labels))
+        extra = f", float model {info['float_accuracy']:.2%}" if "float_accuracy" in info else ""
+        _log(f"accuracy on {len(labels)} labelled vectors: RTL {accuracy:.2%}, golden {golden_acc:.2%}{extra}")
+    _log(f"cycles per vector: {summary['cycles_per_vector']:.0f} (start to done); per layer, mean over vectors:")
+    for line in _table(result, image):
+        _log(line)
+    build = "cached" if result.build.cached else f"built in {result.build.seconds:.0f} s"
+    _log(f"simulated {summary['simulated_cycles']:,} cycles in {result.wall_seconds:.1f} s "
+         f"({rate:,.0f} cycles/s including start-up; Verilator model {build})")
+    if result.extra.get("waves"):
+        _log(f"waveform: {result.extra['waves']}")
+    report = {
+        "model": info["model"], "config": image.config.to_dict(), "vectors": int(len(x)),
+        "bit_exact": exact, "mismatched_outputs": bad, "accuracy": accuracy,
+        "float_accuracy": info.get("float_accuracy"),
+        "layers": [{"n_in": l.n_in, "n_out": l.n_out, "relu": l.relu,
+                    "t_measured_mean": float(result.layer_cycles[:, i].mean()),
+                    "t_ideal_mean": float(result.ideal_cycles[:, i].mean()),
+                    "efficiency_mean": summary["efficiency_mean"][i],
+                    "stall_cycles_mean": float(result.stall_cycles[:, i].mean()),
+                    "pe_busy_mean": [float(v) for v in result.pe_busy[:, i].mean(axis=0)]}
+                   for i, l in enumerate(image.layers)],
+        "summary": summary, "total_seconds": time.perf_counter() - t0,
+        "waves": str(result.extra["waves"]) if result.extra.get("waves") else None,
+    }
+    _write_json(args.report, report)
+    _log(f"report: {args.report}")
+    return 0 if exact else 1
