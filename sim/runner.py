@@ -15,7 +15,7 @@ import numpy as np
 from sw import golden, metrics
 from sw.image import Image
 
-from .build import PLUSARG, TOP, BuildInfo, build, cache_root, verilator_env
+from .build import PLUSARG, TOP, BuildInfo, build, cache_root, verilator_environment, verilator_runner
 
 __all__ = ["run", "run_job", "SimResult", "SimulationError"]
 
@@ -91,26 +91,16 @@ def run_job(image: Image, steps: list[dict], *, waves: bool = False, keep: Path 
         image.save(run_dir / "image")
         job = {"config": image.config.to_dict(), "steps": steps, "results": str(run_dir / "results.npz")}
         (run_dir / "job.json").write_text(json.dumps(job))
-        env = verilator_env()
-        from .build import _runner
-        runner = _runner()
+        env = {"OEIE_JOB": str(run_dir / "job.json"),
+               # cocotb rewrites the asserts of every *.py it imports by default,
+               # which made importing numpy take seconds inside the simulator
+               "COCOTB_REWRITE_ASSERTION_FILES": "bench.py"}
         t0 = time.perf_counter()
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            xml = runner.test(test_module="sim.bench", hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
-                              build_dir=info.build_dir, test_dir=run_dir,
-                              plusargs=[f"+{PLUSARG}={run_dir / 'image'}"], extra_env={"OEIE_JOB": str(run_dir / "job.json"),
-                                         # cocotb rewrites asserts in every *.py it imports by default,
-                                         # which made numpy's import take seconds in the simulator
-                                         "COCOTB_REWRITE_ASSERTION_FILES": "bench.py"},
-                              waves=waves, results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log")
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        with verilator_environment():
+            xml = verilator_runner().test(
+                test_module="sim.bench", hdl_toplevel=TOP, hdl_toplevel_lang="verilog", build_dir=info.build_dir,
+                test_dir=run_dir, plusargs=[f"+{PLUSARG}={run_dir / 'image'}"], extra_env=env, waves=waves,
+                results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log")
         seconds = time.perf_counter() - t0
         try:
             _, failed = get_results(xml)
