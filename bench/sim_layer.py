@@ -55,22 +55,22 @@ def main():
     result = sim.run(image, x, progress=print)
     exact = bool(np.array_equal(result.outputs, sw.golden.run(image, x)))
     cycles = int(result.layer_cycles.sum())
-    rate = result.simulated_cycles / result.wall_seconds
+    rate = result.simulated_cycles / result.sim_seconds
     print(f"bit-exact: {'yes' if exact else 'NO'}")
     for b in range(args.vectors):
         print(f"  vector {b}: T_measured {int(result.layer_cycles[b, 0]):,}  T_ideal {int(result.ideal_cycles[b, 0]):,}"
               f"  efficiency {result.efficiency[b, 0]:.4f}  stalls {int(result.stall_cycles[b, 0]):,}"
               f"  busy max/mean {result.pe_busy[b, 0].max() / result.pe_busy[b, 0].mean():.4f}")
     build = "cached" if result.build.cached else f"{result.build.seconds:.1f} s"
-    print(f"Verilator build: {build}; simulated {result.simulated_cycles:,} cycles in {result.wall_seconds:.1f} s "
-          f"= {rate:,.0f} cycles/s (start-up and image loading included)")
+    print(f"Verilator build: {build}; simulated {result.simulated_cycles:,} cycles in {result.sim_seconds:.1f} s "
+          f"= {rate:,.0f} cycles/s (simulator start-up and image loading included)")
     report = {
         "layer": f"{n}->{n}", "nonzeros": int(codes.nnz), "n_pe": args.n_pe, "config": config.to_dict(),
         "bit_exact": exact, "t_measured": result.layer_cycles[:, 0].tolist(),
         "t_ideal": result.ideal_cycles[:, 0].tolist(), "efficiency": result.efficiency[:, 0].tolist(),
         "stall_cycles": result.stall_cycles[:, 0].tolist(), "pack_seconds": t_pack,
         "build_seconds": result.build.seconds, "build_cached": result.build.cached,
-        "sim_wall_seconds": result.wall_seconds, "simulated_cycles": result.simulated_cycles,
+        "sim_seconds": result.sim_seconds, "simulated_cycles": result.simulated_cycles,
         "cycles_per_second": rate, "layer_cycles_total": cycles,
     }
     if not args.skip_make_sim:

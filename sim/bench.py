@@ -92,10 +92,12 @@ class TB:
 
     async def feed(self, x: list[int], idle: float, rng: random.Random, limit: int | None = None):
         """Stream `x` into `i`; with probability `idle` a cycle offers nothing.
-        Stops early after `limit` cycles (for the abort step)."""
+        Without idle cycles, a refused value waits for `i.ready` to rise
+        rather than being offered again every clock (the design runs freely
+        while its queues are full). Stops early after `limit` cycles (for the
+        abort step)."""
         d = self.dut
         k = cycles = 0
-        offered = False
         while k < len(x):
             if limit is not None and cycles >= limit:
                 break
@@ -104,7 +106,13 @@ class TB:
             d.i__payload.value = x[k] & self.act_mask
             await RisingEdge(self.clk)
             cycles += 1
-            if offered and d.i__ready.value:
+            if not offered:
+                continue
+            if d.i__ready.value:                  # the edge saw valid and ready
+                k += 1
+            elif not idle and limit is None:
+                await RisingEdge(d.i__ready)      # ready only changes at edges; the next takes it
+                await RisingEdge(self.clk)
                 k += 1
         d.i__valid.value = 0
         return k

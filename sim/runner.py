@@ -33,7 +33,9 @@ class SimResult:
     (first broadcast to last write-back, both included). `stall_cycles[b, l]`:
     broadcast stalls. `pe_busy[b, l, k]`: cycles PE ``k`` issued an entry.
     `ideal_cycles[b, l]` and `efficiency[b, l]` as DESIGN.md section 8 defines
-    them (NaN for a layer with no work at all).
+    them (NaN for a layer with no work at all). `wall_seconds` covers the
+    whole call (a first build included), `sim_seconds` the simulator process
+    (start-up and image loading included).
     """
     outputs: np.ndarray
     cycles: np.ndarray
@@ -44,6 +46,7 @@ class SimResult:
     efficiency: np.ndarray
     build: BuildInfo
     wall_seconds: float
+    sim_seconds: float
     extra: dict = field(default_factory=dict)
 
     @property
@@ -64,6 +67,8 @@ class SimResult:
             "stall_cycles_mean": [float(v) for v in self.stall_cycles.mean(axis=0)],
             "simulated_cycles": self.simulated_cycles,
             "wall_seconds": self.wall_seconds,
+            "sim_seconds": self.sim_seconds,
+            "cycles_per_second": self.simulated_cycles / self.sim_seconds if self.sim_seconds else None,
             "build_seconds": self.build.seconds,
             "build_cached": self.build.cached,
         }
@@ -157,15 +162,14 @@ def run(image: Image, inputs, *, waves: bool = False, waves_path: Path | None = 
         step = {"op": "run", "inputs": inputs_path, "n_out": image.n_out, "n_layers": len(image.layers),
                 "idle": idle, "backpressure": backpressure, "seed": seed, "max_cycles": _max_cycles(image),
                 "max_polls": image.config.row_depth + 1000}
-        results, info, _, wave = run_job(image, [step], waves=waves, keep=waves_path, progress=progress)
+        results, info, seconds, wave = run_job(image, [step], waves=waves, keep=waves_path, progress=progress)
     finally:
         os.unlink(inputs_path)
-    wall = time.perf_counter() - t0
-    return make_result(image, x, results, "s0", info, wall, wave)
+    return make_result(image, x, results, "s0", info, time.perf_counter() - t0, seconds, wave)
 
 
 def make_result(image: Image, x: np.ndarray, results: dict, key: str, info: BuildInfo, wall: float,
-                wave=None) -> SimResult:
+                sim_seconds: float, wave=None) -> SimResult:
     work = metrics.work(image, x)
     ideal = metrics.ideal_cycles(work, image.config.n_pe)
     layer_cycles = results[f"{key}_layer_cycles"]
@@ -173,4 +177,4 @@ def make_result(image: Image, x: np.ndarray, results: dict, key: str, info: Buil
         outputs=results[f"{key}_outputs"].astype(golden.output_dtype(image.config.act_bits)),
         cycles=results[f"{key}_cycles"], layer_cycles=layer_cycles, stall_cycles=results[f"{key}_stall_cycles"],
         pe_busy=results[f"{key}_pe_busy"], ideal_cycles=ideal, efficiency=metrics.efficiency(ideal, layer_cycles),
-        build=info, wall_seconds=wall, extra={"work": work, "waves": wave})
+        build=info, wall_seconds=wall, sim_seconds=sim_seconds, extra={"work": work, "waves": wave})

@@ -80,7 +80,7 @@ def suite(request, tmp_path_factory):
     for i, step in enumerate(steps):
         if step["op"] == "run":
             name, image, x = expect[index]
-            out[name] = (image, x, make_result(image, x, results, f"s{i}", info, seconds))
+            out[name] = (image, x, make_result(image, x, results, f"s{i}", info, seconds, seconds))
             index += 1
     return out
 
