@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from .config import Config
 from .fixedpoint import fits, from_fixed, round_shift, signed_range, to_fixed, wrap, writeback
-from .model import CompressedLayer, CompressedModel, Layer, ModelError
+from .model import CompressedLayer, CompressedModel, Layer, ModelError, check_chain
 
 __all__ = ["compress", "prune", "share_weights", "frac_bits_for", "forward", "quantize_input", "dequantize"]
 
@@ -170,15 +170,7 @@ def compress(layers: Sequence[Layer], *, density, code_bits: int | None = None,
     config = Config() if config is None else config
     if code_bits is not None and code_bits != config.code_bits:
         config = config.replace(code_bits=code_bits)
-    layers = list(layers)
-    if not layers:
-        raise ModelError("compress() needs at least one layer")
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, Layer):
-            raise ModelError(f"layer {i} is a {type(layer).__name__}, not an sw.Layer")
-        if i and layer.n_in != layers[i - 1].n_out:
-            raise ModelError(f"layer {i} takes {layer.n_in} inputs but layer {i - 1} produces "
-                             f"{layers[i - 1].n_out} outputs")
+    layers = check_chain(layers, Layer, "compress()")
     densities = list(density) if np.ndim(density) else [density] * len(layers)
     if len(densities) != len(layers):
         raise ModelError(f"density lists {len(densities)} values for {len(layers)} layers")

@@ -184,6 +184,21 @@ class CompressedLayer:
                 f"fa={self.fa}, fw={self.fw}, fo={self.fo})")
 
 
+def check_chain(layers, kind: type, what: str) -> list:
+    """`layers` as a list: non-empty, every item a `kind`, and each layer's
+    inputs the previous layer's outputs. Raises `ModelError` naming the layer."""
+    layers = list(layers)
+    if not layers:
+        raise ModelError(f"{what} needs at least one layer")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, kind):
+            raise ModelError(f"layer {i} is a {type(layer).__name__}, not an sw.{kind.__name__}")
+        if i and layer.n_in != layers[i - 1].n_out:
+            raise ModelError(f"layer {i} takes {layer.n_in} inputs but layer {i - 1} produces "
+                             f"{layers[i - 1].n_out} outputs")
+    return layers
+
+
 class CompressedModel:
     """A chain of `CompressedLayer`s; layer ``i``'s output is layer ``i+1``'s
     input, in the same fixed-point format (``fo`` of one is ``fa`` of the next).
@@ -193,18 +208,11 @@ class CompressedModel:
     """
 
     def __init__(self, layers: Sequence[CompressedLayer], input_frac_bits: int, report=None):
-        layers = list(layers)
-        if not layers:
-            raise ModelError("a model needs at least one layer")
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, CompressedLayer):
-                raise ModelError(f"layer {i} is a {type(layer).__name__}, not a CompressedLayer")
+        layers = check_chain(layers, CompressedLayer, "a model")
         if layers[0].fa != input_frac_bits:
             raise ModelError(f"layer 0: fa = {layers[0].fa} does not match input_frac_bits = {input_frac_bits}")
         for i in range(1, len(layers)):
             prev, cur = layers[i - 1], layers[i]
-            if cur.n_in != prev.n_out:
-                raise ModelError(f"layer {i} takes {cur.n_in} inputs but layer {i - 1} produces {prev.n_out} outputs")
             if cur.fa != prev.fo:
                 raise ModelError(f"layer {i}: fa = {cur.fa} does not match layer {i - 1}'s fo = {prev.fo}")
         self.layers = layers
