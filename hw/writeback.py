@@ -18,8 +18,8 @@ class WriteBack(wiring.Component):
     * W0, ``t``: the accumulator (through the arithmetic unit's `wb_*` port)
       and ``bias[bias_base + i]`` are read.
     * W1, ``t + 1``: ``acc + bias`` modulo ``2**acc_bits``; the accumulator row
-      is zeroed (`clear`); ``(sum + 2**(shift-1)) >> shift`` exactly, one bit
-      wider than the accumulator so the rounding term cannot wrap.
+      is zeroed (`clear`); ``(sum + 2**(shift-1)) >> shift`` exactly (computed
+      as ``((2 * sum >> shift) + 1) >> 1``, which cannot wrap).
     * W2, ``t + 2``: ReLU, saturation to ``act_bits``, and the write of the
       output to `out_addr` (bank and row) of the activation buffer.
     """
@@ -59,18 +59,19 @@ class WriteBack(wiring.Component):
         m.d.sync += [w1_valid.eq(self.valid), w1_row.eq(self.row)]
 
         # W1
+        # (x + 2**(s-1)) >> s == ((2x >> s) + 1) >> 1 for every s >= 0 (floors
+        # nest), so one barrel shifter does it, with no special case for s = 0
+        # and no shifted rounding constant.
         total = Signal(signed(c.acc_bits))                  # wraps, like every accumulation
-        rounding = Signal(signed(c.acc_bits + 1))
         m.d.comb += [
             total.eq(self.acc_data + rd.data),
-            rounding.eq(Mux(self.shift == 0, 0, Const(1, c.acc_bits + 1) << (self.shift - 1).as_unsigned())),
             self.clear.eq(w1_valid),
             self.clear_row.eq(w1_row),
         ]
         w2_valid, w2_row = Signal(), Signal(w.row)
         w2_shifted = Signal(signed(c.acc_bits + 1))
         m.d.sync += [w2_valid.eq(w1_valid), w2_row.eq(w1_row),
-                     w2_shifted.eq((total + rounding) >> self.shift)]
+                     w2_shifted.eq(((Cat(C(0, 1), total).as_signed() >> self.shift) + 1) >> 1)]
 
         # W2
         lo, hi = -(1 << (c.act_bits - 1)), (1 << (c.act_bits - 1)) - 1
