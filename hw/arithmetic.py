@@ -46,7 +46,7 @@ class ArithmeticUnit(wiring.Component):
             "clear": In(1),
             "clear_row": In(widths.row),
             "busy": Out(1),
-            "host_codebook": In(memory.WritePort.Signature(addr_width=widths.codebook_addr,
+            "host_codebook": Out(memory.WritePort.Signature(addr_width=widths.codebook_addr,
                                                            shape=signed(c.weight_bits))),
         })
 

@@ -60,7 +60,7 @@ class ControlUnit(wiring.Component):
             "clear": Out(1), "clear_row": Out(widths.row),
             "count_reset": Out(1), "count_save": Out(1),
             "output_start": Out(1), "n_out": Out(widths.count), "output_done": In(1),
-            "host_layers": In(memory.WritePort.Signature(addr_width=widths.desc_addr, shape=unsigned(32))),
+            "host_layers": Out(memory.WritePort.Signature(addr_width=widths.desc_addr, shape=unsigned(32))),
             "log_read_layer": In(widths.layer),
             "log_cycles": Out(COUNTER_BITS), "log_stalls": Out(COUNTER_BITS),
         })

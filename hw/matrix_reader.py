@@ -36,7 +36,7 @@ class MatrixReader(wiring.Component):
             "entry_valid": Out(1),
             "issue": Out(1),
             "busy": Out(1),
-            "host": In(memory.WritePort.Signature(addr_width=widths.word_addr, shape=unsigned(c.word_bits))),
+            "host": Out(memory.WritePort.Signature(addr_width=widths.word_addr, shape=unsigned(c.word_bits))),
         })
 
     def elaborate(self, platform):

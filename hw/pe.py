@@ -85,7 +85,7 @@ class ProcessingElement(wiring.Component):
             "busy_read_layer": In(widths.layer),
             "busy_read_data": Out(COUNTER_BITS),
             "host": In(host_write_layout(widths, host_offset_bits)),
-            "host_codebook": In(memory.WritePort.Signature(addr_width=widths.codebook_addr,
+            "host_codebook": Out(memory.WritePort.Signature(addr_width=widths.codebook_addr,
                                                            shape=signed(c.weight_bits))),
         })
 
@@ -147,7 +147,5 @@ class ProcessingElement(wiring.Component):
         h = self.host
         for kind, port in enumerate((mr.host, p.host_even, p.host_odd, wb.host_bias)):
             m.d.comb += [port.addr.eq(h.addr), port.data.eq(h.data), port.en.eq(h.en & (h.kind == kind))]
-        m.d.comb += [au.host_codebook.addr.eq(self.host_codebook.addr),
-                     au.host_codebook.data.eq(self.host_codebook.data),
-                     au.host_codebook.en.eq(self.host_codebook.en)]
+        wiring.connect(m, wiring.flipped(self.host_codebook), au.host_codebook)
         return m

@@ -37,8 +37,8 @@ class PointerReader(wiring.Component):
             "col": Out(stream.Signature(column_layout(widths))),
             "ptr_base": In(widths.gptr),
             "busy": Out(1),
-            "host_even": In(bank),
-            "host_odd": In(bank),
+            "host_even": Out(bank),
+            "host_odd": Out(bank),
         })
 
     def elaborate(self, platform):

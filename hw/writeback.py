@@ -42,7 +42,7 @@ class WriteBack(wiring.Component):
             "out_addr": Out(widths.act_addr),
             "out_data": Out(signed(c.act_bits)),
             "busy": Out(1),
-            "host_bias": In(memory.WritePort.Signature(addr_width=widths.row, shape=signed(c.acc_bits))),
+            "host_bias": Out(memory.WritePort.Signature(addr_width=widths.row, shape=signed(c.acc_bits))),
         })
 
     def elaborate(self, platform):

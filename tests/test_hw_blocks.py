@@ -1,7 +1,13 @@
 """Single blocks in Amaranth's simulator: their documented cycle behaviour."""
 
+import gc
+import re
+import warnings
+
 import numpy as np
 import pytest
+from amaranth.back import rtlil
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 import hw
@@ -239,3 +245,40 @@ def test_export_writes_verilog_and_rtlil(tmp_path):
     assert "$readmemb" in (tmp_path / "b" / "b.v").read_text()
     assert list((tmp_path / "b").glob("b-*.mem"))
     assert export_main(["export", "--n-pe", "3", "-o", str(tmp_path / "c.v")]) == 2
+
+
+def _blocks(component, seen=None):
+    """`component` and every `hw` component reachable through its attributes,
+    one per class."""
+    seen = {} if seen is None else seen
+    if type(component) not in seen:
+        seen[type(component)] = component
+        for value in vars(component).values():
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, wiring.Component) and type(item).__module__.startswith("hw."):
+                    _blocks(item, seen)
+    return seen
+
+
+def test_every_block_drives_its_outputs():
+    """Converted on its own, no block may leave an output port tied to a
+    constant: that is what a signature member of the wrong direction looks
+    like (inside the accelerator Amaranth infers directions from use, so the
+    mistake would otherwise show only when a block is reused or synthesised
+    alone)."""
+    config = sw.Config(n_pe=4, weight_depth=256, pointer_depth=64, row_depth=16, max_layers=2)
+    texts = {}
+    with warnings.catch_warnings():             # the rest of each fresh copy is never elaborated
+        warnings.simplefilter("ignore")
+        for cls in _blocks(hw.Accelerator(config)):
+            block = _blocks(hw.Accelerator(config))[cls]      # fresh: a memory elaborates only once
+            texts[cls.__name__] = rtlil.convert(block, name="top")
+        del block
+        gc.collect()
+    assert {"ProcessingElement", "WriteBack", "PointerReader", "ControlUnit", "HostPort"} <= set(texts)
+    for name, text in texts.items():
+        top = text[text.index("module \\top\n"):]
+        outputs = re.findall(r"wire width \d+ output \d+\s+(?:signed\s+)?\\(\S+)", top)
+        tied = [o for o in outputs if re.search(rf"^\s*connect \\{re.escape(o)} \d+'[01]+$", top, re.M)]
+        assert outputs, f"{name}: no output ports found (has the RTLIL syntax changed?)"
+        assert not tied, f"{name}: outputs tied to a constant: {tied}"
