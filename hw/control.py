@@ -8,10 +8,9 @@ from sw.format import DESC_WORDS, FLAG_LAST, FLAG_RELU
 
 from .layouts import Widths
 from .pe import COUNTER_BITS, layer_control_layout
+from .writeback import WriteBack
 
 __all__ = ["ControlUnit"]
-
-WRITEBACK_LATENCY = 2          # W0 -> W2 in hw.writeback
 
 
 class ControlUnit(wiring.Component):
@@ -28,8 +27,8 @@ class ControlUnit(wiring.Component):
                    input stream, later layers from the PEs' buffers through the
                    nonzero tree) until every source is exhausted and every PE is
                    idle.
-    ``WRITEBACK``  rows ``0 .. rows - 1``, one per cycle, then 2 cycles until
-                   the last is written.
+    ``WRITEBACK``  rows ``0 .. rows - 1``, one per cycle; then ``DRAIN``,
+                   `WriteBack.LATENCY` cycles until the last is written.
     ``OUTPUT``     after the last layer: stream the outputs; then `done`.
 
     Counters: `cycles` from `start` to `done`. Per layer ``T_measured``: from
@@ -169,10 +168,10 @@ class ControlUnit(wiring.Component):
                     m.d.sync += word.eq(0)
                     m.next = "DRAIN"
 
-            with m.State("DRAIN"):      # the last rows pass W1 and W2
+            with m.State("DRAIN"):      # the last rows pass W1 .. W3
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [word.eq(word + 1), layer_cycles.eq(layer_cycles + 1)]
-                with m.If(word == WRITEBACK_LATENCY - 1):
+                with m.If(word == WriteBack.LATENCY - 1):
                     m.d.comb += [self.count_save.eq(1), cyc_wr.en.eq(1), stl_wr.en.eq(1)]
                     m.d.sync += [self.layers_done.eq(self.layers_done + 1), prev_n_out.eq(n_out), word.eq(0)]
                     with m.If(last):

@@ -18,11 +18,14 @@ class WriteBack(wiring.Component):
     * W0, ``t``: the accumulator (through the arithmetic unit's `wb_*` port)
       and ``bias[bias_base + i]`` are read.
     * W1, ``t + 1``: ``acc + bias`` modulo ``2**acc_bits``; the accumulator row
-      is zeroed (`clear`); ``(sum + 2**(shift-1)) >> shift`` exactly (computed
-      as ``((2 * sum >> shift) + 1) >> 1``, which cannot wrap).
-    * W2, ``t + 2``: ReLU, saturation to ``act_bits``, and the write of the
-      output to `out_addr` (bank and row) of the activation buffer.
+      is zeroed (`clear`).
+    * W2, ``t + 2``: ``(sum + 2**(shift-1)) >> shift`` exactly.
+    * W3, ``t + 3`` (``t + LATENCY``): ReLU, saturation to ``act_bits``, and
+      the write of the output to `out_addr` (bank and row) of the activation
+      buffer.
     """
+
+    LATENCY = 3     # cycles from a row's `valid` to its output write
 
     def __init__(self, widths: Widths, *, init_bias=()):
         c = widths.config
@@ -58,29 +61,29 @@ class WriteBack(wiring.Component):
         w1_valid, w1_row = Signal(), Signal(w.row)
         m.d.sync += [w1_valid.eq(self.valid), w1_row.eq(self.row)]
 
-        # W1
-        # (x + 2**(s-1)) >> s == ((2x >> s) + 1) >> 1 for every s >= 0 (floors
-        # nest), so one barrel shifter does it, with no special case for s = 0
-        # and no shifted rounding constant.
-        total = Signal(signed(c.acc_bits))                  # wraps, like every accumulation
-        m.d.comb += [
-            total.eq(self.acc_data + rd.data),
-            self.clear.eq(w1_valid),
-            self.clear_row.eq(w1_row),
-        ]
+        # W1 (the sum is registered: left in front of the shifter, the adder's
+        # carry chain made ABC duplicate logic, twice the LUTs on ECP5)
         w2_valid, w2_row = Signal(), Signal(w.row)
-        w2_shifted = Signal(signed(c.acc_bits + 1))
-        m.d.sync += [w2_valid.eq(w1_valid), w2_row.eq(w1_row),
-                     w2_shifted.eq(((Cat(C(0, 1), total).as_signed() >> self.shift) + 1) >> 1)]
+        w2_total = Signal(signed(c.acc_bits))               # wraps, like every accumulation
+        m.d.comb += [self.clear.eq(w1_valid), self.clear_row.eq(w1_row)]
+        m.d.sync += [w2_valid.eq(w1_valid), w2_row.eq(w1_row), w2_total.eq(self.acc_data + rd.data)]
 
-        # W2
+        # W2: (x + 2**(s-1)) >> s == ((2x >> s) + 1) >> 1 for every s >= 0
+        # (floors nest): one barrel shifter, no special case for s = 0, no
+        # shifted rounding constant, and nothing can wrap.
+        w3_valid, w3_row = Signal(), Signal(w.row)
+        w3_shifted = Signal(signed(c.acc_bits + 1))
+        m.d.sync += [w3_valid.eq(w2_valid), w3_row.eq(w2_row),
+                     w3_shifted.eq(((Cat(C(0, 1), w2_total).as_signed() >> self.shift) + 1) >> 1)]
+
+        # W3
         lo, hi = -(1 << (c.act_bits - 1)), (1 << (c.act_bits - 1)) - 1
         y = Signal(signed(c.acc_bits + 1))
-        m.d.comb += y.eq(Mux(self.relu & (w2_shifted < 0), 0, w2_shifted))
+        m.d.comb += y.eq(Mux(self.relu & (w3_shifted < 0), 0, w3_shifted))
         m.d.comb += [
             self.out_data.eq(Mux(y > hi, hi, Mux(y < lo, lo, y))),
-            self.out_addr.eq(Cat(w2_row, self.bank)),
-            self.out_en.eq(w2_valid),
-            self.busy.eq(w1_valid | w2_valid),
+            self.out_addr.eq(Cat(w3_row, self.bank)),
+            self.out_en.eq(w3_valid),
+            self.busy.eq(w1_valid | w2_valid | w3_valid),
         ]
         return m

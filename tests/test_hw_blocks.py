@@ -140,7 +140,7 @@ def test_writeback_matches_fixedpoint(relu):
         async def tb(ctx):
             ctx.set(wb.shift, shift)
             ctx.set(wb.relu, int(relu))
-            for i in range(len(acc) + 3):
+            for i in range(len(acc) + WriteBack.LATENCY + 1):
                 ctx.set(wb.valid, int(i < len(acc)))
                 ctx.set(wb.row, min(i, len(acc) - 1))
                 ctx.set(wb.acc_data, int(acc[i - 1]) if 1 <= i <= len(acc) else 0)   # arrives in W1
