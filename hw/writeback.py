@@ -61,8 +61,9 @@ class WriteBack(wiring.Component):
         w1_valid, w1_row = Signal(), Signal(w.row)
         m.d.sync += [w1_valid.eq(self.valid), w1_row.eq(self.row)]
 
-        # W1 (the sum is registered: left in front of the shifter, the adder's
-        # carry chain made ABC duplicate logic, twice the LUTs on ECP5)
+        # W1. The sum is registered so that the adder's carry chain and the
+        # barrel shifter are not one path (for Fmax; synth_ecp5's default
+        # wide-LUT mapping also drops from 634 to 335 LUT4 for this block).
         w2_valid, w2_row = Signal(), Signal(w.row)
         w2_total = Signal(signed(c.acc_bits))               # wraps, like every accumulation
         m.d.comb += [self.clear.eq(w1_valid), self.clear_row.eq(w1_row)]
