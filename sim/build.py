@@ -14,15 +14,16 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from sw.config import Config
 
-__all__ = ["TOP", "build", "generate_verilog", "verilator_environment", "cache_root", "BuildInfo"]
+__all__ = ["TOP", "build", "generate_verilog", "verilator_environment", "cache_root", "prune_stale_builds", "BuildInfo"]
 
 TOP = "openeie_top"
 PLUSARG = "oeie_image"
@@ -175,4 +176,30 @@ def build(config: Config, *, waves: bool = False, progress=None) -> BuildInfo:
                          log_file=build_dir / "build.log")
         seconds = time.perf_counter() - t0
         stamp.write_text(json.dumps({"config": config.to_dict(), "seconds": seconds}) + "\n")
-        return BuildInfo(build_dir, seconds, False)
+    prune_stale_builds()
+    return BuildInfo(build_dir, seconds, False)
+
+
+def prune_stale_builds() -> list[Path]:
+    """Delete the checkout's cached builds of other hardware sources: up to
+    about 150 MB each, and this checkout can never use them again. Only in
+    the checkout's own ``build/sim``, never in a shared cache
+    (``$OPENEIE_BUILD_DIR``), and only builds whose lock is free. Returns
+    what was deleted."""
+    root = cache_root()
+    if os.environ.get("OPENEIE_BUILD_DIR") or root != _ROOT / "build" / "sim" or not root.is_dir():
+        return []
+    digest, removed = _sources_digest(), []
+    for path in root.iterdir():
+        parts = path.name.split("-")
+        if not path.is_dir() or len(parts) < 2 or parts[1] == digest:
+            continue
+        lock = FileLock(str(path) + ".lock", timeout=0)
+        try:
+            with lock:
+                shutil.rmtree(path, ignore_errors=True)
+        except Timeout:
+            continue
+        Path(lock.lock_file).unlink(missing_ok=True)
+        removed.append(path)
+    return removed

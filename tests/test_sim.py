@@ -156,3 +156,29 @@ def test_sparse_wide_layer_efficiency():
     result = sim.run(image, x)
     check(image, x, result)
     assert result.efficiency.min() > 0.9, result.efficiency
+
+
+def test_prune_stale_builds(tmp_path, monkeypatch):
+    """Builds of other hardware sources go; the current ones, the run
+    directories and a build whose lock is held stay."""
+    import importlib
+
+    from filelock import FileLock
+    build = importlib.import_module("sim.build")      # `sim.build` is also the function
+    (tmp_path / "pyproject.toml").touch()
+    monkeypatch.setattr(build, "_ROOT", tmp_path)
+    monkeypatch.delenv("OPENEIE_BUILD_DIR", raising=False)
+    root = tmp_path / "build" / "sim"
+    digest = build._sources_digest()
+    keep = [f"aaaa-{digest}", f"bbbb-{digest}-waves", "runs", "cccc-0123456789ab"]
+    gone = ["aaaa-0123456789ab", "bbbb-0123456789ab-waves", "dddd-ba9876543210"]
+    for name in keep + gone:
+        (root / name / "obj").mkdir(parents=True)
+    with FileLock(str(root / "cccc-0123456789ab") + ".lock"):       # a build in progress elsewhere
+        removed = build.prune_stale_builds()
+    assert sorted(p.name for p in removed) == sorted(gone)
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(keep)
+
+    monkeypatch.setenv("OPENEIE_BUILD_DIR", str(root))                # a shared cache: never pruned
+    (root / "eeee-0123456789ab").mkdir()
+    assert build.prune_stale_builds() == []
