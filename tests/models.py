@@ -43,11 +43,13 @@ def random_layer(rng, n_in, n_out, config: sw.Config, *, fa, density=None, extre
     return sw.CompressedLayer(codes, codebook, bias, relu, fa, fw, fa + fw - shift)
 
 
-def random_model(rng, config: sw.Config, dims, *, extreme=False, density=None):
+def random_model(rng, config: sw.Config, dims, *, extreme=False, density=None, relu=None):
+    """`relu`: one bool per layer, or None for a random choice each."""
     fa = int(rng.integers(0, 12))
     layers = []
-    for n_in, n_out in zip(dims[:-1], dims[1:]):
-        layers.append(random_layer(rng, n_in, n_out, config, fa=fa, extreme=extreme, density=density))
+    relu = [None] * (len(dims) - 1) if relu is None else relu
+    for n_in, n_out, r in zip(dims[:-1], dims[1:], relu):
+        layers.append(random_layer(rng, n_in, n_out, config, fa=fa, extreme=extreme, density=density, relu=r))
         fa = layers[-1].fo
     return sw.CompressedModel(layers, layers[0].fa)
 
@@ -64,6 +66,7 @@ def padding_model(config: sw.Config, n_in=6, rows_per_pe=40):
     # column 3 is empty
     codes[:, 4] = 5                             # full column: no gaps at all
     codes[(config.max_run + 1) * config.n_pe, 5] = 6   # exactly one run of R+1 zeros: one padding
+    codes[codes != 0] = (codes[codes != 0] - 1) % (config.n_codes - 1) + 1    # small codebooks
     codebook = np.arange(config.n_codes) * 3 - 7
     codebook[0] = 0
     return sw.CompressedModel([sw.CompressedLayer(codes, codebook, None, False, 0, 0, 0)], 0)

@@ -15,10 +15,22 @@ import scipy.sparse as sp
 import sim
 import sw
 from sim.runner import _max_cycles, make_result
+from sw.fixedpoint import signed_range
 
 from models import padding_model, random_inputs, random_model
 
-PE_COUNTS = [1, 2, 4, 16, pytest.param(64, marks=pytest.mark.slow)]
+# the default widths at every PE count, then other widths, to hold the
+# hardware to its claim of being parametrised by sw.Config alone
+CONFIGS = {
+    **{f"{n}pe": sw.Config(n_pe=n) for n in (1, 2, 4, 16)},
+    "4pe-narrow": sw.Config(n_pe=4, code_bits=3, run_bits=2, entries_per_word=4, act_bits=8, weight_bits=8,
+                            acc_bits=24, fifo_depth=2, weight_depth=4096, pointer_depth=1024, row_depth=64,
+                            max_layers=4),
+    "2pe-odd": sw.Config(n_pe=2, code_bits=2, run_bits=3, entries_per_word=1, act_bits=12, weight_bits=10,
+                         acc_bits=20, fifo_depth=4, weight_depth=2048, pointer_depth=512, row_depth=128,
+                         max_layers=4),
+}
+SUITES = [*CONFIGS, pytest.param("64pe", marks=pytest.mark.slow)]
 
 
 def same_row_model(config: sw.Config, n_in: int = 24):
@@ -44,7 +56,7 @@ def cases(config: sw.Config, tmp_path):
                     random_inputs(rng, 3, 6, config.act_bits, density=0.8)),
         "same_row": (sw.pack(same_row_model(config), config),
                      random_inputs(rng, 3, 24, config.act_bits, density=0.9)),
-        "extreme": (sw.pack(random_model(rng, config, [20, 30, 9], extreme=True), config),
+        "extreme": (sw.pack(random_model(rng, config, [20, 30, 9], extreme=True, relu=[True, False]), config),
                     random_inputs(rng, 4, 20, config.act_bits, density=0.7, extreme=True)),
     }
 
@@ -70,10 +82,10 @@ def cases(config: sw.Config, tmp_path):
     return main, steps, expect
 
 
-@pytest.fixture(scope="module", params=PE_COUNTS, ids=lambda n: f"{n}pe")
+@pytest.fixture(scope="module", params=SUITES)
 def suite(request, tmp_path_factory):
-    config = sw.Config(n_pe=request.param)
-    main, steps, expect = cases(config, tmp_path_factory.mktemp(f"sim{request.param}"))
+    config = CONFIGS.get(request.param) or sw.Config(n_pe=64)
+    main, steps, expect = cases(config, tmp_path_factory.mktemp(f"sim-{request.param}"))
     results, info, seconds, _ = sim.run_job(main, steps)
     out = {}
     index = 0
@@ -118,7 +130,8 @@ def test_saturation_and_wrapping(suite):
     image, x, result = suite["extreme"]
     check(image, x, result)
     layers = np.concatenate([y.reshape(-1) for y in sw.golden.run(image, x, trace=True)])
-    assert (layers == 32767).any() and (layers == -32768).any()   # both limits reached on the way
+    lo, hi = signed_range(image.config.act_bits)
+    assert (layers == hi).any() and (layers == lo).any()        # both limits reached on the way
 
 
 def test_images_loaded_over_the_host_port(suite):
