@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@echo '#include <lz4.h>' | $(CXX) -E -x c++ - >/dev/null 2>&1 || \
+	  $(BIN)/python -m sim.lz4 $(VENV)/lz4 || \
+	  echo "note: no lz4 for FST waveforms; WAVES=1 will write VCD"
 	touch $@
 
 install: $(STAMP)

@@ -23,6 +23,8 @@ from filelock import FileLock, Timeout
 
 from sw.config import Config
 
+from . import lz4
+
 __all__ = ["TOP", "build", "generate_verilog", "verilator_environment", "cache_root", "prune_stale_builds", "BuildInfo"]
 
 TOP = "openeie_top"
@@ -52,12 +54,23 @@ def verilator_environment():
                 os.environ[k] = v
 
 
-def fst_available() -> bool:
-    """Verilator's FST writer needs lz4 (Debian's liblz4-dev); without it,
-    waveforms are VCD."""
-    proc = subprocess.run(["c++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n", text=True,
-                          capture_output=True)
-    return proc.returncode == 0
+def fst_flags() -> list[str] | None:
+    """Verilator arguments for FST waveforms, or None where they cannot be
+    built (they need lz4 and zlib headers; lz4 from Debian's liblz4-dev or
+    from the setup's build in the venv, `sim.lz4`): waveforms are VCD then."""
+    def compiles(header, flags=()):
+        proc = subprocess.run(["c++", *flags, "-E", "-x", "c++", "-"], input=f"#include <{header}>\n", text=True,
+                              capture_output=True)
+        return proc.returncode == 0
+
+    if not compiles("zlib.h"):
+        return None
+    if compiles("lz4.h"):
+        return ["--trace-fst"]
+    vendored = lz4.vendored_dir()
+    if vendored is not None:
+        return ["--trace-fst", "-CFLAGS", f"-I{vendored}", "-LDFLAGS", f"-L{vendored}"]
+    return None
 
 
 def cache_root() -> Path:
@@ -152,7 +165,8 @@ def verilator_runner():
 
 def build(config: Config, *, waves: bool = False, progress=None) -> BuildInfo:
     """Build (or find cached) the Verilator model for `config`."""
-    key = f"{config.key()}-{_sources_digest()}{'-waves' if waves else ''}"
+    fst = fst_flags() if waves else None
+    key = f"{config.key()}-{_sources_digest()}{('-fst' if fst else '-vcd') if waves else ''}"
     build_dir = cache_root() / key
     stamp = build_dir / "built.json"
     build_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +186,7 @@ def build(config: Config, *, waves: bool = False, progress=None) -> BuildInfo:
                          timescale=("1ns", "1ps"),
                          build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0",
                                      "--x-initial", "0", "-CFLAGS", "-O2"]
-                         + (["--trace-fst"] if waves and fst_available() else []),
+                         + (fst or []),
                          log_file=build_dir / "build.log")
         seconds = time.perf_counter() - t0
         stamp.write_text(json.dumps({"config": config.to_dict(), "seconds": seconds}) + "\n")

@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument("--labels", type=Path, help="labels .npy, to report accuracy for --image")
     parser.add_argument("--n-pe", type=int, help="processing elements for the default model (default 16)")
     parser.add_argument("--vectors", type=int, help="run only the first N vectors (default: all; 8 with --waves)")
-    parser.add_argument("--waves", action="store_true", help="write a waveform (FST, or VCD without liblz4-dev)")
+    parser.add_argument("--waves", action="store_true", help="write a waveform (FST; VCD where lz4 is missing, see sim.lz4)")
     parser.add_argument("--report", type=Path, default=cache_root() / "report.json", help="JSON report path")
     args = parser.parse_args(argv)
     if args.waves and args.vectors is None:

@@ -121,6 +121,8 @@ def run_job(image: Image, steps: list[dict], *, waves: bool = False, keep: Path 
             if found and keep is not None:
                 keep.parent.mkdir(parents=True, exist_ok=True)
                 wave = keep.with_suffix(found[0].suffix)
+                for old in (keep.with_suffix(".fst"), keep.with_suffix(".vcd")):
+                    old.unlink(missing_ok=True)         # no stale waveform of the other kind beside it
                 shutil.move(found[0], wave)
         shutil.rmtree(run_dir)
         return results, info, seconds, wave

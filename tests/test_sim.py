@@ -195,3 +195,24 @@ def test_prune_stale_builds(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENEIE_BUILD_DIR", str(root))                # a shared cache: never pruned
     (root / "eeee-0123456789ab").mkdir()
     assert build.prune_stale_builds() == []
+
+
+def test_waveform(tmp_path):
+    """`waves=True` writes an FST waveform (VCD where lz4 is missing) of a
+    run whose outputs are still checked."""
+    import importlib
+    build = importlib.import_module("sim.build")
+    config = sw.Config(n_pe=1, weight_depth=256, pointer_depth=64, row_depth=16, max_layers=2)
+    rng = np.random.default_rng(11)
+    image = sw.pack(random_model(rng, config, [6, 5]), config)
+    x = random_inputs(rng, 2, 6, config.act_bits)
+    result = sim.run(image, x, waves=True, waves_path=tmp_path / "run")
+    assert np.array_equal(result.outputs, sw.golden.run(image, x))
+    path = result.extra["waves"]
+    data = path.read_bytes()
+    if build.fst_flags():
+        # an FST file opens with its header block: type 0, then the block's length
+        assert path.suffix == ".fst" and data[0] == 0 and int.from_bytes(data[1:9], "big") == 329
+    else:
+        assert path.suffix == ".vcd" and b"$enddefinitions" in data
+    assert len(data) > 1000
