@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -163,6 +164,27 @@ def verilator_runner():
     return LeanVerilator()
 
 
+@contextlib.contextmanager
+def _heartbeat(progress, t0: float, every: float = 30.0):
+    """Say every `every` seconds that the build is still going."""
+    if progress is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(every):
+            progress(f"  ... still compiling, {time.perf_counter() - t0:.0f} s")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def build(config: Config, *, waves: bool = False, progress=None) -> BuildInfo:
     """Build (or find cached) the Verilator model for `config`."""
     fst = fst_flags() if waves else None
@@ -174,13 +196,17 @@ def build(config: Config, *, waves: bool = False, progress=None) -> BuildInfo:
         if stamp.is_file():
             return BuildInfo(build_dir, 0.0, True)
         if progress:
-            progress(f"building the Verilator model for n_pe={config.n_pe} (once per configuration) ...")
+            progress(f"building the Verilator model for n_pe={config.n_pe} (once per configuration; "
+                     f"about a minute at 16 PEs, several at 64) ...")
         t0 = time.perf_counter()
         verilog = generate_verilog(config, build_dir / "rtl")
+        if progress:
+            progress(f"  Verilog written in {time.perf_counter() - t0:.0f} s; compiling it with Verilator "
+                     f"(log: {build_dir / 'build.log'})")
         control = build_dir / "rtl" / "public.vlt"
         # only the top module's ports are visible to the bench
         control.write_text(f'`verilator_config\npublic_flat_rw -module "{TOP}" -var "*"\n')
-        with verilator_environment():
+        with verilator_environment(), _heartbeat(progress, t0):
             runner = verilator_runner()
             runner.build(sources=[verilog, control], hdl_toplevel=TOP, build_dir=build_dir, waves=waves,
                          timescale=("1ns", "1ps"),
