@@ -24,8 +24,6 @@ from filelock import FileLock, Timeout
 
 from sw.config import Config
 
-from . import lz4
-
 __all__ = ["TOP", "build", "generate_verilog", "verilator_environment", "cache_root", "prune_stale_builds", "BuildInfo"]
 
 TOP = "openeie_top"
@@ -68,7 +66,8 @@ def fst_flags() -> list[str] | None:
         return None
     if compiles("lz4.h"):
         return ["--trace-fst"]
-    vendored = lz4.vendored_dir()
+    from .lz4 import vendored_dir      # not at the top: `python -m sim.lz4` imports this module first
+    vendored = vendored_dir()
     if vendored is not None:
         return ["--trace-fst", "-CFLAGS", f"-I{vendored}", "-LDFLAGS", f"-L{vendored}"]
     return None
