@@ -142,6 +142,13 @@ def _max_cycles(image: Image) -> int:
     return 4 * total + c.row_depth + 1000
 
 
+def make_run_step(image: Image, inputs: Path | str, **options) -> dict:
+    """A bench ``run`` step (see `sim.bench`) for `image` on the vectors in
+    the ``.npy`` file `inputs`; `options`: ``idle``, ``backpressure``, ``seed``."""
+    return {"op": "run", "inputs": str(inputs), "n_out": image.n_out, "n_layers": len(image.layers),
+            "max_cycles": _max_cycles(image), "max_polls": image.config.row_depth + 1000, **options}
+
+
 def run(image: Image, inputs, *, waves: bool = False, waves_path: Path | None = None, idle: float = 0.0,
         backpressure: float = 0.0, seed: int = 0, progress=None) -> SimResult:
     """Run `inputs` (``(n_in,)`` or ``(B, n_in)`` integers) through the RTL
@@ -161,9 +168,7 @@ def run(image: Image, inputs, *, waves: bool = False, waves_path: Path | None = 
     os.close(fd)
     try:
         np.save(inputs_path, x)
-        step = {"op": "run", "inputs": inputs_path, "n_out": image.n_out, "n_layers": len(image.layers),
-                "idle": idle, "backpressure": backpressure, "seed": seed, "max_cycles": _max_cycles(image),
-                "max_polls": image.config.row_depth + 1000}
+        step = make_run_step(image, inputs_path, idle=idle, backpressure=backpressure, seed=seed)
         results, info, seconds, wave = run_job(image, [step], waves=waves, keep=waves_path, progress=progress)
     finally:
         os.unlink(inputs_path)

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 import sim
 import sw
-from sim.runner import _max_cycles, make_result
+from sim.runner import make_result, make_run_step
 from sw.fixedpoint import signed_range
 
 from models import padding_model, random_inputs, random_model
@@ -60,24 +60,23 @@ def cases(config: sw.Config, tmp_path):
                     random_inputs(rng, 4, 20, config.act_bits, density=0.7, extreme=True)),
     }
 
-    def run_step(name, image, x, **kw):
+    def step(name, image, x, **kw):
         path = tmp_path / f"{name}-{len(steps)}.npy"
         np.save(path, x)
-        return {"op": "run", "inputs": str(path), "n_out": image.n_out, "n_layers": len(image.layers),
-                "max_cycles": _max_cycles(image), "max_polls": config.row_depth + 1000, **kw}
+        return make_run_step(image, path, **kw)
 
     steps, expect = [], []
-    steps.append(run_step("main", main, x_main, idle=0.3, backpressure=0.3, seed=1))
+    steps.append(step("main", main, x_main, idle=0.3, backpressure=0.3, seed=1))
     expect.append(("main", main, x_main))
     for after, wait in ((10, 0), (40, 150)):                   # reset mid-input, and mid-layer
-        steps.append({**run_step("main", main, x_main[:1]), "op": "abort", "after_cycles": after,
+        steps.append({**step("main", main, x_main[:1]), "op": "abort", "after_cycles": after,
                       "wait_cycles": wait})
-    steps.append(run_step("after_reset", main, x_main))
+    steps.append(step("after_reset", main, x_main))
     expect.append(("after_reset", main, x_main))
     for name, (image, x) in others.items():
         image.save(tmp_path / name)
         steps.append({"op": "load", "image": str(tmp_path / name)})
-        steps.append(run_step(name, image, x))
+        steps.append(step(name, image, x))
         expect.append((name, image, x))
     return main, steps, expect
 
