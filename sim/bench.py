@@ -138,16 +138,14 @@ class TB:
                 raise SimulationTimeout(f"outputs stalled ({len(out)} of {n} received)")
             if ready and d.o__valid.value:
                 word = int(d.o__payload.value)
-                value = word & self.act_mask
-                value -= (value >> (c.act_bits - 1)) << c.act_bits
                 last = (word >> c.act_bits) & 1
                 if last != (len(out) == n - 1):
                     raise AssertionError(f"output {len(out)} of {n} has last = {last}")
-                out.append(value)
+                out.append(word & self.act_mask)
             ready = int(rng.random() >= backpressure)
             d.o__ready.value = ready
         d.o__ready.value = 0
-        return out
+        return fmt.signed_words(out, c.act_bits).tolist()
 
     async def counters(self, n_layers: int):
         mp = self.map
