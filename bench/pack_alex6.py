@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sw  # noqa: E402
+from sw.files import atomic_file  # noqa: E402
 
 
 def best_of(fn, repeat):
@@ -71,8 +72,8 @@ def main():
           f"{t_first * 1e3:.1f} ms; goal < 100 ms)")
     print(f"  image.memories()        {t_mem * 1e3:8.1f} ms")
     out = Path("build/bench/pack_alex6.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    with atomic_file(out, "w") as f:
+        f.write(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
 
 

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import sim  # noqa: E402
 import sw  # noqa: E402
+from sw.files import atomic_file  # noqa: E402
 
 
 def main():
@@ -81,8 +82,8 @@ def main():
         report["make_sim_warm_seconds"] = time.perf_counter() - t0
         print(f"python -m sim (the make sim job, warm): {report['make_sim_warm_seconds']:.1f} s")
     out = ROOT / "build" / "bench" / "sim_layer.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    with atomic_file(out, "w") as f:
+        f.write(json.dumps(report, indent=1) + "\n")
     print(f"wrote {out}")
     return 0 if exact else 1
 

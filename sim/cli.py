@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 import sw
+from sw.files import atomic_file
 
 from .build import cache_root
 from .runner import SimulationError, run
@@ -83,15 +82,6 @@ def _table(result, image) -> list[str]:
     return lines
 
 
-def _write_json(path: Path, data: dict):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sim", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -151,6 +141,8 @@ def main(argv=None) -> int:
         "summary": summary, "total_seconds": time.perf_counter() - t0,
         "waves": str(result.extra["waves"]) if result.extra.get("waves") else None,
     }
-    _write_json(args.report, report)
+    with atomic_file(args.report, "w") as f:
+        json.dump(report, f, indent=1)
+        f.write("\n")
     _log(f"report: {args.report}")
     return 0 if exact else 1

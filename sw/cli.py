@@ -13,6 +13,7 @@ import numpy as np
 from . import golden
 from .compress import compress, quantize_input
 from .config import Config, ConfigError
+from .files import atomic_file
 from .format import FormatError
 from .model import CompressedModel, ModelError
 from .modelio import load_model, save_model
@@ -93,8 +94,10 @@ def cmd_run(args) -> int:
         x = quantize_input(x, image.layers[0].fa, image.config.act_bits)
     y = golden.run(image, x)
     if args.output:
-        np.save(args.output, y)
-        _log(f"wrote outputs {y.shape} {y.dtype} to {args.output}")
+        path = args.output if args.output.suffix == ".npy" else args.output.with_name(args.output.name + ".npy")
+        with atomic_file(path) as f:            # np.save's naming, written atomically
+            np.save(f, y)
+        _log(f"wrote outputs {y.shape} {y.dtype} to {path}")
     else:
         np.set_printoptions(threshold=200, linewidth=120)
         print(y)

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from . import format as fmt
 from .config import Config, ConfigError
+from .files import umask
 from .format import Descriptor, FormatError, MemoryImage
 
 __all__ = ["Image", "ImageLayer", "PESlice", "ImageError"]
@@ -303,9 +304,7 @@ class Image:
                 raise FileExistsError(f"{path} exists and is not an OpenEIE image; not replacing it")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)               # mkdtemp makes it private
+        os.chmod(tmp, 0o777 & ~umask())            # mkdtemp makes it private
         try:
             files = {}
             for name, m in self.memories().items():

@@ -13,15 +13,14 @@ in CSR form), ``layer{i}.codebook``, ``layer{i}.bias`` (accumulator format),
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from .files import atomic_file
 from .model import CompressedLayer, CompressedModel, Layer, ModelError
 
 __all__ = ["load_model", "save_model"]
@@ -98,12 +97,6 @@ def load_model(path) -> list[Layer] | CompressedModel:
     return out
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_model(model, path) -> Path:
     """Write a float model (list of `Layer`) or a `CompressedModel` atomically."""
     arrays = {}
@@ -120,13 +113,6 @@ def save_model(model, path) -> Path:
                 raise TypeError(f"layer {i} is a {type(l).__name__}, not an sw.Layer")
             arrays.update({f"layer{i}.weight": l.dense(), f"layer{i}.bias": l.bias, f"layer{i}.relu": np.bool_(l.relu)})
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        np.savez_compressed(f, **arrays)
     return path

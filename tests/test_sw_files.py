@@ -123,6 +123,21 @@ def test_config_validation_and_json():
         sw.Config(weight_depth=1001, entries_per_word=2)
 
 
+def test_atomic_file(tmp_path):
+    from sw.files import atomic_file, umask
+    target = tmp_path / "out.json"
+    with atomic_file(target, "w") as f:
+        f.write("first")
+    assert target.read_text() == "first"
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask()         # not mkstemp's private 0o600
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with atomic_file(target, "w") as f:
+            f.write("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "first"                              # the old file is intact
+    assert os.listdir(tmp_path) == ["out.json"]                       # no temporary left behind
+
+
 def test_model_npz_roundtrip(tmp_path):
     rng = np.random.default_rng(0)
     model = random_model(rng, sw.Config(), [9, 7, 3])
