@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .files import atomic_file
-from .model import CompressedLayer, CompressedModel, Layer, ModelError
+from .model import CompressedLayer, CompressedModel, Layer, ModelError, check_chain
 
 __all__ = ["load_model", "save_model"]
 
@@ -85,16 +85,10 @@ def load_model(path) -> list[Layer] | CompressedModel:
                 raise ModelError(f"{path}: layer {i}: {e}") from None
             except KeyError as e:
                 raise ModelError(f"{path}: layer {i}: missing {e}") from None
-    if compressed:
-        try:
-            return CompressedModel(out, out[0].fa)
-        except ModelError as e:
-            raise ModelError(f"{path}: {e}") from None
-    for i in range(1, len(out)):
-        if out[i].n_in != out[i - 1].n_out:
-            raise ModelError(f"{path}: layer {i} takes {out[i].n_in} inputs but layer {i - 1} "
-                             f"produces {out[i - 1].n_out} outputs")
-    return out
+    try:
+        return CompressedModel(out, out[0].fa) if compressed else check_chain(out, Layer, "a model")
+    except ModelError as e:
+        raise ModelError(f"{path}: {e}") from None
 
 
 def save_model(model, path) -> Path:

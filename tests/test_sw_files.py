@@ -150,6 +150,9 @@ def test_model_npz_roundtrip(tmp_path):
     np.savez(tmp_path / "bad.npz", **{"layer0.weight": np.ones((3, 2)), "layer2.weight": np.ones((1, 3))})
     with pytest.raises(sw.ModelError, match="layer 1 is missing"):
         sw.load_model(tmp_path / "bad.npz")
+    np.savez(tmp_path / "chain.npz", **{"layer0.weight": np.ones((3, 2)), "layer1.weight": np.ones((1, 4))})
+    with pytest.raises(sw.ModelError, match=r"chain\.npz: layer 1 takes 4 inputs but layer 0 produces 3 outputs"):
+        sw.load_model(tmp_path / "chain.npz")
 
 
 def test_cli_pack_inspect_run(tmp_path, capsys):
