@@ -210,10 +210,6 @@ class MemoryImage:
         if self.width < 64 and self.words.size and int(self.words.max()) >> self.width:
             raise FormatError(f"memory {self.name}: a word is wider than {self.width} bits")
 
-    @property
-    def digits(self) -> int:
-        return -(-self.width // 4)
-
     def padded(self, depth: int | None = None) -> np.ndarray:
         """The words zero-filled to `depth` (default: the memory's depth)."""
         out = np.zeros(self.depth if depth is None else depth, dtype=np.uint64)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .format import entry_codes, entry_runs
+from .format import entry_runs
 from .image import Image
 
 __all__ = ["ImageStats", "image_stats", "huffman_lengths"]
@@ -80,21 +80,25 @@ def _ratios(s: dict):
     s["huffman_compression_ratio"] = s["dense_bits"] / s["huffman_bits"]
 
 
+def _imbalance(per_pe: np.ndarray) -> float:
+    """Max over mean of the per-PE entry counts (1 when there are none)."""
+    return float(per_pe.max() / per_pe.mean()) if per_pe.mean() else 1.0
+
+
 def image_stats(image: Image) -> ImageStats:
     c = image.config
     layers = []
     for i, layer in enumerate(image.layers):
-        codes = entry_codes(layer.entries, c).astype(np.int64)
         runs = entry_runs(layer.entries, c).astype(np.int64)
-        code_freq = np.bincount(codes, minlength=c.n_codes)
+        code_freq = np.bincount(layer.entry_codes, minlength=c.n_codes)
         run_freq = np.bincount(runs, minlength=c.max_run + 1)
         per_pe = layer.pe_entry_counts()
-        nnz = int(np.count_nonzero(codes))
+        nnz = layer.nnz
         s = {
             "layer": i, "shape": f"{layer.n_in}->{layer.n_out}", "n_in": layer.n_in, "n_out": layer.n_out,
             "nnz": nnz, "entries": int(layer.entries.size), "padding": int(layer.entries.size) - nnz,
             "per_pe_entries": [int(v) for v in per_pe],
-            "imbalance": float(per_pe.max() / per_pe.mean()) if per_pe.mean() else 1.0,
+            "imbalance": _imbalance(per_pe),
             "dense_bits": 32 * layer.n_in * layer.n_out,
             "entry_bits": int(layer.entries.size) * c.entry_bits,
             "pointer_bits": c.n_pe * (layer.n_in + 1) * c.pointer_bits,
@@ -110,6 +114,6 @@ def image_stats(image: Image) -> ImageStats:
     total.update(layer="total", shape=f"{image.n_in}->{image.n_out}")
     per_pe = np.sum([l["per_pe_entries"] for l in layers], axis=0)
     total["per_pe_entries"] = [int(v) for v in per_pe]
-    total["imbalance"] = float(per_pe.max() / per_pe.mean()) if per_pe.mean() else 1.0
+    total["imbalance"] = _imbalance(per_pe)
     _ratios(total)
     return ImageStats(layers, total)
