@@ -54,16 +54,13 @@ def _check_layer(i: int, layer: CompressedLayer, config: Config):
     if layer.codebook.size > config.n_codes:
         raise PackError(f"layer {i}: codebook has {layer.codebook.size} values but code_bits = "
                         f"{config.code_bits} allows {config.n_codes}")
-    if not fits(layer.codebook, config.weight_bits):
-        lo, hi = signed_range(config.weight_bits)
-        bad = int(np.argmax((layer.codebook < lo) | (layer.codebook > hi)))
-        raise PackError(f"layer {i}: codebook[{bad}] = {layer.codebook[bad]} does not fit "
-                        f"weight_bits = {config.weight_bits} (range {lo}..{hi})")
-    if not fits(layer.bias, config.acc_bits):
-        lo, hi = signed_range(config.acc_bits)
-        bad = int(np.argmax((layer.bias < lo) | (layer.bias > hi)))
-        raise PackError(f"layer {i}: bias[{bad}] = {layer.bias[bad]} does not fit "
-                        f"acc_bits = {config.acc_bits} (range {lo}..{hi})")
+    for what, values, field in (("codebook", layer.codebook, "weight_bits"), ("bias", layer.bias, "acc_bits")):
+        bits = getattr(config, field)
+        if not fits(values, bits):
+            lo, hi = signed_range(bits)
+            bad = int(np.argmax((values < lo) | (values > hi)))
+            raise PackError(f"layer {i}: {what}[{bad}] = {values[bad]} does not fit "
+                            f"{field} = {bits} (range {lo}..{hi})")
     if layer.shift > config.max_shift:
         raise PackError(f"layer {i}: shift = fa + fw - fo = {layer.shift} exceeds the largest "
                         f"the hardware implements ({config.max_shift} = acc_bits - 1)")
