@@ -125,6 +125,11 @@ class Config:
         later layers also by the activation buffers, see `max_outputs`)."""
         return self.pointer_depth - 1
 
+    def rows_per_pe(self, n_out: int) -> int:
+        """Output rows each PE holds for a layer of `n_out` outputs (row ``r``
+        is PE ``r % n_pe``'s local row ``r // n_pe``)."""
+        return -(-n_out // self.n_pe)
+
     @property
     def max_outputs(self) -> int:
         """Largest `n_out` of any layer: `row_depth` rows in each PE."""

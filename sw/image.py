@@ -61,7 +61,7 @@ class ImageLayer:
     @property
     def rows(self) -> int:
         """Output rows per PE (the last few PEs may have one unused)."""
-        return -(-self.n_out // self.config.n_pe)
+        return self.config.rows_per_pe(self.n_out)
 
     @functools.cached_property
     def pes(self) -> list[PESlice]:
@@ -249,7 +249,7 @@ class Image:
             if d.ptr_base + d.n_in + 1 > c.pointer_depth:
                 raise ImageError(f"{where}: pointers {d.ptr_base}..{d.ptr_base + d.n_in} exceed "
                                  f"pointer_depth {c.pointer_depth}")
-            rows = -(-d.n_out // c.n_pe)
+            rows = c.rows_per_pe(d.n_out)
             if d.bias_base + rows > c.row_depth:
                 raise ImageError(f"{where}: rows {d.bias_base}..{d.bias_base + rows - 1} exceed row_depth {c.row_depth}")
             if i and d.n_in != descs[i - 1].n_out:
