@@ -57,7 +57,7 @@ def main():
         print(f"density {[round(d, 3) for d in densities]}: test accuracy {mlp.score(x_test, y_test):.4f}")
     layers = [sw.Layer(w.T, b, relu=i < len(mlp.coefs_) - 1)
               for i, (w, b) in enumerate(zip(mlp.coefs_, mlp.intercepts_))]
-    sw.save_model(layers, HERE / "digits_mlp.npz")
+    sw.save_model(layers, HERE / "digits_mlp.npz", overwrite=True)
     rng = np.random.default_rng(0)
     cal = x_train[rng.choice(len(x_train), 256, replace=False)]
     np.savez_compressed(HERE / "digits_data.npz", x_cal=cal, x_test=x_test, y_test=y_test)

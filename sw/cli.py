@@ -1,38 +1,53 @@
-"""``python -m sw``: pack, inspect and run images from the command line."""
+"""``python -m sw``: pack, inspect and run images from the command line.
+
+Every output a command writes (an image directory, ``-o``,
+``--save-compressed``) is written atomically and replaces an existing one
+only with ``--force``; outputs are checked before any work is done.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import golden
-from .compress import compress, quantize_input
+from .compress import DEFAULT_ACC_HEADROOM, compress, quantize_input
 from .config import Config, ConfigError
-from .files import atomic_file
+from .files import OutputExistsError, atomic_file, output_path
 from .format import FormatError
 from .model import CompressedModel, ModelError
-from .modelio import load_model, save_model
+from .modelio import load_array, load_model, save_model
 from .pack import PackError, pack
 
-__all__ = ["main", "add_config_options", "config_from_args"]
+__all__ = ["main", "add_config_options", "config_from_args", "cli_errors", "load_inputs", "warn_wraps"]
 
 
 def add_config_options(parser: argparse.ArgumentParser):
     """One ``--field`` option per `Config` field, plus ``--config FILE.json``."""
     group = parser.add_argument_group("hardware configuration (defaults: sw.Config())")
-    group.add_argument("--config", type=Path, metavar="JSON", help="read the configuration from a JSON file")
+    group.add_argument("--config", type=Path, metavar="JSON",
+                       help="read the configuration from a JSON file (fields it lacks keep their defaults)")
     for f in dataclasses.fields(Config):
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=int, metavar="N",
                            help=f"(default {f.default})")
 
 
 def config_from_args(args) -> Config:
-    base = Config.from_json(args.config.read_text()) if args.config else Config()
+    base = Config()
+    if args.config:
+        try:
+            base = Config.from_json(args.config.read_text())
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--config {args.config}: not valid JSON ({e})") from None
+        except ConfigError as e:
+            raise ConfigError(f"--config {args.config}: {e}") from None
     changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
                if getattr(args, f.name) is not None}
     return base.replace(**changes)
@@ -42,22 +57,83 @@ def _log(line: str):
     print(line, file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def cli_errors():
+    """Turn the errors a user can cause into one ``error: ...`` line on
+    stderr and exit status 2 (`SystemExit`); Python warnings become
+    ``warning: ...`` lines."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        _log(f"warning: {message}")
+
+    saved = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    except OutputExistsError as e:
+        hint = " (--force replaces it)" if e.reason == "exists" else ""
+        _fail(f"{e}{hint}")
+    except OSError as e:
+        where = e.filename if e.filename is not None else ""
+        _fail(f"{where}: {e.strerror or e}" if where else str(e))
+    except (ConfigError, ModelError, PackError, FormatError, TypeError, ValueError) as e:
+        _fail(str(e))
+    finally:
+        warnings.showwarning = saved
+
+
+def _fail(message: str):
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def load_inputs(path: Path, image, *, quantize: bool) -> np.ndarray:
+    """Input vectors for `image` from an ``.npy`` file: integers, or floats
+    quantised with the image's input format when `quantize`; at least one."""
+    x = load_array(path, "input vectors")
+    if np.issubdtype(x.dtype, np.floating):
+        if not quantize:
+            raise TypeError(f"{path} holds floats ({x.dtype}); pass --quantize to convert them with "
+                            f"the image's input format (fa = {image.layers[0].fa})")
+        x = quantize_input(x, image.layers[0].fa, image.config.act_bits)
+    x = golden.check_input(image, x)
+    if x.shape[0] == 0:
+        raise ValueError(f"{path} holds no input vectors (shape {x.shape})")
+    return x
+
+
+def warn_wraps(image, x):
+    """Say so when an accumulator wraps on these inputs (the outputs are still
+    the hardware's, bit for bit, but a wrapped sum has the wrong sign)."""
+    wraps = golden.accumulator_wraps(image, x)
+    for l in np.flatnonzero(wraps.sum(axis=0)):
+        n = int(np.count_nonzero(wraps[:, l]))
+        _log(f"warning: layer {l}: accumulators wrap (acc_bits = {image.config.acc_bits}) in {n} of "
+             f"{len(x)} vectors, {int(wraps[:, l].sum())} outputs: these inputs are larger than the "
+             f"formats were chosen for (see acc_headroom in sw.compress)")
+
+
 def cmd_pack(args) -> int:
     config = config_from_args(args)
+    output_path(args.output, overwrite=args.force, kind="directory")
+    if args.save_compressed:
+        output_path(args.save_compressed, overwrite=args.force)
     model = load_model(args.model)
     if not isinstance(model, CompressedModel):
         if args.density is None:
             raise ModelError(f"{args.model} is a float model: give --density to compress it")
-        calibration = np.load(args.calibration) if args.calibration else None
+        calibration = load_array(args.calibration, "calibration inputs") if args.calibration else None
         _log(f"compressing {len(model)} layers to density {args.density}")
         model = compress(model, density=args.density, calibration=calibration, config=config,
-                         headroom_bits=args.headroom_bits, progress=_log)
+                         headroom_bits=args.headroom_bits, acc_headroom=args.acc_headroom, progress=_log)
         for entry in model.report:
             for w in entry["warnings"]:
                 _log(f"warning: {w}")
         if args.save_compressed:
-            save_model(model, args.save_compressed)
+            save_model(model, args.save_compressed, overwrite=args.force)
             _log(f"wrote the compressed model to {args.save_compressed}")
+    elif args.density is not None or args.calibration or args.save_compressed:
+        raise ModelError(f"{args.model} is already compressed: --density, --calibration and "
+                         f"--save-compressed do not apply")
     image = pack(model, config)
     image.save(args.output, overwrite=args.force)
     _log(f"wrote {image} to {args.output}")
@@ -70,7 +146,7 @@ def cmd_inspect(args) -> int:
     image = Image.load(args.image)
     stats = image.stats()
     if args.json:
-        print(json.dumps({"config": image.config.to_dict(), **stats.to_dict()}, indent=1))
+        print(json.dumps({"config": image.config.to_dict(), **stats.to_dict()}, indent=1, allow_nan=False))
         return 0
     c = image.config
     print(f"{image}: {len(image.layers)} layers")
@@ -85,19 +161,18 @@ def cmd_inspect(args) -> int:
 
 def cmd_run(args) -> int:
     from .image import Image
-    image = Image.load(args.image)
-    x = np.load(args.input)
-    if np.issubdtype(x.dtype, np.floating):
-        if not args.quantize:
-            raise TypeError(f"{args.input} holds floats ({x.dtype}); pass --quantize to convert them with "
-                            f"the image's input format (fa = {image.layers[0].fa})")
-        x = quantize_input(x, image.layers[0].fa, image.config.act_bits)
-    y = golden.run(image, x)
     if args.output:
-        path = args.output if args.output.suffix == ".npy" else args.output.with_name(args.output.name + ".npy")
-        with atomic_file(path) as f:            # np.save's naming, written atomically
+        if args.output.suffix != ".npy":
+            raise ValueError(f"-o {args.output}: the output file must end in .npy")
+        output_path(args.output, overwrite=args.force)
+    image = Image.load(args.image)
+    x = load_inputs(args.input, image, quantize=args.quantize)
+    y = golden.run(image, x)
+    warn_wraps(image, x)
+    if args.output:
+        with atomic_file(args.output, overwrite=args.force) as f:
             np.save(f, y)
-        _log(f"wrote outputs {y.shape} {y.dtype} to {path}")
+        _log(f"wrote outputs {y.shape} {y.dtype} to {args.output}")
     else:
         np.set_printoptions(threshold=200, linewidth=120)
         print(y)
@@ -105,7 +180,8 @@ def cmd_run(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sw", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sw", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("pack", help="compress (if needed) and pack a model .npz into an image directory")
@@ -113,9 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="image directory to write")
     p.add_argument("--density", type=float, help="fraction of weights kept, for a float model")
     p.add_argument("--calibration", type=Path, help="float calibration inputs .npy (B x n_in)")
-    p.add_argument("--headroom-bits", type=int, default=0, help="fraction bits given up per output (default 0)")
+    p.add_argument("--headroom-bits", type=int, default=0,
+                   help="fraction bits given up per layer output against saturation (default 0)")
+    p.add_argument("--acc-headroom", type=float, default=DEFAULT_ACC_HEADROOM,
+                   help="inputs may be this many times the calibration's before an accumulator wraps "
+                        f"(default {DEFAULT_ACC_HEADROOM:g})")
     p.add_argument("--save-compressed", type=Path, metavar="NPZ", help="also write the compressed model")
-    p.add_argument("--force", action="store_true", help="replace an existing image directory")
+    p.add_argument("--force", action="store_true", help="replace existing outputs")
     add_config_options(p)
     p.set_defaults(func=cmd_pack)
 
@@ -127,8 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run an image on inputs with the golden model")
     p.add_argument("image", type=Path)
     p.add_argument("input", type=Path, help="inputs .npy: integers (n_in,) or (B, n_in)")
-    p.add_argument("-o", "--output", type=Path, help="write outputs .npy instead of printing")
+    p.add_argument("-o", "--output", type=Path, help="write outputs to this .npy file instead of printing")
     p.add_argument("--quantize", action="store_true", help="accept float inputs and quantise them")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(func=cmd_run)
     return parser
 
@@ -136,8 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except (ConfigError, ModelError, PackError, FormatError, FileExistsError, FileNotFoundError,
-            TypeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        with cli_errors():
+            return args.func(args)
+    except SystemExit as e:
+        return e.code

@@ -7,8 +7,10 @@
    smallest and largest weight (Deep Compression found linear initialisation
    best: it keeps the rare large weights that matter most).
 3. Fixed point, layer by layer on calibration inputs: ``fw`` as large as the
-   codebook range allows, lowered until the exact accumulator never leaves
-   ``acc_bits`` on the calibration set; ``fo`` as large as possible without
+   codebook range allows, lowered until the exact accumulator stays inside
+   ``acc_bits`` on the calibration set scaled up by ``acc_headroom`` (16x by
+   default: accumulators wrap, which flips signs, so they keep headroom);
+   ``fo`` as large as possible without
    saturating an output on it. Each layer's calibration input is the previous
    layer's fixed-point output, so the errors reported are the ones the
    hardware will make.
@@ -23,11 +25,15 @@ import numpy as np
 import scipy.cluster.vq as vq
 import scipy.sparse as sp
 
+from .arrays import check_ndim, real_array
 from .config import Config
 from .fixedpoint import fits, from_fixed, round_shift, signed_range, to_fixed, wrap, writeback
 from .model import CompressedLayer, CompressedModel, Layer, ModelError, check_chain
 
-__all__ = ["compress", "prune", "share_weights", "frac_bits_for", "forward", "quantize_input", "dequantize"]
+__all__ = ["compress", "prune", "share_weights", "frac_bits_for", "forward", "quantize_input", "dequantize",
+           "wrap_scales", "DEFAULT_ACC_HEADROOM"]
+
+DEFAULT_ACC_HEADROOM = 16.0
 
 
 def prune(weight, density: float) -> sp.csr_array:
@@ -37,6 +43,8 @@ def prune(weight, density: float) -> sp.csr_array:
     keep = int(round(density * w.shape[0] * w.shape[1]))
     if keep >= w.nnz:
         return w
+    if keep <= 0:
+        return sp.csr_array(w.shape, dtype=np.float64)
     drop = np.argpartition(np.abs(w.data), w.nnz - keep)[:w.nnz - keep]
     w.data[drop] = 0.0
     w.eliminate_zeros()
@@ -86,15 +94,37 @@ def forward(layers: Sequence[Layer], x, trace: bool = False):
     return outs if trace else outs[-1]
 
 
+def _check_format(frac_bits, act_bits=None):
+    if not isinstance(frac_bits, (int, np.integer)) or isinstance(frac_bits, bool) or not 0 <= frac_bits <= 64:
+        raise ValueError(f"frac_bits must be an int in 0..64, got {frac_bits!r}")
+    if act_bits is not None:
+        lo, hi = Config._RANGES["act_bits"]
+        if not isinstance(act_bits, (int, np.integer)) or isinstance(act_bits, bool) or not lo <= act_bits <= hi:
+            raise ValueError(f"act_bits must be an int in {lo}..{hi} (as sw.Config), got {act_bits!r}")
+
+
 def quantize_input(x_float, frac_bits: int, act_bits: int = 16) -> np.ndarray:
-    """Float inputs to the accelerator's fixed-point activations (round half
-    up, saturate); int16 for 16-bit activations."""
+    """Float inputs to the accelerator's fixed-point activations: signed
+    `act_bits` integers with `frac_bits` fraction bits, rounded half up
+    (int16 for 16-bit activations). Values beyond the format saturate, with
+    a `UserWarning` that says how many."""
     from .golden import output_dtype
-    return to_fixed(x_float, frac_bits, act_bits).astype(output_dtype(act_bits))
+    _check_format(frac_bits, act_bits)
+    x = real_array(x_float, "inputs to quantise")
+    q = to_fixed(x, frac_bits, act_bits)
+    lo, hi = signed_range(act_bits)
+    scaled = np.floor(x * 2.0 ** frac_bits + 0.5)
+    clipped = int(np.count_nonzero((scaled < lo) | (scaled > hi)))
+    if clipped:
+        warnings.warn(f"quantize_input: {clipped} of {x.size} values lie outside the {act_bits}-bit format with "
+                      f"{frac_bits} fraction bits (|x| <= {hi / 2.0 ** frac_bits:g}) and saturate",
+                      stacklevel=2)
+    return q.astype(output_dtype(act_bits))
 
 
 def dequantize(y, frac_bits: int) -> np.ndarray:
     """Fixed-point outputs back to float."""
+    _check_format(frac_bits)
     return from_fixed(y, frac_bits)
 
 
@@ -106,28 +136,59 @@ def _error(fixed: np.ndarray, ref: np.ndarray) -> dict:
             "relative_rms": float(np.sqrt(np.mean(diff ** 2)) / scale) if scale else 0.0}
 
 
-def _quantize_layer(i, codes, centroids, bias, relu, fa, x_int, c: Config, headroom_bits: int):
+def wrap_scales(w_int: sp.csr_array, bias_int: np.ndarray, x_int: np.ndarray, acc_bits: int) -> tuple[float, float]:
+    """How far a layer's inputs can grow before an accumulator wraps.
+
+    `observed`: the smallest factor ``s`` such that ``s * x`` for one of the
+    calibration vectors `x_int` takes some ``acc = W (s x) + bias`` out of
+    the signed `acc_bits` range. `worst`: the same for the worst input whose
+    values stay within ``s`` times the calibration's largest magnitude (every
+    input of a row at that magnitude with the signs of its weights), from the
+    codebook alone. ``inf`` where nothing can wrap; 0 where the bias alone
+    does not fit."""
+    lo, hi = signed_range(acc_bits)
+    if np.any(bias_int < lo) or np.any(bias_int > hi):
+        return 0.0, 0.0
+    prod = np.asarray((w_int @ x_int.T).T, dtype=np.float64)          # (B, n_out), exact below 2**53
+    b = bias_int.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up = np.where(prod > 0, (hi - b) / prod, np.inf)
+        down = np.where(prod < 0, (b - lo) / -prod, np.inf)
+        observed = float(min(up.min(initial=np.inf), down.min(initial=np.inf)))
+        amax = float(np.max(np.abs(x_int), initial=0))
+        row_abs = np.asarray(abs(w_int).sum(axis=1), dtype=np.float64).reshape(-1) * amax
+        room = np.minimum(hi - b, b - lo)
+        worst = float(np.where(row_abs > 0, room / row_abs, np.inf).min(initial=np.inf))
+    return observed, worst
+
+
+def _quantize_layer(i, codes, centroids, bias, relu, fa, x_int, c: Config, headroom_bits: int,
+                    acc_headroom: float):
     """Choose ``fw`` and ``fo`` for one layer on calibration inputs `x_int`;
     returns the layer, its fixed-point outputs and what was seen."""
     acc_lo, acc_hi = signed_range(c.acc_bits)
     fw = max(0, min(frac_bits_for(float(np.max(np.abs(centroids), initial=0.0)), c.weight_bits), 48))
-    while True:   # lower fw until the exact accumulator fits on the calibration set
+    while True:   # lower fw until the calibration accumulators keep `acc_headroom`
         codebook = np.concatenate([[0], to_fixed(centroids, fw, c.weight_bits)])
         bias_int = np.clip(np.floor(bias * 2.0 ** (fa + fw) + 0.5), acc_lo, acc_hi).astype(np.int64)
         bias_fits = bool(np.all(np.abs(bias * 2.0 ** (fa + fw)) <= acc_hi))
         w_int = sp.csr_array((codebook[codes.data.astype(np.int64)], codes.indices, codes.indptr),
                              shape=codes.shape)
-        exact = (w_int @ x_int.T).T + bias_int
-        overflows = int(np.count_nonzero((exact < acc_lo) | (exact > acc_hi)))
-        if (overflows == 0 and bias_fits) or fw == 0:
+        observed, worst = wrap_scales(w_int, bias_int, x_int, c.acc_bits)
+        if (observed >= acc_headroom and bias_fits) or fw == 0:
             break
         fw -= 1
+    exact = (w_int @ x_int.T).T + bias_int
+    overflows = int(np.count_nonzero((exact < acc_lo) | (exact > acc_hi)))
     warns = []
     if not bias_fits:
         warns.append(f"layer {i}: the bias does not fit acc_bits = {c.acc_bits} even with fw = 0; clipped")
     if overflows:
         warns.append(f"layer {i}: the accumulator overflows acc_bits = {c.acc_bits} on {overflows} "
                      f"calibration outputs even with fw = 0")
+    elif observed < acc_headroom:
+        warns.append(f"layer {i}: calibration inputs {observed:.3g}x larger would wrap the accumulator, "
+                     f"within the headroom asked for ({acc_headroom:g}x) even with fw = 0")
     acc = wrap(exact, c.acc_bits)
     fo, fo_min = fa + fw, max(0, fa + fw - c.max_shift)
     while fo > fo_min:   # most fraction bits that saturate nothing on the calibration set
@@ -143,12 +204,18 @@ def _quantize_layer(i, codes, centroids, bias, relu, fa, x_int, c: Config, headr
     if saturated:
         warns.append(f"layer {i}: {saturated} calibration outputs saturate at fo = {fo}")
     layer = CompressedLayer(codes, codebook, bias_int, relu, fa, fw, fo)
-    return layer, y, {"acc_overflows": overflows, "saturated": saturated, "warnings": warns}
+    return layer, y, {"acc_overflows": overflows, "acc_wrap_scale_observed": _json_float(observed),
+                      "acc_wrap_scale_worst": _json_float(worst), "saturated": saturated, "warnings": warns}
+
+
+def _json_float(v: float):
+    """JSON has no infinity: None stands for "never"."""
+    return None if np.isinf(v) else float(v)
 
 
 def compress(layers: Sequence[Layer], *, density, code_bits: int | None = None,
              calibration=None, config: Config | None = None, headroom_bits: int = 0,
-             kmeans_iterations: int = 30, progress: Callable[[str], None] | None = None) -> CompressedModel:
+             acc_headroom: float = DEFAULT_ACC_HEADROOM, kmeans_iterations: int = 30, progress: Callable[[str], None] | None = None) -> CompressedModel:
     """Compress float `layers` into a `CompressedModel`.
 
     `density`: fraction of weights kept, one number or one per layer, in (0, 1].
@@ -158,12 +225,21 @@ def compress(layers: Sequence[Layer], *, density, code_bits: int | None = None,
     used and the report says so.
     `config`: widths (act, weight, accumulator) to quantise for; default
     `Config()`. `headroom_bits`: fraction bits given up per layer output
-    against values beyond the calibration range.
+    against values beyond the calibration range (outputs saturate there).
+    `acc_headroom`: how many times larger than the calibration inputs a
+    layer's inputs may be before an accumulator wraps (which, unlike
+    saturation, flips signs): ``fw`` is lowered until the calibration
+    vectors scaled by this factor wrap nothing, and the report warns where
+    even ``fw = 0`` cannot give it. Default 16 (4 bits of the accumulator).
     `progress`: called with a line of text as each layer is done.
 
     The returned model's `report` has one dict per layer: density, nonzeros,
     codebook (float and integer), ``fa``/``fw``/``fo``, accumulator overflows
-    and saturations seen, and the error of the fixed-point outputs against
+    and saturations seen, the input scale at which an accumulator first
+    wraps (``acc_wrap_scale_observed``: the calibration vectors scaled up;
+    ``acc_wrap_scale_worst``: any input within that many times the
+    calibration's largest magnitude; None for never; see `wrap_scales`),
+    and the error of the fixed-point outputs against
     the float model (``error_vs_float``) and against the float pruned and
     weight-shared model (``error_vs_shared``).
     """
@@ -174,22 +250,35 @@ def compress(layers: Sequence[Layer], *, density, code_bits: int | None = None,
     densities = list(density) if np.ndim(density) else [density] * len(layers)
     if len(densities) != len(layers):
         raise ModelError(f"density lists {len(densities)} values for {len(layers)} layers")
-    for i, d in enumerate(densities):
-        if not (isinstance(d, (int, float, np.floating, np.integer)) and 0 < d <= 1):
+    for i, (layer, d) in enumerate(zip(layers, densities)):
+        if not (isinstance(d, (int, float, np.floating, np.integer)) and not isinstance(d, bool) and 0 < d <= 1):
             raise ModelError(f"layer {i}: density must be in (0, 1], got {d!r}")
+        size = layer.n_in * layer.n_out
+        if round(d * size) == 0:
+            raise ModelError(f"layer {i}: density {d:g} keeps none of its {size:,} weights "
+                             f"(the smallest density that keeps one is {0.5 / size:.3g})")
+    if not isinstance(headroom_bits, (int, np.integer)) or isinstance(headroom_bits, bool) or headroom_bits < 0:
+        raise ModelError(f"headroom_bits must be a non-negative int, got {headroom_bits!r}")
+    if not (isinstance(acc_headroom, (int, float, np.integer, np.floating)) and not isinstance(acc_headroom, bool)
+            and 1 <= acc_headroom < np.inf):
+        raise ModelError(f"acc_headroom must be a number >= 1 (1: no headroom), got {acc_headroom!r}")
 
     warns = []
     if calibration is None:
         calibration = np.random.default_rng(0).standard_normal((256, layers[0].n_in))
         warns.append("no calibration data: formats chosen for 256 standard-normal input vectors")
-    calibration = np.atleast_2d(np.asarray(calibration, dtype=np.float64))
+    calibration = real_array(calibration, "calibration inputs", ModelError)
+    if calibration.ndim == 1:
+        calibration = calibration[None, :]
+    check_ndim(calibration, 2, "calibration inputs (B x n_in)", ModelError, nonempty=True)
     if calibration.shape[1] != layers[0].n_in:
         raise ModelError(f"calibration inputs have {calibration.shape[1]} values per vector, "
                          f"layer 0 takes {layers[0].n_in}")
-    if not np.all(np.isfinite(calibration)):
-        raise ModelError("calibration inputs contain NaN or infinite values")
 
     fa = frac_bits_for(float(np.max(np.abs(calibration))), config.act_bits)
+    if fa < 0:
+        warns.append(f"calibration inputs reach {np.max(np.abs(calibration)):.4g}, beyond the {config.act_bits}-bit "
+                     f"input format even with fa = 0: they saturate (scale the inputs down)")
     fa = max(0, fa)
     x_int = to_fixed(calibration, fa, config.act_bits)
     x_float, x_shared = calibration, calibration
@@ -202,7 +291,7 @@ def compress(layers: Sequence[Layer], *, density, code_bits: int | None = None,
         shared = Layer(sp.csr_array((centroids[labels], pruned.indices, pruned.indptr), shape=pruned.shape),
                        layer.bias, layer.relu)
         clayer, y_int, info = _quantize_layer(i, codes, centroids, layer.bias, layer.relu, fa, x_int,
-                                                 config, headroom_bits)
+                                                 config, headroom_bits, acc_headroom)
         x_float = layer.forward(x_float)
         x_shared = shared.forward(x_shared)
         y = from_fixed(y_int, clayer.fo)

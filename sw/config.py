@@ -147,13 +147,18 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Config:
+    def from_dict(cls, data: dict, *, complete: bool = False) -> Config:
+        """A configuration from a dict; fields it lacks take their defaults
+        unless `complete` (an image's manifest must list every field)."""
         if not isinstance(data, dict):
             raise ConfigError(f"a configuration must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+            raise ConfigError(f"unknown configuration keys: {', '.join(map(str, unknown))}")
+        missing = [k for k in known if k not in data]
+        if complete and missing:
+            raise ConfigError(f"configuration keys missing: {', '.join(missing)}")
         return cls(**data)
 
     def to_json(self) -> str:

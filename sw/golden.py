@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import as_array
 from .fixedpoint import signed_range, wrap, writeback
 from .image import Image
 
-__all__ = ["run", "check_input", "output_dtype"]
+__all__ = ["run", "check_input", "output_dtype", "accumulators", "accumulator_wraps"]
 
 
 def output_dtype(act_bits: int):
@@ -27,32 +28,59 @@ def output_dtype(act_bits: int):
 
 def check_input(image: Image, x) -> np.ndarray:
     """Validate inputs for `image`: integers in the signed ``act_bits`` range,
-    shape ``(n_in,)`` or ``(B, n_in)``. Returns a 2-D int64 copy."""
-    x = np.asarray(x)
-    if x.dtype == object or not np.issubdtype(x.dtype, np.integer):
+    shape ``(n_in,)`` or ``(B, n_in)`` (``B`` may be 0). Returns a 2-D int64
+    copy."""
+    x = as_array(x, "inputs", TypeError)
+    if x.dtype == np.bool_ or not np.issubdtype(x.dtype, np.integer):
         raise TypeError(f"inputs must be integers in the accelerator's fixed-point format "
                         f"(see sw.quantize_input), got dtype {x.dtype}")
     if x.ndim not in (1, 2) or x.shape[-1] != image.n_in:
         raise ValueError(f"inputs must have shape ({image.n_in},) or (B, {image.n_in}) for this image, "
                          f"got {x.shape}")
     lo, hi = signed_range(image.config.act_bits)
+    if x.dtype == np.uint64 and x.size and int(x.max()) > hi:
+        x = np.minimum(x, np.uint64(hi + 1))            # out of range either way; int64 cannot hold it
+    x = x.astype(np.int64)
     if x.size and (x.min() < lo or x.max() > hi):
         flat = np.argmax((x.reshape(-1) < lo) | (x.reshape(-1) > hi))
         pos = np.unravel_index(flat, x.shape)
         raise ValueError(f"input {tuple(int(p) for p in pos)} = {x[pos]} is outside the "
                          f"act_bits = {image.config.act_bits} range {lo}..{hi}")
-    return np.atleast_2d(x.astype(np.int64))
+    return np.atleast_2d(x)
+
+
+def accumulators(image: Image, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per layer, ``(exact, wrapped)`` accumulators ``(B, n_out)`` int64 for
+    validated inputs: the exact ``W x + bias`` and its value modulo
+    ``2**acc_bits``, which is what the hardware holds."""
+    c = image.config
+    out = []
+    for layer in image.layers:
+        exact = layer.matvec(x) + layer.bias
+        acc = wrap(exact, c.acc_bits)
+        out.append((exact, acc))
+        x = writeback(acc, layer.shift, layer.relu, c.act_bits)
+    return out
 
 
 def run_layers(image: Image, x: np.ndarray) -> list[np.ndarray]:
     """Every layer's output (int64, ``(B, n_out)``) for validated inputs."""
     c = image.config
-    outs = []
-    for layer in image.layers:
-        acc = wrap(layer.matvec(x) + layer.bias, c.acc_bits)
-        x = writeback(acc, layer.shift, layer.relu, c.act_bits)
-        outs.append(x)
-    return outs
+    return [writeback(acc, layer.shift, layer.relu, c.act_bits)
+            for layer, (_, acc) in zip(image.layers, accumulators(image, x))]
+
+
+def accumulator_wraps(image: Image, x) -> np.ndarray:
+    """``wraps[b, l]``: how many of layer ``l``'s accumulators wrapped (left
+    the signed ``acc_bits`` range) for input ``b``. The result is still the
+    bit-exact one the hardware gives, but usually not the intended one: a
+    wrapped accumulator flips sign. Nonzero counts mean inputs larger than
+    the model's formats were chosen for (`sw.compress`'s ``acc_headroom``)."""
+    x = check_input(image, x)
+    out = np.zeros((x.shape[0], len(image.layers)), dtype=np.int64)
+    for l, (exact, acc) in enumerate(accumulators(image, x)):
+        out[:, l] = np.count_nonzero(exact != acc, axis=1)
+    return out
 
 
 def run(image: Image, x, trace: bool = False):
@@ -60,9 +88,11 @@ def run(image: Image, x, trace: bool = False):
 
     Returns the last layer's outputs with the same leading shape as `x`
     (int16 for the default 16-bit activations), or with ``trace=True`` a
-    list of every layer's outputs.
+    list of every layer's outputs. An empty batch ``(0, n_in)`` gives
+    ``(0, n_out)``.
     """
-    squeeze = np.ndim(x) == 1
+    x = as_array(x, "inputs", TypeError)
+    squeeze = x.ndim == 1
     outs = run_layers(image, check_input(image, x))
     dt = output_dtype(image.config.act_bits)
     outs = [o.astype(dt)[0] if squeeze else o.astype(dt) for o in outs]

@@ -12,8 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +19,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import format as fmt
-from .config import Config, ConfigError
-from .files import umask
+from . import manifest as manifest_mod
+from .config import Config
+from .files import atomic_directory
 from .format import Descriptor, FormatError, MemoryImage
 
 __all__ = ["Image", "ImageLayer", "PESlice", "ImageError"]
@@ -30,6 +29,19 @@ __all__ = ["Image", "ImageLayer", "PESlice", "ImageError"]
 
 class ImageError(FormatError):
     """An image directory is missing, corrupt, edited or of another version."""
+
+
+def _replaceable(path: Path) -> bool:
+    """An image directory (a manifest of this format) or an empty directory:
+    what `Image.save(overwrite=True)` may replace."""
+    if not path.is_dir() or path.is_symlink():
+        return False
+    try:
+        if not any(path.iterdir()):
+            return True
+        return json.loads((path / "manifest.json").read_bytes()).get("format") == fmt.FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -107,7 +119,7 @@ class ImageLayer:
         out = np.empty((x.shape[0], self.rows, self.config.n_pe), dtype=np.int64)
         for k, m in enumerate(self.pe_matrices):
             out[:, :, k] = (m @ x.T).T
-        return out.reshape(x.shape[0], -1)[:, :self.n_out]
+        return out.reshape(x.shape[0], self.rows * self.config.n_pe)[:, :self.n_out]
 
     def _entry_pe_and_column(self):
         col = np.repeat(np.arange(self.colptr.size - 1, dtype=np.int64), np.diff(self.colptr))
@@ -254,9 +266,16 @@ class Image:
                 raise ImageError(f"{where}: rows {d.bias_base}..{d.bias_base + rows - 1} exceed row_depth {c.row_depth}")
             if i and d.n_in != descs[i - 1].n_out:
                 raise ImageError(f"{where}: takes {d.n_in} inputs but layer {i - 1} produces {descs[i - 1].n_out}")
-            if (f["fa"] + f["fw"] - f["fo"], f.get("relu", d.relu)) != (d.shift, d.relu):
+            if f["fa"] + f["fw"] - f["fo"] != d.shift:
                 raise ImageError(f"{where}: the manifest's formats (fa={f['fa']}, fw={f['fw']}, fo={f['fo']}) "
                                  f"do not give the layer table's shift {d.shift}")
+            if d.shift > c.max_shift:
+                raise ImageError(f"{where}: shift {d.shift} exceeds the largest the hardware implements "
+                                 f"({c.max_shift} = acc_bits - 1)")
+            layer_codebook = codebook[i << c.code_bits:(i + 1) << c.code_bits].copy()
+            if layer_codebook[0] != 0:
+                raise ImageError(f"{where}: codebook[0] = {layer_codebook[0]}, but code 0 is the reserved "
+                                 f"zero of padding entries and must be 0")
             parts, colptr_parts, offset = [], [np.zeros(1, dtype=np.int64)], 0
             for k in range(c.n_pe):
                 p = ptrs[k][d.ptr_base:d.ptr_base + d.n_in + 1]
@@ -268,7 +287,7 @@ class Image:
                 offset += int(p[-1] - p[0])
             b = bias_mem[:, d.bias_base:d.bias_base + rows].T.reshape(-1)[:d.n_out]
             layer = ImageLayer(config=c, n_in=d.n_in, n_out=d.n_out, relu=d.relu, fa=f["fa"], fw=f["fw"],
-                               fo=f["fo"], codebook=codebook[i << c.code_bits:(i + 1) << c.code_bits].copy(),
+                               fo=f["fo"], codebook=layer_codebook,
                                bias=b.copy(), entries=np.concatenate(parts),
                                colptr=np.concatenate(colptr_parts))
             layer.validate(i)
@@ -281,31 +300,32 @@ class Image:
     # ---- files --------------------------------------------------------------
 
     def manifest(self, files: dict[str, dict]) -> dict:
-        return {
+        """The manifest of this image with the given memory files, sealed
+        with its own checksum (`sw.manifest`)."""
+        return manifest_mod.seal({
             "format": fmt.FORMAT_NAME,
-            "version": fmt.FORMAT_VERSION,
+            "version": manifest_mod.MANIFEST_VERSION,
             "config": self.config.to_dict(),
-            "layers": [{"n_in": l.n_in, "n_out": l.n_out, "relu": l.relu, "fa": l.fa, "fw": l.fw, "fo": l.fo,
-                        "shift": l.shift, "nnz": l.nnz, "entries": int(l.entries.size)} for l in self.layers],
+            "layers": [self._layer_manifest(l) for l in self.layers],
             "memories": files,
-        }
+        })
+
+    @staticmethod
+    def _layer_manifest(l: ImageLayer) -> dict:
+        return {"n_in": l.n_in, "n_out": l.n_out, "relu": l.relu, "fa": l.fa, "fw": l.fw, "fo": l.fo,
+                "shift": l.shift, "nnz": l.nnz, "entries": int(l.entries.size)}
 
     def save(self, path, *, overwrite: bool = False) -> Path:
         """Write the image as a directory: ``manifest.json`` plus one
         `$readmemh` file per memory. The directory appears complete or not at
-        all (written under a temporary name, then renamed). An existing
-        directory is replaced only with ``overwrite=True`` and only if it is an
-        image (has a manifest) or empty."""
-        path = Path(path)
-        if path.exists():
-            if not overwrite:
-                raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
-            if not path.is_dir() or (any(path.iterdir()) and not (path / "manifest.json").is_file()):
-                raise FileExistsError(f"{path} exists and is not an OpenEIE image; not replacing it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        os.chmod(tmp, 0o777 & ~umask())            # mkdtemp makes it private
-        try:
+        all (written under a temporary name, then renamed into place).
+
+        Without `overwrite` nothing that exists at `path`, or appears there
+        during the save, is ever replaced: `sw.files.OutputExistsError`. With
+        it, only an OpenEIE image or an empty directory is replaced, and
+        atomically. Temporaries of earlier saves of `path` that were killed
+        half-way are removed."""
+        with atomic_directory(path, overwrite=overwrite, replaceable=_replaceable) as tmp:
             files = {}
             for name, m in self.memories().items():
                 data = m.hex_bytes()
@@ -313,73 +333,79 @@ class Image:
                 files[name] = {"file": f"{name}.hex", "width": m.width, "depth": m.depth,
                                "words": int(m.words.size), "sha256": fmt.sha256(data)}
             (tmp / "manifest.json").write_text(json.dumps(self.manifest(files), indent=1) + "\n")
-            if path.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-                os.rename(path, old / "image")
-                os.rename(tmp, path)
-                shutil.rmtree(old)
-            else:
-                os.rename(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        return Path(os.path.abspath(path))
 
     @classmethod
     def load(cls, path) -> Image:
-        """Read a directory written by `save`, checking format and version,
-        configuration, every file's checksum, shape and contents."""
+        """Read a directory written by `save`, strictly: the manifest's every
+        field (its own checksum, types, the configuration with every key),
+        every file's checksum and contents, every layer field against the
+        memories, and finally that the memories are exactly what `sw.pack`
+        writes for the model they hold. So an image that loads runs the same
+        on the golden model and on the RTL. Raises `ImageError` naming the
+        file, memory, layer or field."""
         path = Path(path)
         manifest_path = path / "manifest.json"
         if not manifest_path.is_file():
             raise ImageError(f"{path}: not an OpenEIE image (no manifest.json)")
         try:
-            manifest = json.loads(manifest_path.read_text())
+            manifest = json.loads(manifest_path.read_bytes())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ImageError(f"{manifest_path}: not valid JSON ({e})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != fmt.FORMAT_NAME:
-            raise ImageError(f"{manifest_path}: not an OpenEIE image manifest")
-        if manifest.get("version") != fmt.FORMAT_VERSION:
-            raise ImageError(f"{manifest_path}: format version {manifest.get('version')!r}; this OpenEIE "
-                             f"reads version {fmt.FORMAT_VERSION}")
         try:
-            config = Config.from_dict(manifest.get("config"))
-        except (ConfigError, TypeError) as e:
-            raise ImageError(f"{manifest_path}: bad configuration: {e}") from None
-        files = manifest.get("memories")
-        layers = manifest.get("layers")
-        if not isinstance(files, dict) or not isinstance(layers, list):
-            raise ImageError(f"{manifest_path}: 'memories' or 'layers' is missing")
-        for i, f in enumerate(layers):
-            if not isinstance(f, dict) or not all(isinstance(f.get(k), int) and f.get(k) >= 0
-                                                  for k in ("fa", "fw", "fo")):
-                raise ImageError(f"{manifest_path}: layer {i} lacks non-negative integer fa, fw, fo")
-        shapes = fmt.memory_shapes(config)
+            config, formats, files = manifest_mod.check_manifest(manifest, str(manifest_path))
+        except FormatError as e:
+            raise ImageError(str(e)) from None
         memories = {}
-        for name, (width, depth) in shapes.items():
-            entry = files.get(name)
-            if not isinstance(entry, dict):
-                raise ImageError(f"{manifest_path}: memory {name} is not listed")
-            if (entry.get("width"), entry.get("depth")) != (width, depth):
-                raise ImageError(f"{manifest_path}: memory {name} is listed as {entry.get('width')} x "
-                                 f"{entry.get('depth')}, the configuration says {width} x {depth}")
-            file = path / str(entry.get("file"))
-            if not file.is_file() or file.parent != path:
+        for name, entry in files.items():
+            file = path / entry["file"]
+            if not file.is_file():
                 raise ImageError(f"{file}: missing")
             data = file.read_bytes()
-            if fmt.sha256(data) != entry.get("sha256"):
+            if fmt.sha256(data) != entry["sha256"]:
                 raise ImageError(f"{file}: checksum does not match the manifest (corrupt or edited)")
             try:
-                words = fmt.parse_hex(data, width, depth, str(file))
+                words = fmt.parse_hex(data, entry["width"], entry["depth"], str(file))
             except FormatError as e:
                 raise ImageError(str(e)) from None
-            if words.size != entry.get("words"):
-                raise ImageError(f"{file}: {words.size} words, the manifest says {entry.get('words')}")
-            memories[name] = MemoryImage(name, width, depth, words)
+            if words.size != entry["words"]:
+                raise ImageError(f"{file}: {words.size} words, the manifest says {entry['words']}")
+            memories[name] = MemoryImage(name, entry["width"], entry["depth"], words)
         try:
-            return cls.from_memories(config, memories, layers)
+            image = cls.from_memories(config, memories, formats)
+            for i, (layer, f) in enumerate(zip(image.layers, formats)):
+                got = cls._layer_manifest(layer)
+                for k, v in got.items():
+                    if f[k] != v:
+                        raise ImageError(f"layer {i}: the manifest says {k} = {f[k]!r}, the memories hold {v!r}")
+            image.check_canonical()
         except ImageError as e:
             raise ImageError(f"{path}: {e}") from None
+        return image
+
+    def check_canonical(self):
+        """Check that the memories are exactly what `sw.pack` writes for the
+        model this image holds (`sw.unpack`): no hand-made padding, stray
+        words, or contents the golden model and the RTL could read apart.
+        Raises `ImageError` naming the memory and the first word that differs."""
+        from .model import ModelError
+        from .pack import PackError, pack, unpack
+        try:
+            canonical = pack(unpack(self), self.config).memories()
+        except (ModelError, PackError) as e:
+            raise ImageError(str(e)) from None
+        for name, m in self.memories().items():
+            want = canonical[name].words
+            if np.array_equal(m.words, want):
+                continue
+            n = min(m.words.size, want.size)
+            diff = np.flatnonzero(m.words[:n] != want[:n])
+            if diff.size:
+                w = int(diff[0])
+                detail = f"word {w} is {int(m.words[w]):#x}, sw.pack writes {int(want[w]):#x}"
+            else:
+                detail = f"{m.words.size} words, sw.pack writes {want.size}"
+            raise ImageError(f"memory {name}: {detail} (not as sw.pack writes this model: edited?)")
 
     # ---- accounting ----------------------------------------------------------
 

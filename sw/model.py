@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from .arrays import as_array, check_ndim, integer_array, real_array
+
 __all__ = ["Layer", "CompressedLayer", "CompressedModel", "ModelError"]
 
 
@@ -18,18 +20,31 @@ class ModelError(ValueError):
     """A model is malformed; the message names the layer and the values."""
 
 
+MAX_FRAC_BITS = 64
+
+
 def _as_csr(matrix, name: str) -> sp.csr_array:
     if sp.issparse(matrix):
         csr = sp.csr_array(matrix)
     else:
-        arr = np.asarray(matrix)
-        if arr.ndim != 2:
-            raise ModelError(f"{name} must be a 2-D matrix (n_out x n_in), got shape {arr.shape}")
+        arr = as_array(matrix, name, ModelError)
+        check_ndim(arr, 2, f"{name} (n_out x n_in)", ModelError)
         csr = sp.csr_array(arr)
     csr.sum_duplicates()
     csr.eliminate_zeros()
     csr.sort_indices()
     return csr
+
+
+def _check_shape(shape, name: str):
+    if 0 in shape:
+        raise ModelError(f"{name} has shape {shape}: a layer needs at least one input and one output")
+
+
+def _check_relu(relu) -> bool:
+    if not isinstance(relu, (bool, np.bool_)):
+        raise ModelError(f"relu must be True or False, got {relu!r}")
+    return bool(relu)
 
 
 class Layer:
@@ -41,28 +56,26 @@ class Layer:
 
     def __init__(self, weight, bias=None, relu: bool = True):
         if sp.issparse(weight):
+            if np.iscomplexobj(weight.data) or not np.issubdtype(weight.dtype, np.number):
+                raise ModelError(f"weight must hold real numbers, got dtype {weight.dtype}")
             weight = sp.csr_array(weight, dtype=np.float64)
-            values = weight.data
+            if not np.all(np.isfinite(weight.data)):
+                bad = np.argwhere(~np.isfinite(weight.toarray()))[0]
+                raise ModelError(f"weight has a NaN or infinite value at row {bad[0]}, column {bad[1]}")
         else:
-            weight = np.asarray(weight, dtype=np.float64)
-            values = weight
-            if weight.ndim != 2:
-                raise ModelError(f"weight must be a 2-D matrix (n_out x n_in), got shape {weight.shape}")
-        if not np.all(np.isfinite(values)):
-            bad = np.argwhere(~np.isfinite(weight.toarray() if sp.issparse(weight) else weight))[0]
-            raise ModelError(f"weight has a NaN or infinite value at row {bad[0]}, column {bad[1]}")
+            weight = real_array(weight, "weight", ModelError)
+            check_ndim(weight, 2, "weight (n_out x n_in)", ModelError)
+        _check_shape(weight.shape, "weight")
         n_out = weight.shape[0]
         if bias is None:
             bias = np.zeros(n_out)
-        bias = np.asarray(bias, dtype=np.float64)
+        bias = real_array(bias, "bias", ModelError)
         if bias.shape != (n_out,):
             raise ModelError(f"bias must have shape ({n_out},) to match the weight's {n_out} rows, "
                              f"got {bias.shape}")
-        if not np.all(np.isfinite(bias)):
-            raise ModelError(f"bias has a NaN or infinite value at row {int(np.argmax(~np.isfinite(bias)))}")
         self.weight = weight
         self.bias = bias
-        self.relu = bool(relu)
+        self.relu = _check_relu(relu)
 
     @property
     def n_out(self) -> int:
@@ -98,19 +111,18 @@ class CompressedLayer:
     """
 
     def __init__(self, codes, codebook, bias=None, relu: bool = True, fa: int = 0, fw: int = 0, fo: int = 0):
-        if not sp.issparse(codes):
-            arr = np.asarray(codes)
+        if sp.issparse(codes):
+            if codes.nnz and not np.issubdtype(codes.dtype, np.integer):
+                raise ModelError(f"codes must be integers, got dtype {codes.dtype}")
+        else:
+            arr = as_array(codes, "codes", ModelError)
             if arr.ndim == 2 and arr.size and not np.issubdtype(arr.dtype, np.integer):
                 raise ModelError(f"codes must be integers, got dtype {arr.dtype}")
         codes = _as_csr(codes, "codes")
-        if codes.nnz and not np.issubdtype(codes.data.dtype, np.integer):
-            raise ModelError(f"codes must be integers, got dtype {codes.data.dtype}")
-        codebook = np.asarray(codebook)
+        _check_shape(codes.shape, "codes")
+        codebook = integer_array(codebook, "codebook", ModelError)
         if codebook.ndim != 1 or codebook.size == 0:
             raise ModelError(f"codebook must be a non-empty 1-D array, got shape {codebook.shape}")
-        if not np.issubdtype(codebook.dtype, np.integer):
-            raise ModelError(f"codebook must hold integers, got dtype {codebook.dtype}")
-        codebook = codebook.astype(np.int64)
         if codebook[0] != 0:
             raise ModelError(f"codebook[0] must be 0 (code 0 is the reserved zero), got {codebook[0]}")
         if codes.nnz:
@@ -123,21 +135,19 @@ class CompressedLayer:
         n_out = codes.shape[0]
         if bias is None:
             bias = np.zeros(n_out, dtype=np.int64)
-        bias = np.asarray(bias)
+        bias = integer_array(bias, "bias (accumulator format)", ModelError)
         if bias.shape != (n_out,):
             raise ModelError(f"bias must have shape ({n_out},), got {bias.shape}")
-        if bias.size and not np.issubdtype(bias.dtype, np.integer):
-            raise ModelError(f"bias must hold integers (accumulator format), got dtype {bias.dtype}")
         for name, v in (("fa", fa), ("fw", fw), ("fo", fo)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
-                raise ModelError(f"{name} must be a non-negative int, got {v!r}")
+            if not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.bool_)) or not 0 <= v <= MAX_FRAC_BITS:
+                raise ModelError(f"{name} must be an int in 0..{MAX_FRAC_BITS}, got {v!r}")
         if fa + fw - fo < 0:
             raise ModelError(f"shift = fa + fw - fo = {fa} + {fw} - {fo} is negative; "
                              f"the output cannot have more fraction bits than the product")
         self.codes = sp.csr_array(codes, dtype=np.uint8 if codebook.size <= 256 else np.int64)
         self.codebook = codebook
-        self.bias = bias.astype(np.int64)
-        self.relu = bool(relu)
+        self.bias = bias
+        self.relu = _check_relu(relu)
         self.fa, self.fw, self.fo = int(fa), int(fw), int(fo)
 
     @property

@@ -53,7 +53,7 @@ class ImageStats:
                 ("ratio", "{:.1f}x"), ("huffman ratio", "{:.1f}x")]
         rows = []
         for s in self.layers + [self.total]:
-            rows.append([fmt.format(s[key]) for key, fmt in
+            rows.append(["-" if s[key] is None else fmt.format(s[key]) for key, fmt in
                          zip(["layer", "shape", "nnz", "entries", "padding", "imbalance", "bits_per_nonzero",
                               "huffman_bits_per_nonzero", "compression_ratio", "huffman_compression_ratio"],
                              [f for _, f in cols])])
@@ -74,8 +74,9 @@ def _sums(parts: list[dict]) -> dict:
 
 
 def _ratios(s: dict):
-    s["bits_per_nonzero"] = s["total_bits"] / s["nnz"] if s["nnz"] else float("inf")
-    s["huffman_bits_per_nonzero"] = s["huffman_bits"] / s["nnz"] if s["nnz"] else float("inf")
+    # None (JSON null) where a layer has no nonzero weight at all
+    s["bits_per_nonzero"] = s["total_bits"] / s["nnz"] if s["nnz"] else None
+    s["huffman_bits_per_nonzero"] = s["huffman_bits"] / s["nnz"] if s["nnz"] else None
     s["compression_ratio"] = s["dense_bits"] / s["total_bits"]
     s["huffman_compression_ratio"] = s["dense_bits"] / s["huffman_bits"]
 

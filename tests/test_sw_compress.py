@@ -40,7 +40,12 @@ def test_compress_report_and_accuracy():
         assert r["density"] == pytest.approx(d, abs=1e-3)
         assert l.codebook.size <= 16 and l.codebook[0] == 0
         assert r["acc_overflows"] == 0 and r["saturated"] == 0 and r["warnings"] == []
-        # fixed-point error against the float pruned and shared model: a few output LSBs
+        assert r["acc_wrap_scale_observed"] >= 16            # the default headroom
+        # the 16x accumulator headroom costs weight bits, not accuracy
+        assert r["error_vs_shared"]["relative_rms"] < 0.01
+    # without headroom: fixed-point error against the float pruned and shared model of a few output LSBs
+    tight = sw.compress(layers, density=[0.5, 0.4, 0.6], calibration=cal, acc_headroom=1)
+    for r, l in zip(tight.report, tight.layers):
         assert r["error_vs_shared"]["max_abs"] < 8 * 2.0 ** -l.fo
     image = sw.pack(model, sw.Config(n_pe=4))
     x = rng.random((50, 64))

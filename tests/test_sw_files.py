@@ -9,6 +9,7 @@ import pytest
 import sw
 from sw import format as fmt
 from sw.cli import main
+from sw.manifest import seal
 
 from models import random_inputs, random_model
 
@@ -69,16 +70,28 @@ def test_save_is_atomic_and_does_not_clobber(tmp_path, image, monkeypatch):
 
 
 def _edit(path, name, fn, fix_checksum=False):
+    """Apply `fn` to a file's bytes; with `fix_checksum`, record the new file
+    in the manifest and seal the manifest again (an edit made to pass the
+    checksums, which the loader must still see through)."""
     file = path / name
     data = fn(file.read_bytes())
     file.write_bytes(data)
     if fix_checksum:
-        manifest = json.loads((path / "manifest.json").read_text())
-        for entry in manifest["memories"].values():
-            if entry["file"] == name:
-                entry["sha256"] = fmt.sha256(data)
-                entry["words"] = data.count(b"\n")
-        (path / "manifest.json").write_text(json.dumps(manifest))
+        _edit_manifest(path, lambda m: _record(m, name, data))
+
+
+def _record(manifest, name, data):
+    for entry in manifest["memories"].values():
+        if entry["file"] == name:
+            entry["sha256"] = fmt.sha256(data)
+            entry["words"] = data.count(b"\n")
+
+
+def _edit_manifest(path, fn):
+    """Change the parsed manifest with `fn` and seal it again."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    fn(manifest)
+    (path / "manifest.json").write_text(json.dumps(seal(manifest)))
 
 
 @pytest.mark.parametrize("damage,message", [
@@ -87,9 +100,11 @@ def _edit(path, name, fn, fix_checksum=False):
     (lambda p: _edit(p, "pe2.bias.hex", lambda d: b"zz" + d[2:], True), "line 1 has a character"),
     (lambda p: _edit(p, "codebook.hex", lambda d: b"1" + d[1:]), "checksum does not match"),
     (lambda p: os.remove(p / "pe3.ptr_odd.hex"), "missing"),
-    (lambda p: _edit(p, "manifest.json", lambda d: d.replace(b'"version": 1', b'"version": 99')),
+    (lambda p: _edit(p, "manifest.json", lambda d: d.replace(b'"version": 2', b'"version": 99')),
      "format version 99"),
-    (lambda p: _edit(p, "manifest.json", lambda d: d.replace(b'"n_pe": 4', b'"n_pe": 8')), "memory pe4"),
+    (lambda p: _edit(p, "manifest.json", lambda d: d.replace(b'"n_pe": 4', b'"n_pe": 8')),
+     "sha256 does not match its contents"),
+    (lambda p: _edit_manifest(p, lambda m: m["config"].update(n_pe=8)), "memories missing: pe4"),
     (lambda p: _edit(p, "manifest.json", lambda d: d[:40]), "not valid JSON"),
     (lambda p: _edit(p, "pe1.ptr_odd.hex", lambda d: b"0fff" + d[4:], True), "PE 1: pointers are not increasing"),
     (lambda p: _edit(p, "layers.hex", lambda d: d.replace(b"00000028", b"00000029", 1), True), "layer"),
