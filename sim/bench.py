@@ -41,6 +41,17 @@ class TB:
         self.map = HostMap(config)
         self.act_mask = (1 << config.act_bits) - 1
         self.clk = dut.clk
+        self.progress_file = os.environ.get("OEIE_PROGRESS")
+        self.vectors_done = self.cycles_done = 0
+
+    def report_progress(self, cycles: int):
+        """One more vector done: rewrite the file `sim.run`'s progress bar reads."""
+        self.vectors_done += 1
+        self.cycles_done += cycles
+        if self.progress_file:
+            tmp = f"{self.progress_file}.tmp"
+            Path(tmp).write_text(f"{self.vectors_done} {self.cycles_done}\n")
+            os.replace(tmp, self.progress_file)
 
     async def reset(self):
         d = self.dut
@@ -175,6 +186,7 @@ async def run_step(tb: TB, step: dict, results: dict, index: int):
         layer.append(l)
         stalls.append(s)
         busy.append(k)
+        tb.report_progress(c)
     results[f"s{index}_outputs"] = np.array(outputs, dtype=np.int64)
     results[f"s{index}_cycles"] = np.array(cycles, dtype=np.int64)
     results[f"s{index}_layer_cycles"] = np.array(layer, dtype=np.int64)

@@ -184,6 +184,23 @@ def _heartbeat(progress, t0: float, every: float = 30.0):
         thread.join()
 
 
+@contextlib.contextmanager
+def _build_lock(build_dir: Path, progress):
+    """Hold the build's lock; say so when another process holds it (its
+    build can take minutes)."""
+    lock = FileLock(str(build_dir) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if progress:
+            progress(f"waiting for another process that is building this model (lock {lock.lock_file}) ...")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def build(config: Config, *, waves: bool = False, progress=None) -> BuildInfo:
     """Build (or find cached) the Verilator model for `config`."""
     fst = fst_flags() if waves else None
@@ -191,7 +208,7 @@ def build(config: Config, *, waves: bool = False, progress=None) -> BuildInfo:
     build_dir = cache_root() / key
     stamp = build_dir / "built.json"
     build_dir.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(build_dir) + ".lock"):
+    with _build_lock(build_dir, progress):
         if stamp.is_file():
             return BuildInfo(build_dir, 0.0, True)
         if progress:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 import sw
-from sw.files import atomic_file
+from sw.cli import cli_errors, load_inputs, warn_wraps
+from sw.files import atomic_file, output_path
+from sw.modelio import load_array
 
 from .build import cache_root
 from .runner import SimulationError, run
@@ -51,21 +52,35 @@ def _default_job(args):
 
 
 def _given_job(args):
+    if args.input is None:
+        raise ValueError("--image needs --input (an .npy of input vectors)")
     image = sw.Image.load(args.image)
     if args.n_pe and args.n_pe != image.config.n_pe:
         raise ValueError(f"{args.image} was packed for n_pe = {image.config.n_pe}; --n-pe {args.n_pe} "
                          f"would need it packed again (python -m sw pack ... --n-pe {args.n_pe})")
-    if args.input is None:
-        raise ValueError("--image needs --input (an .npy of input vectors)")
-    x = np.load(args.input)
-    if np.issubdtype(x.dtype, np.floating):
-        _log(f"quantising float inputs with the image's input format (fa = {image.layers[0].fa})")
-        x = sw.quantize_input(x, image.layers[0].fa, image.config.act_bits)
-    x = np.atleast_2d(x)
+    x = load_inputs(args.input, image, quantize=True)
     if args.vectors:
         x = x[:args.vectors]
-    labels = np.load(args.labels)[:len(x)] if args.labels else None
+    labels = None
+    if args.labels:
+        labels = load_array(args.labels, "labels")
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"--labels {args.labels}: labels must be a 1-D array of integers, got "
+                             f"shape {labels.shape} {labels.dtype}")
+        if len(labels) < len(x):
+            raise ValueError(f"--labels {args.labels} has {len(labels)} labels for {len(x)} input vectors")
+        labels = labels[:len(x)]
     return image, x, labels, {"model": str(args.image)}
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
 
 def _table(result, image) -> list[str]:
@@ -86,26 +101,42 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sim", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", type=Path, help="an image directory (python -m sw pack); default: the digits MLP")
-    parser.add_argument("--input", type=Path, help="input vectors .npy for --image (integers, or floats to quantise)")
+    parser.add_argument("--input", type=Path,
+                        help="input vectors .npy for --image (integers, or floats quantised with the image's format)")
     parser.add_argument("--labels", type=Path, help="labels .npy, to report accuracy for --image")
-    parser.add_argument("--n-pe", type=int, help="processing elements for the default model (default 16)")
-    parser.add_argument("--vectors", type=int, help="run only the first N vectors (default: all; 8 with --waves)")
+    parser.add_argument("--n-pe", type=_positive, help="processing elements for the default model (default 16)")
+    parser.add_argument("--vectors", type=_positive, help="run only the first N vectors (default: all; 8 with --waves)")
     parser.add_argument("--waves", action="store_true", help="write a waveform (FST; VCD where lz4 is missing, see sim.lz4)")
-    parser.add_argument("--report", type=Path, default=cache_root() / "report.json", help="JSON report path")
+    parser.add_argument("--report", type=Path, default=cache_root() / "report.json",
+                        help="JSON report path (replaced on every run)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (shown on a terminal only)")
     args = parser.parse_args(argv)
     if args.waves and args.vectors is None:
         args.vectors = 8
-    t0 = time.perf_counter()
     try:
-        image, x, labels, info = _given_job(args) if args.image else _default_job(args)
-        _log(f"simulating {len(x)} input vectors on the RTL (cocotb + Verilator) ...")
-        waves_path = cache_root() / "waves" if args.waves else None
-        result = run(image, x, waves=args.waves, waves_path=waves_path, progress=_log)
-    except (sw.ConfigError, sw.ModelError, sw.PackError, sw.FormatError, FileNotFoundError, ValueError,
-            TypeError, SimulationError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        with cli_errors():
+            return _main(args)
+    except SystemExit as e:
+        return e.code
+
+
+def _main(args) -> int:
+    phases = {}
+    t0 = time.perf_counter()
+    output_path(args.report, overwrite=True)         # a bad report path fails now, not after the simulation
+    image, x, labels, info = _given_job(args) if args.image else _default_job(args)
+    phases["prepare"] = time.perf_counter() - t0
+    _log(f"simulating {len(x)} input vectors on the RTL (cocotb + Verilator) ...")
+    waves_path = cache_root() / "waves" if args.waves else None
+    try:
+        result = run(image, x, waves=args.waves, waves_path=waves_path, progress=_log,
+                     progress_bar=False if args.no_progress else None)
+    except SimulationError as e:
+        raise ValueError(str(e)) from None
+    phases.update(build=result.phases["build"], simulate=result.phases["simulate"])
+    t1 = time.perf_counter()
     expected = sw.golden.run(image, x)
+    phases["check"] = time.perf_counter() - t1
     bad = int(np.count_nonzero(result.outputs != expected))
     exact = bad == 0
     summary = result.summary()
@@ -113,6 +144,7 @@ def main(argv=None) -> int:
     _log()
     _log(f"bit-exact against the golden model: {'yes' if exact else 'NO'} "
          f"({expected.size - bad} of {expected.size} outputs equal)")
+    warn_wraps(image, x)
     accuracy = None
     if labels is not None:
         accuracy = float(np.mean(result.outputs.argmax(axis=1) == labels))
@@ -127,6 +159,7 @@ def main(argv=None) -> int:
          f"({rate:,.0f} cycles/s, simulator start-up included; Verilator model {build})")
     if result.extra.get("waves"):
         _log(f"waveform: {result.extra['waves']}")
+    phases["total"] = time.perf_counter() - t0
     report = {
         "model": info["model"], "config": image.config.to_dict(), "vectors": int(len(x)),
         "bit_exact": exact, "mismatched_outputs": bad, "accuracy": accuracy,
@@ -138,11 +171,11 @@ def main(argv=None) -> int:
                     "stall_cycles_mean": float(result.stall_cycles[:, i].mean()),
                     "pe_busy_mean": [float(v) for v in result.pe_busy[:, i].mean(axis=0)]}
                    for i, l in enumerate(image.layers)],
-        "summary": summary, "total_seconds": time.perf_counter() - t0,
+        "summary": summary, "phases_seconds": phases, "total_seconds": phases["total"],
         "waves": str(result.extra["waves"]) if result.extra.get("waves") else None,
     }
     with atomic_file(args.report, "w") as f:
-        json.dump(report, f, indent=1)
+        json.dump(report, f, indent=1, allow_nan=False)
         f.write("\n")
     _log(f"report: {args.report}")
     return 0 if exact else 1

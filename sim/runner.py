@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,12 @@ from sw.image import Image
 
 from .build import PLUSARG, TOP, BuildInfo, build, cache_root, verilator_environment, verilator_runner
 
-__all__ = ["run", "run_job", "SimResult", "SimulationError"]
+__all__ = ["run", "run_job", "SimResult", "SimulationError", "stderr_progress"]
+
+
+def stderr_progress(line: str):
+    """The default `progress`: lines on stderr (builds take minutes)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 class SimulationError(RuntimeError):
@@ -32,10 +39,12 @@ class SimResult:
     `cycles[b]`: from start to done. `layer_cycles[b, l]`: ``T_measured``
     (first broadcast to last write-back, both included). `stall_cycles[b, l]`:
     broadcast stalls. `pe_busy[b, l, k]`: cycles PE ``k`` issued an entry.
-    `ideal_cycles[b, l]` and `efficiency[b, l]` as DESIGN.md section 8 defines
-    them (NaN for a layer with no work at all). `wall_seconds` covers the
-    whole call (a first build included), `sim_seconds` the simulator process
-    (start-up and image loading included).
+    `ideal_cycles[b, l]` and `efficiency[b, l]` as docs/design.md
+    ("Metrics") defines them (NaN for a layer with no work at all).
+    `wall_seconds` covers the whole call (a first build included),
+    `sim_seconds` the simulator process (start-up and image loading
+    included); `phases` splits the wall time into ``build``, ``simulate`` and
+    ``metrics`` seconds.
     """
     outputs: np.ndarray
     cycles: np.ndarray
@@ -48,6 +57,7 @@ class SimResult:
     wall_seconds: float
     sim_seconds: float
     extra: dict = field(default_factory=dict)
+    phases: dict = field(default_factory=dict)
 
     @property
     def simulated_cycles(self) -> int:
@@ -71,6 +81,7 @@ class SimResult:
             "cycles_per_second": self.simulated_cycles / self.sim_seconds if self.sim_seconds else None,
             "build_seconds": self.build.seconds,
             "build_cached": self.build.cached,
+            "phases_seconds": dict(self.phases),
         }
 
 
@@ -81,11 +92,48 @@ def _log_tail(path: Path, n: int = 60) -> str:
         return "(no log)"
 
 
+class _ProgressBar:
+    """A tqdm bar over the vectors the simulator has finished, read from the
+    file the bench rewrites after each vector (``vectors cycles``). Shown
+    only on a terminal (tqdm's ``disable=None``)."""
+
+    def __init__(self, total: int, path: Path, enabled: bool | None):
+        self.total, self.path, self.enabled = total, path, enabled
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        from tqdm import tqdm
+        self.bar = tqdm(total=self.total, unit="vector", desc="simulating", file=sys.stderr,
+                        disable=None if self.enabled is None else not self.enabled, dynamic_ncols=True)
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def _read(self):
+        try:
+            done, cycles = (int(v) for v in self.path.read_text().split())
+        except (OSError, ValueError):
+            return
+        self.bar.n = done
+        self.bar.set_postfix_str(f"{cycles:,} cycles", refresh=False)
+        self.bar.refresh()
+
+    def _poll(self):
+        while not self._stop.wait(0.5):
+            self._read()
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self.thread.join()
+        self._read()
+        self.bar.close()
+
+
 def run_job(image: Image, steps: list[dict], *, waves: bool = False, keep: Path | None = None,
-            progress=None) -> tuple[dict, BuildInfo, float, Path | None]:
+            progress=stderr_progress, progress_bar: bool | None = None) -> tuple[dict, BuildInfo, float, Path | None]:
     """Run bench steps (see `sim.bench`) for `image`'s configuration; the
     image is loaded at simulator start. Returns `(results, build, seconds,
-    waves_file)`."""
+    waves_file)`. `progress_bar`: None shows one on a terminal only."""
     from cocotb_tools.runner import get_results
 
     info = build(image.config, waves=waves, progress=progress)
@@ -96,12 +144,13 @@ def run_job(image: Image, steps: list[dict], *, waves: bool = False, keep: Path 
         image.save(run_dir / "image")
         job = {"config": image.config.to_dict(), "steps": steps, "results": str(run_dir / "results.npz")}
         (run_dir / "job.json").write_text(json.dumps(job))
-        env = {"OEIE_JOB": str(run_dir / "job.json"),
+        env = {"OEIE_JOB": str(run_dir / "job.json"), "OEIE_PROGRESS": str(run_dir / "progress"),
                # cocotb rewrites the asserts of every *.py it imports by default,
                # which made importing numpy take seconds inside the simulator
                "COCOTB_REWRITE_ASSERTION_FILES": "bench.py"}
+        total = sum(step.get("vectors", 0) for step in steps if step["op"] == "run")
         t0 = time.perf_counter()
-        with verilator_environment():
+        with verilator_environment(), _ProgressBar(total, run_dir / "progress", progress_bar):
             xml = verilator_runner().test(
                 test_module="sim.bench", hdl_toplevel=TOP, hdl_toplevel_lang="verilog", build_dir=info.build_dir,
                 test_dir=run_dir, plusargs=[f"+{PLUSARG}={run_dir / 'image'}"], extra_env=env, waves=waves,
@@ -145,22 +194,31 @@ def _max_cycles(image: Image) -> int:
 def make_run_step(image: Image, inputs: Path | str, **options) -> dict:
     """A bench ``run`` step (see `sim.bench`) for `image` on the vectors in
     the ``.npy`` file `inputs`; `options`: ``idle``, ``backpressure``, ``seed``."""
-    return {"op": "run", "inputs": str(inputs), "n_out": image.n_out, "n_layers": len(image.layers),
+    n = len(np.load(inputs, mmap_mode="r"))
+    return {"op": "run", "inputs": str(inputs), "vectors": n, "n_out": image.n_out, "n_layers": len(image.layers),
             "max_cycles": _max_cycles(image), "max_polls": image.config.row_depth + 1000, **options}
 
 
 def run(image: Image, inputs, *, waves: bool = False, waves_path: Path | None = None, idle: float = 0.0,
-        backpressure: float = 0.0, seed: int = 0, progress=None) -> SimResult:
-    """Run `inputs` (``(n_in,)`` or ``(B, n_in)`` integers) through the RTL
-    built for ``image.config``, with `image` in its memories.
+        backpressure: float = 0.0, seed: int = 0, progress=stderr_progress,
+        progress_bar: bool | None = None) -> SimResult:
+    """Run `inputs` (``(n_in,)`` or ``(B, n_in)`` integers, ``B >= 1``)
+    through the RTL built for ``image.config``, with `image` in its memories.
 
     The Verilator model is built once per configuration and cached; a new
     image only restarts the simulator. `idle` and `backpressure` are the
     probabilities of an idle input cycle and of a refused output cycle.
     With `waves`, a waveform is written to `waves_path` (FST if Verilator's
-    FST support can be built here, else VCD).
+    FST support can be built here, else VCD). `progress` takes lines of
+    text about the build (None: quiet); `progress_bar` shows the vectors
+    done with an ETA (None: on a terminal only).
     """
     x = golden.check_input(image, inputs)
+    if x.shape[0] == 0:
+        raise ValueError(f"no input vectors to simulate (shape {x.shape})")
+    for name, p in (("idle", idle), ("backpressure", backpressure)):
+        if not 0 <= p < 1:
+            raise ValueError(f"{name} is a probability in [0, 1), got {p!r}")
     t0 = time.perf_counter()
     root = cache_root() / "runs"
     root.mkdir(parents=True, exist_ok=True)
@@ -169,10 +227,15 @@ def run(image: Image, inputs, *, waves: bool = False, waves_path: Path | None = 
     try:
         np.save(inputs_path, x)
         step = make_run_step(image, inputs_path, idle=idle, backpressure=backpressure, seed=seed)
-        results, info, seconds, wave = run_job(image, [step], waves=waves, keep=waves_path, progress=progress)
+        results, info, seconds, wave = run_job(image, [step], waves=waves, keep=waves_path, progress=progress,
+                                               progress_bar=progress_bar)
     finally:
         os.unlink(inputs_path)
-    return make_result(image, x, results, "s0", info, time.perf_counter() - t0, seconds, wave)
+    t1 = time.perf_counter()
+    result = make_result(image, x, results, "s0", info, t1 - t0, seconds, wave)
+    result.wall_seconds = time.perf_counter() - t0
+    result.phases = {"build": info.seconds, "simulate": seconds, "metrics": time.perf_counter() - t1}
+    return result
 
 
 def make_result(image: Image, x: np.ndarray, results: dict, key: str, info: BuildInfo, wall: float,
