@@ -378,14 +378,15 @@ class Image:
                 for k, v in got.items():
                     if f[k] != v:
                         raise ImageError(f"layer {i}: the manifest says {k} = {f[k]!r}, the memories hold {v!r}")
-            image.check_canonical()
+            image.check_canonical(memories)
         except ImageError as e:
             raise ImageError(f"{path}: {e}") from None
         return image
 
-    def check_canonical(self):
-        """Check that the memories are exactly what `sw.pack` writes for the
-        model this image holds (`sw.unpack`): no hand-made padding, stray
+    def check_canonical(self, memories: dict[str, MemoryImage]):
+        """Check that `memories` (as read from files, say, and rebuilt into
+        this image by `from_memories`) are exactly what `sw.pack` writes for
+        the model this image holds (`sw.unpack`): no hand-made padding, stray
         words, or contents the golden model and the RTL could read apart.
         Raises `ImageError` naming the memory and the first word that differs."""
         from .model import ModelError
@@ -394,7 +395,7 @@ class Image:
             canonical = pack(unpack(self), self.config).memories()
         except (ModelError, PackError) as e:
             raise ImageError(str(e)) from None
-        for name, m in self.memories().items():
+        for name, m in memories.items():
             want = canonical[name].words
             if np.array_equal(m.words, want):
                 continue

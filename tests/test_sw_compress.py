@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import sw
 from sw.compress import prune, share_weights
@@ -87,3 +88,54 @@ def test_compress_input_errors():
         sw.compress([sw.Layer(np.ones((3, 4)))], density=0.5, calibration=rng.random((2, 3)))
     with pytest.raises(sw.ModelError, match="density lists 1 values for 2 layers"):
         sw.compress(_mlp(rng, [4, 3, 2]), density=[0.5])
+
+
+def _wraps_at_scales(model, config, rng, scales, n=200):
+    import warnings
+    image = sw.pack(model, config)
+    out = []
+    for s in scales:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")               # inputs beyond the format saturate; that is the point
+            x = sw.quantize_input(s * rng.standard_normal((n, model.n_in)), model.input_frac_bits)
+        out.append(int(sw.golden.accumulator_wraps(image, x).sum()))
+    return out
+
+
+def test_accumulator_headroom_against_larger_inputs():
+    """Inputs several times the calibration's (saturating at the input
+    format) wrapped accumulators and flipped signs while the report said
+    nothing; the default 16x headroom keeps them exact."""
+    rng = np.random.default_rng(1)
+    layers = _mlp(rng, [64, 48, 12])
+    cal = rng.standard_normal((400, 64))
+    config = sw.Config(n_pe=4)
+    tight = sw.compress(layers, density=0.5, calibration=cal, acc_headroom=1)
+    assert sum(_wraps_at_scales(tight, config, np.random.default_rng(2), [3, 4, 6])) > 0
+    model = sw.compress(layers, density=0.5, calibration=cal)
+    assert _wraps_at_scales(model, config, np.random.default_rng(2), [1, 3, 4, 6, 12]) == [0] * 5
+    for r in model.report:
+        assert r["warnings"] == [] and r["acc_wrap_scale_observed"] >= 16
+        assert 0 < r["acc_wrap_scale_worst"] <= r["acc_wrap_scale_observed"]
+
+
+def test_wrap_scales_by_hand():
+    from sw.compress import wrap_scales
+    w = sp.csr_array(np.array([[3, -2], [0, 1]]))
+    bias = np.array([10, 0])
+    x = np.array([[100, 50]])                    # acc = 200 + 10, 50
+    observed, worst = wrap_scales(w, bias, x, acc_bits=12)       # range -2048..2047
+    assert observed == pytest.approx((2047 - 10) / 200)
+    assert worst == pytest.approx((2048 - 10 - 1) / (5 * 100))  # row 0: (3 + 2) * max|x|, room min(2037, 2058)
+    assert wrap_scales(w, np.array([5000, 0]), x, 12) == (0.0, 0.0)     # the bias alone does not fit
+    assert wrap_scales(w, bias, np.zeros((1, 2), dtype=int), 12)[0] == np.inf
+
+
+def test_warns_when_calibration_comes_within_the_headroom():
+    rng = np.random.default_rng(4)
+    layers = [sw.Layer(rng.uniform(0.5, 1, (4, 200)), relu=False)]     # coherent sums: large accumulators
+    config = sw.Config(act_bits=16, weight_bits=16, acc_bits=24)
+    model = sw.compress(layers, density=1.0, calibration=rng.uniform(0.5, 1, (50, 200)), config=config)
+    r = model.report[0]
+    assert r["fw"] == 0 and 1 <= r["acc_wrap_scale_observed"] < 16
+    assert any("within the headroom asked for (16x)" in w for w in r["warnings"])

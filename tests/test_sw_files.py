@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sw
 from sw import format as fmt
@@ -203,3 +205,249 @@ def test_cli_errors(tmp_path, capsys):
     assert not (tmp_path / "img").exists()
     assert main(["inspect", str(tmp_path)]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+# ---- no data loss: saves never replace what they were not asked to ---------
+
+def _during_save(monkeypatch, action):
+    """Run `action` once, in the middle of the next save (after its first memory file)."""
+    calls = []
+    original = fmt.MemoryImage.hex_bytes
+
+    def hooked(self):
+        calls.append(self.name)
+        if len(calls) == 2:
+            action()
+        return original(self)
+
+    monkeypatch.setattr(fmt.MemoryImage, "hex_bytes", hooked)
+
+
+def test_save_never_replaces_a_directory_that_appears_meanwhile(tmp_path, image, monkeypatch):
+    target = tmp_path / "img"
+
+    def user_creates_it():
+        target.mkdir()
+        (target / "thesis.tex").write_text("precious")
+
+    _during_save(monkeypatch, user_creates_it)
+    with pytest.raises(FileExistsError, match="img exists"):
+        image.save(target)
+    assert (target / "thesis.tex").read_text() == "precious"
+    assert sorted(os.listdir(tmp_path)) == ["img"]                  # no temporary left behind
+
+
+def test_concurrent_saves_without_overwrite_one_wins(tmp_path, image, monkeypatch):
+    """Save B finishes while save A is half-way: A must fail, not replace B."""
+    other = sw.pack(random_model(np.random.default_rng(99), image.config, [30, 12]), image.config)
+    target = tmp_path / "img"
+    _during_save(monkeypatch, lambda: (monkeypatch.undo(), other.save(target)))
+    with pytest.raises(FileExistsError, match="exists"):
+        image.save(target)
+    assert sw.Image.load(target).memories() == other.memories()
+    assert sorted(os.listdir(tmp_path)) == ["img"]
+
+
+def test_overwrite_puts_back_a_non_image_that_appears_meanwhile(tmp_path, image, monkeypatch):
+    target = tmp_path / "img"
+    image.save(target)
+
+    def swapped_for_notes():
+        import shutil
+        shutil.rmtree(target)
+        target.mkdir()
+        (target / "notes.txt").write_text("precious")
+
+    _during_save(monkeypatch, swapped_for_notes)
+    with pytest.raises(FileExistsError, match="not an OpenEIE image"):
+        image.save(target, overwrite=True)
+    assert (target / "notes.txt").read_text() == "precious"
+    assert sorted(os.listdir(tmp_path)) == ["img"]
+
+
+def test_overwrite_replaces_an_image_atomically(tmp_path, image):
+    target = tmp_path / "img"
+    other = sw.pack(random_model(np.random.default_rng(5), image.config, [30, 12]), image.config)
+    other.save(target)
+    image.save(target, overwrite=True)
+    assert sw.Image.load(target).memories() == image.memories()
+    assert sorted(os.listdir(tmp_path)) == ["img"]
+
+
+def test_save_refuses_the_current_directory(tmp_path, image, monkeypatch):
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    for path in (".", "..", str(tmp_path / "work")):
+        with pytest.raises(FileExistsError, match="current directory"):
+            image.save(path, overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ["work"] and os.listdir(tmp_path / "work") == []
+
+
+def test_killed_save_leaves_a_temporary_the_next_save_removes(tmp_path, image):
+    """SIGKILL half-way through a save (in a real process): the partial
+    directory is hidden, never at the target, and the next save of the
+    same target removes it."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    image.save(tmp_path / "src")
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        import sw
+        from sw import format as fmt
+        image = sw.Image.load({str(tmp_path / "src")!r})
+        original = fmt.MemoryImage.hex_bytes
+        def slow(self):
+            print("writing", flush=True)
+            time.sleep(60)
+        fmt.MemoryImage.hex_bytes = slow
+        image.save({str(tmp_path / "img")!r})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    leftovers = [p for p in os.listdir(tmp_path) if p.startswith(".img.")]
+    assert len(leftovers) == 1 and not (tmp_path / "img").exists()
+    image.save(tmp_path / "img")
+    assert sorted(os.listdir(tmp_path)) == ["img", "src"]
+
+
+def test_temporaries_of_running_writers_are_kept(tmp_path, image):
+    live = tmp_path / f".img.oeie-tmp-{os.getpid()}-abc"      # this process is alive
+    live.mkdir()
+    image.save(tmp_path / "img")
+    assert live.is_dir()
+
+
+def test_atomic_file_without_overwrite(tmp_path):
+    from sw.files import OutputExistsError, atomic_file
+    target = tmp_path / "out.npy"
+    target.write_text("mine")
+    with pytest.raises(OutputExistsError):
+        with atomic_file(target, overwrite=False) as f:
+            f.write(b"new")
+    assert target.read_text() == "mine"
+    target.unlink()
+    with pytest.raises(OutputExistsError):          # appears while the file is written
+        with atomic_file(target, overwrite=False) as f:
+            f.write(b"new")
+            target.write_text("theirs")
+    assert target.read_text() == "theirs" and os.listdir(tmp_path) == ["out.npy"]
+    with pytest.raises(IsADirectoryError):
+        with atomic_file(tmp_path, overwrite=True):
+            pass
+
+
+# ---- strict loading: what loads is exactly what sw.pack writes --------------
+
+def _layer_table_word(image_dir, layer, word, fn):
+    def edit(data):
+        lines = data.decode().split("\n")
+        i = layer * fmt.DESC_WORDS + word
+        lines[i] = f"{fn(int(lines[i], 16)):08x}"
+        return "\n".join(lines).encode()
+    _edit(image_dir, "layers.hex", edit, True)
+
+
+@pytest.mark.parametrize("damage,message", [
+    # the golden model and the RTL would disagree on these
+    (lambda p: _edit(p, "codebook.hex", lambda d: b"0005" + d[4:], True), r"layer 0: codebook\[0\] = 5"),
+    (lambda p: (_layer_table_word(p, 1, 4, lambda w: (w & ~0xFF) | 40),
+                _edit_manifest(p, lambda m: m["layers"][1].update(fo=m["layers"][1]["fa"] + m["layers"][1]["fw"] - 40,
+                                                                 shift=40))),
+     "fo must not be negative|shift 40 exceeds"),
+    # manifest edits, sealed again
+    (lambda p: _edit_manifest(p, lambda m: m["config"].pop("act_bits")), "configuration keys missing: act_bits"),
+    (lambda p: _edit_manifest(p, lambda m: m["layers"][0].update(fa=True)), "fa must be an int, got True"),
+    (lambda p: _edit_manifest(p, lambda m: m["layers"][0].update(nnz=m["layers"][0]["nnz"] + 1)),
+     "manifest says nnz"),
+    (lambda p: _edit_manifest(p, lambda m: m["layers"][1].update(n_in=7)), "manifest says n_in = 7"),
+    (lambda p: _edit_manifest(p, lambda m: m["layers"][0].update(entries=1)), "manifest says entries = 1"),
+    (lambda p: _edit_manifest(p, lambda m: m["layers"][0].update(relu=not m["layers"][0]["relu"])),
+     "manifest says relu"),
+    (lambda p: _edit_manifest(p, lambda m: m.update(extra=1)), "unknown extra"),
+    (lambda p: _edit_manifest(p, lambda m: m["memories"]["pe0.bias"].update(file="../x.hex")), "not pe0.bias.hex"),
+    (lambda p: _edit_manifest(p, lambda m: m["layers"].pop()), "layer table 2"),
+    # the manifest edited but not sealed
+    (lambda p: _edit(p, "manifest.json", lambda d: d.replace(b'"act_bits": 16', b'"act_bits": 12')),
+     "sha256 does not match its contents"),
+    (lambda p: _edit(p, "manifest.json", lambda d: d.replace(b'"fa": ', b'"fa": 1', 1)),
+     "sha256 does not match its contents"),
+    # memories that decode, but not as sw.pack writes them
+    (lambda p: _edit(p, "pe0.bias.hex", lambda d: d + b"00000001\n", True), "memory pe0.bias: .* words"),
+    (lambda p: _edit(p, "codebook.hex", lambda d: d + b"0007\n", True), "memory codebook"),
+    (lambda p: _layer_table_word(p, 0, 6, lambda w: 1), "memory layers: word 6"),
+])
+def test_load_is_strict(tmp_path, image, damage, message):
+    image.save(tmp_path / "img")
+    damage(tmp_path / "img")
+    with pytest.raises(sw.ImageError, match=message):
+        sw.Image.load(tmp_path / "img")
+
+
+def _json_paths(obj, prefix=()):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _json_paths(v, prefix + (k,))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _json_paths(v, prefix + (i,))
+    else:
+        yield prefix
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_fuzzed_images_load_only_if_canonical(tmp_path_factory, data):
+    """Flip hex digits and manifest fields, recompute every checksum, load:
+    either a clear `ImageError`, or an image whose files are byte for byte
+    what `sw.pack` writes for the model it holds (so the golden model and
+    the RTL read it alike)."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 3)))
+    config = sw.Config(n_pe=2, weight_depth=512, pointer_depth=128, row_depth=32, max_layers=3,
+                       entries_per_word=data.draw(st.sampled_from([1, 2])))
+    image = sw.pack(random_model(rng, config, [9, 14, 5]), config)
+    path = tmp_path_factory.mktemp("fuzz") / "img"
+    image.save(path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    for _ in range(data.draw(st.integers(1, 3))):
+        if data.draw(st.booleans()):                      # a hex digit
+            name = data.draw(st.sampled_from(sorted(manifest["memories"])))
+            file = path / f"{name}.hex"
+            text = bytearray(file.read_bytes())
+            digits = [i for i, c in enumerate(text) if c != ord("\n")]
+            if not digits:
+                continue
+            i = data.draw(st.sampled_from(digits))
+            text[i] = ord(data.draw(st.sampled_from("0123456789abcdef")))
+            _edit(path, file.name, lambda d: bytes(text), True)
+        else:                                             # a manifest field
+            manifest = json.loads((path / "manifest.json").read_text())
+            paths = [p for p in _json_paths(manifest) if p[0] != "sha256" and "sha256" not in p]
+            where = data.draw(st.sampled_from(paths))
+            value = data.draw(st.one_of(st.integers(-2, 70), st.booleans(), st.just(None), st.just("x"),
+                                        st.floats(0, 20), st.just("delete")))
+
+            def change(m):
+                obj = m
+                for k in where[:-1]:
+                    obj = obj[k]
+                if value == "delete":
+                    del obj[where[-1]]
+                else:
+                    obj[where[-1]] = value
+            _edit_manifest(path, change)
+    try:
+        loaded = sw.Image.load(path)
+    except sw.ImageError as e:
+        assert str(e)
+        return
+    again = tmp_path_factory.mktemp("again") / "img"
+    sw.pack(sw.unpack(loaded), loaded.config).save(again)
+    assert sorted(os.listdir(again)) == sorted(os.listdir(path))
+    assert json.loads((again / "manifest.json").read_text()) == json.loads((path / "manifest.json").read_text())
+    for name in os.listdir(path):
+        if name != "manifest.json":
+            assert (again / name).read_bytes() == (path / name).read_bytes(), name
