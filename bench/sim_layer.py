@@ -3,7 +3,7 @@
     make bench-sim           (or: python bench/sim_layer.py [--n-pe 16] [--vectors 3])
 
 Reports, per input vector, RTL cycles of the layer (T_measured), T_ideal and
-their ratio (efficiency, DESIGN.md section 8; goal >= 0.90 at 16 PEs), the
+their ratio (efficiency, docs/design.md §8; goal >= 0.90 at 16 PEs), the
 Verilator build time of this configuration, simulated cycles per second, and
 the wall time of a warm ``python -m sim`` (the ``make sim`` job; goal < 60 s).
 Every output is compared with the golden model. Writes
@@ -73,6 +73,7 @@ def main():
         "build_seconds": result.build.seconds, "build_cached": result.build.cached,
         "sim_seconds": result.sim_seconds, "simulated_cycles": result.simulated_cycles,
         "cycles_per_second": rate, "layer_cycles_total": cycles,
+        "phases_seconds": {"pack": t_pack, **result.phases},
     }
     if not args.skip_make_sim:
         subprocess.run([sys.executable, "-m", "sim", "--vectors", "1"], cwd=ROOT, check=True,

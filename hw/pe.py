@@ -50,7 +50,7 @@ class ProcessingElement(wiring.Component):
 
     (each stage later only when the one after it is busy). `busy` counts the
     cycles in which an entry is issued: for a layer it equals the PE's
-    ``work_k`` of DESIGN.md section 8, so idle cycles measure imbalance.
+    ``work_k`` of docs/design.md §8, so idle cycles measure imbalance.
     """
 
     def __init__(self, widths: Widths, pe: int, host_offset_bits: int, *, init=None):

@@ -1,4 +1,4 @@
-"""Write-back: bias, round, shift, ReLU, saturate (DESIGN.md section 5)."""
+"""Write-back: bias, round, shift, ReLU, saturate (docs/design.md §5)."""
 
 from amaranth import *
 from amaranth.lib import memory, wiring

@@ -39,8 +39,8 @@ class SimResult:
     `cycles[b]`: from start to done. `layer_cycles[b, l]`: ``T_measured``
     (first broadcast to last write-back, both included). `stall_cycles[b, l]`:
     broadcast stalls. `pe_busy[b, l, k]`: cycles PE ``k`` issued an entry.
-    `ideal_cycles[b, l]` and `efficiency[b, l]` as docs/design.md
-    ("Metrics") defines them (NaN for a layer with no work at all).
+    `ideal_cycles[b, l]` and `efficiency[b, l]` as docs/design.md §8
+    defines them (NaN for a layer with no work at all).
     `wall_seconds` covers the whole call (a first build included),
     `sim_seconds` the simulator process (start-up and image loading
     included); `phases` splits the wall time into ``build``, ``simulate`` and

@@ -11,7 +11,9 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -67,6 +69,12 @@ def cli_errors():
 
     saved = warnings.showwarning
     warnings.showwarning = show
+    # SIGTERM ends the process through SystemExit, so the atomic writers
+    # remove their temporaries on the way out (SIGKILL's are removed by the
+    # next write of the same target)
+    saved_term = None
+    if threading.current_thread() is threading.main_thread():
+        saved_term = signal.signal(signal.SIGTERM, _terminate)
     try:
         yield
     except OutputExistsError as e:
@@ -79,6 +87,13 @@ def cli_errors():
         _fail(str(e))
     finally:
         warnings.showwarning = saved
+        if saved_term is not None:
+            signal.signal(signal.SIGTERM, saved_term)
+
+
+def _terminate(signum, frame):
+    _log("terminated")
+    raise SystemExit(128 + signum)
 
 
 def _fail(message: str):

@@ -1,4 +1,4 @@
-"""The hardware configuration (DESIGN.md section 3): one immutable object that
+"""The hardware configuration (docs/design.md §3): one immutable object that
 `sw` packs for and `hw` builds from. Every width and depth of the accelerator
 is here or derived here; nothing about it is repeated elsewhere."""
 
@@ -111,7 +111,7 @@ class Config:
 
     @property
     def max_run(self) -> int:
-        """Longest run of zeros one entry can skip (`R` in DESIGN.md section 4)."""
+        """Longest run of zeros one entry can skip (`R` in docs/design.md §4)."""
         return (1 << self.run_bits) - 1
 
     @property

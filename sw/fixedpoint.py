@@ -1,4 +1,4 @@
-"""Fixed-point arithmetic of DESIGN.md section 5, on numpy int64 arrays.
+"""Fixed-point arithmetic of docs/design.md §5, on numpy int64 arrays.
 
 This is the one place the numeric rules live on the software side; the RTL's
 write-back (`hw/writeback.py`) implements the same steps in the same order.

@@ -1,4 +1,4 @@
-"""The weight image format (DESIGN.md section 4) as bits in memories.
+"""The weight image format (docs/design.md §4) as bits in memories.
 
 The one place that says how an image sits in the accelerator's memories;
 `sw.pack` writes it, `hw` reads it, `sim` loads it. Memories (`Config` gives
@@ -116,7 +116,7 @@ def encode_columns(local: np.ndarray, codes: np.ndarray, indptr: np.ndarray, con
 
 
 def decode_rows(entries: np.ndarray, colptr: np.ndarray, config: Config) -> np.ndarray:
-    """Local row of every entry under `colptr` (DESIGN.md section 4:
+    """Local row of every entry under `colptr` (docs/design.md §4:
     ``row = -1; row += run + 1`` per entry, restarting at each column).
     int32 when the running sum allows (it is what scipy's indices use)."""
     dt = np.int32 if entries.size * (config.max_run + 1) < 2**31 else np.int64

@@ -1,4 +1,4 @@
-"""The golden model: runs an `Image` bit-exactly as DESIGN.md section 5 says.
+"""The golden model: runs an `Image` bit-exactly as docs/design.md §5 says.
 
 The RTL is checked against this on every output of every layer. It decodes
 the image's own entries (not the model it came from), so a packing bug shows

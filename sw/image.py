@@ -1,7 +1,7 @@
 """The accelerator's image: what `sw.pack` produces and everything else reads.
 
-An `Image` holds, per layer, every PE's entries and pointers (DESIGN.md
-section 4), the codebook and the bias; `memories()` lays them out in the
+An `Image` holds, per layer, every PE's entries and pointers (docs/design.md
+§4), the codebook and the bias; `memories()` lays them out in the
 RTL's memories (`sw.format`), `save()` writes those as `$readmemh` files plus
 a manifest, and `Image.load()` rebuilds the image from the files alone, so
 what the hardware loads is what the golden model runs.

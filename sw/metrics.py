@@ -1,4 +1,4 @@
-"""The metrics of DESIGN.md section 8, computed from an image and inputs.
+"""The metrics of docs/design.md §8, computed from an image and inputs.
 
 For one layer and one input vector, ``work_k`` is the number of entries
 (padding included) PE ``k`` processes: the sum over nonzero ``a_j`` of column

@@ -3,7 +3,7 @@
 Row ``r`` of a layer belongs to PE ``r % n_pe`` as local row ``r // n_pe``.
 Per PE the slice is stored input-major (EIE's interleaved compressed columns),
 each entry ``(run, code)`` with padding entries ``(R, 0)`` where a run of zeros
-is longer than ``R = 2**run_bits - 1`` (DESIGN.md section 4).
+is longer than ``R = 2**run_bits - 1`` (docs/design.md §4).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _check_capacity(layers: list[ImageLayer], config: Config):
 
 
 def pack(model: CompressedModel, config: Config | None = None) -> Image:
-    """Pack `model` for `config` (default `Config()`) as DESIGN.md section 4
+    """Pack `model` for `config` (default `Config()`) as docs/design.md §4
     specifies; raises `PackError` if it does not fit."""
     config = Config() if config is None else config
     if not isinstance(model, CompressedModel):

@@ -1,4 +1,4 @@
-"""Storage and balance accounting of an image (DESIGN.md section 8).
+"""Storage and balance accounting of an image (docs/design.md §8).
 
 Bits per nonzero weight count everything the accelerator stores for a layer:
 entries (padding included), pointers, codebook and bias (as stored: one word

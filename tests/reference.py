@@ -1,4 +1,4 @@
-"""Plain Python, written line by line from DESIGN.md sections 4 and 5, with
+"""Plain Python, written line by line from docs/design.md §4 and §5, with
 no numpy tricks: the yardstick the vectorised code is measured against."""
 
 def encode_column(nonzeros, run_bits):

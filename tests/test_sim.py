@@ -4,7 +4,7 @@ One simulator launch per PE count runs every case in sequence (building the
 model once and starting it once keeps the default run short); each test
 below checks one case's results. Every output integer of every vector is
 compared with `sw.golden.run` on the same image, and every PE's busy cycles
-with the image's ``work_k`` (DESIGN.md section 8): the hardware issues
+with the image's ``work_k`` (docs/design.md §8): the hardware issues
 exactly one entry per busy cycle.
 """
 

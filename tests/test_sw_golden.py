@@ -1,4 +1,4 @@
-"""The golden model against a plain Python reference (DESIGN.md section 5)."""
+"""The golden model against a plain Python reference (docs/design.md §5)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Packing: the entry encoding and per-PE layout of DESIGN.md section 4."""
+"""Packing: the entry encoding and per-PE layout of docs/design.md §4."""
 
 import numpy as np
 import pytest
