@@ -10,11 +10,18 @@ STAMP  := $(VENV)/.installed
 MODEL  ?=
 INPUT  ?=
 N_PE   ?=
+PRESET ?=
 WAVES  ?= 0
 SIM_ARGS = $(if $(MODEL),--image $(MODEL)) $(if $(INPUT),--input $(INPUT)) \
-           $(if $(N_PE),--n-pe $(N_PE)) $(if $(filter 1 yes true,$(WAVES)),--waves)
+           $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--preset $(PRESET)) $(if $(filter 1 yes true,$(WAVES)),--waves)
 
-.PHONY: install test test-slow sim bench bench-pack bench-sim export clean
+# make synth options
+TARGET ?= ecp5
+SYNTH_ARGS = --target $(TARGET) $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--preset $(PRESET)) \
+             $(if $(MODEL),--image $(MODEL))
+SYNTH_STAMP := $(VENV)/.installed-synth
+
+.PHONY: install test test-slow test-pnr sim synth bench bench-pack bench-sim bench-synth export clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -29,14 +36,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Yosys and nextpnr (YoWASP, from PyPI) for synthesis and place and route
+$(SYNTH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,synth]'
+	touch $@
+
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
+test-pnr: $(SYNTH_STAMP)
+	$(BIN)/python -m pytest -m pnr $(PYTEST_ARGS)
+
 sim: $(STAMP)
 	$(BIN)/python -m sim $(SIM_ARGS)
+
+synth: $(SYNTH_STAMP)
+	$(BIN)/python -m synth $(SYNTH_ARGS)
 
 bench: bench-pack bench-sim
 
@@ -45,6 +63,10 @@ bench-pack: $(STAMP)
 
 bench-sim: $(STAMP)
 	$(BIN)/python bench/sim_layer.py
+
+# every PE count of both targets through place and route (hours on 2 cores)
+bench-synth: $(SYNTH_STAMP)
+	$(BIN)/python bench/synth_sweep.py
 
 export: $(STAMP)
 	$(BIN)/python -m hw export $(if $(N_PE),--n-pe $(N_PE)) -o build/accelerator.v

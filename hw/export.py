@@ -17,7 +17,24 @@ from sw.image import Image, ImageError
 
 from .accelerator import Accelerator, HardwareError
 
-__all__ = ["export", "rtlil_text", "run_yosys", "main"]
+__all__ = ["export", "rtlil_text", "run_yosys", "sources_digest", "main"]
+
+HW_DIR = Path(__file__).resolve().parent
+
+
+def sources_digest(extra_files=(), versions: str = "") -> str:
+    """A short digest of the hardware sources (every ``hw/*.py``), the files
+    of the tool that uses them, and tool versions: the key of every cached
+    build (Verilator models, synthesis runs)."""
+    import hashlib
+
+    import amaranth
+    h = hashlib.sha256()
+    for path in sorted(HW_DIR.glob("*.py")) + sorted(Path(p) for p in extra_files):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    h.update(f"amaranth {amaranth.__version__} {versions}".encode())
+    return h.hexdigest()[:12]
 
 
 @contextlib.contextmanager

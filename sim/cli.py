@@ -35,7 +35,9 @@ def _log(line=""):
 def _default_job(args):
     layers = sw.load_model(MODELS / "digits_mlp.npz")
     data = np.load(MODELS / "digits_data.npz")
-    config = sw.Config(n_pe=args.n_pe or sw.Config().n_pe)
+    config = sw.Config.preset(args.preset) if args.preset else sw.Config()
+    if args.n_pe:
+        config = config.replace(n_pe=args.n_pe)
     density = [float(np.count_nonzero(l.dense()) / l.dense().size) for l in layers]
     _log(f"model: digits MLP {' -> '.join(str(n) for n in [layers[0].n_in] + [l.n_out for l in layers])}, "
          f"weight density {'/'.join(f'{d:.2f}' for d in density)} (pruned and retrained)")
@@ -55,6 +57,8 @@ def _given_job(args):
     if args.input is None:
         raise ValueError("--image needs --input (an .npy of input vectors)")
     image = sw.Image.load(args.image)
+    if args.preset:
+        raise ValueError("--preset applies to the default model; an --image was packed for its own configuration")
     if args.n_pe and args.n_pe != image.config.n_pe:
         raise ValueError(f"{args.image} was packed for n_pe = {image.config.n_pe}; --n-pe {args.n_pe} "
                          f"would need it packed again (python -m sw pack ... --n-pe {args.n_pe})")
@@ -105,6 +109,8 @@ def main(argv=None) -> int:
                         help="input vectors .npy for --image (integers, or floats quantised with the image's format)")
     parser.add_argument("--labels", type=Path, help="labels .npy, to report accuracy for --image")
     parser.add_argument("--n-pe", type=_positive, help="processing elements for the default model (default 16)")
+    parser.add_argument("--preset", choices=sorted(sw.config.PRESETS),
+                        help="pack the default model for an FPGA preset (sw.Config.preset; --n-pe overrides its PEs)")
     parser.add_argument("--vectors", type=_positive, help="run only the first N vectors (default: all; 8 with --waves)")
     parser.add_argument("--waves", action="store_true", help="write a waveform (FST; VCD where lz4 is missing, see sim.lz4)")
     parser.add_argument("--report", type=Path, default=cache_root() / "report.json",

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import golden
 from .compress import DEFAULT_ACC_HEADROOM, compress, quantize_input
-from .config import Config, ConfigError
+from .config import PRESETS, Config, ConfigError
 from .files import OutputExistsError, atomic_file, output_path
 from .format import FormatError
 from .model import CompressedModel, ModelError
@@ -36,6 +36,8 @@ def add_config_options(parser: argparse.ArgumentParser):
     group = parser.add_argument_group("hardware configuration (defaults: sw.Config())")
     group.add_argument("--config", type=Path, metavar="JSON",
                        help="read the configuration from a JSON file (fields it lacks keep their defaults)")
+    group.add_argument("--preset", choices=sorted(PRESETS),
+                       help="start from a configuration sized for an FPGA part (the options below override it)")
     for f in dataclasses.fields(Config):
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=int, metavar="N",
                            help=f"(default {f.default})")
@@ -43,6 +45,10 @@ def add_config_options(parser: argparse.ArgumentParser):
 
 def config_from_args(args) -> Config:
     base = Config()
+    if args.config and args.preset:
+        raise ConfigError("give --config or --preset, not both")
+    if args.preset:
+        base = Config.preset(args.preset)
     if args.config:
         try:
             base = Config.from_json(args.config.read_text())

@@ -8,7 +8,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-__all__ = ["Config", "ConfigError"]
+__all__ = ["Config", "ConfigError", "PRESETS"]
 
 
 class ConfigError(ValueError):
@@ -141,6 +141,17 @@ class Config:
         would leave only the sign)."""
         return self.acc_bits - 1
 
+    # ---- presets ----------------------------------------------------------
+
+    @classmethod
+    def preset(cls, name: str, **changes) -> Config:
+        """A configuration sized for a real part (see `PRESETS`), with
+        `changes` on top (e.g. ``n_pe=16``: fewer PEs, the same memories per
+        PE)."""
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name]["config"], **changes})
+
     # ---- serialisation ----------------------------------------------------
 
     def to_dict(self) -> dict:
@@ -175,3 +186,26 @@ class Config:
         """A short stable name for this configuration (used for build caches)."""
         import hashlib
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+
+# Configurations sized for the parts OpenEIE is synthesised for (`synth`):
+# the whole accelerator fits with room for routing and every large memory
+# sits in block RAM. `holds` says what a model may need per PE (the
+# capacities are per PE, summed over layers).
+PRESETS = {
+    "ecp5-85f": {
+        "part": "Lattice ECP5 LFE5U-85F (ULX3S)",
+        "config": dict(n_pe=64, code_bits=4, run_bits=4, act_bits=16, weight_bits=16, acc_bits=32, fifo_depth=8,
+                       entries_per_word=4, weight_depth=2048, pointer_depth=2048, row_depth=32, max_layers=4),
+        "holds": "2,048 entries (nonzeros and padding) per PE, 131,072 in all; 2,048 column pointers per PE "
+                 "(sum of n_in + 1 over layers); 32 output rows per PE (2,048 outputs per layer); 4 layers. "
+                 "A 384 -> 1536 -> 384 feed-forward block at 10% density (118,000 nonzeros) fits.",
+    },
+    "ice40-up5k": {
+        "part": "Lattice iCE40 UP5K (iCEBreaker)",
+        "config": dict(n_pe=4, code_bits=4, run_bits=4, act_bits=16, weight_bits=16, acc_bits=32, fifo_depth=4,
+                       entries_per_word=2, weight_depth=32768, pointer_depth=512, row_depth=64, max_layers=4),
+        "holds": "32,768 entries per PE (one SPRAM each, loaded at run time), 512 column pointers per PE, "
+                 "64 output rows per PE (256 outputs per layer), 4 layers.",
+    },
+}

