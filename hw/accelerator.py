@@ -7,7 +7,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sw.config import Config
-from sw.format import signed_words
+from sw.format import PE_MEMORIES, memory_specs, pe_memory_name, signed_words
 from sw.image import Image
 
 from . import wishbone
@@ -17,6 +17,7 @@ from .hostmap import HostMap
 from .hostport import HostPort
 from .layouts import HOST_DATA_BITS, Widths
 from .output_stage import OutputStage, output_layout
+from .parts import add_parts, image_memory_paths
 from .pe import ProcessingElement
 
 __all__ = ["Accelerator", "HardwareError"]
@@ -34,13 +35,14 @@ class Core(wiring.Component):
         self._widths = widths
         self.control = ControlUnit(widths, init_layers=init.get("layers", ()))
         self.pes = [ProcessingElement(widths, k, host_offset_bits, init={
-            "entries": init.get(f"pe{k}.entries", ()), "ptr_even": init.get(f"pe{k}.ptr_even", ()),
-            "ptr_odd": init.get(f"pe{k}.ptr_odd", ()), "bias": init.get(f"pe{k}.bias", ()),
+            **{kind: init.get(pe_memory_name(k, kind), ()) for kind in PE_MEMORIES},
             "codebook": init.get("codebook", ())}) for k in range(c.n_pe)]
         self.tree = NonzeroTree(widths)
         self.input = InputStage(widths)
         self.broadcast = Broadcast(widths)
         self.output = OutputStage(widths)
+        self.parts = {"control": self.control, "tree": self.tree, "input": self.input, "broadcast": self.broadcast,
+                      "output": self.output, **{f"pe_{k}": pe for k, pe in enumerate(self.pes)}}
         super().__init__({
             "i": In(stream.Signature(signed(c.act_bits))),
             "o": Out(stream.Signature(output_layout(widths))),
@@ -48,19 +50,14 @@ class Core(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.control = ctl = self.control
-        m.submodules.tree = tree = self.tree
-        m.submodules.input = inp = self.input
-        m.submodules.broadcast = bc = self.broadcast
-        m.submodules.output = out = self.output
-        for k, pe in enumerate(self.pes):
-            m.submodules[f"pe_{k}"] = pe
+        add_parts(m, self)
+        ctl, tree, inp, bc, out = self.control, self.tree, self.input, self.broadcast, self.output
 
         # layer 0 from the input stream, later layers from the PEs through the tree
         wiring.connect(m, wiring.flipped(self.i), inp.i)
         first = ctl.first_layer
         m.d.comb += [
-            inp.start.eq(ctl.input_start), inp.active.eq(ctl.computing & first), inp.n_in.eq(ctl.ctrl.n_in),
+            inp.start.eq(ctl.input_start), inp.active.eq(ctl.computing & first), inp.n_in.eq(ctl.pe.layer.n_in),
             bc.src.valid.eq(Mux(first, inp.out.valid, tree.out.valid)),
             bc.src.payload.eq(Mux(first, inp.out.payload, tree.out.payload)),
             inp.out.ready.eq(first & bc.src.ready),
@@ -68,14 +65,11 @@ class Core(wiring.Component):
         ]
         all_ready = Cat(pe.act.ready for pe in self.pes).all()
         m.d.comb += bc.all_ready.eq(all_ready)
+        wiring.connect(m, ctl.pe, *[pe.ctl for pe in self.pes])
         for k, pe in enumerate(self.pes):
             m.d.comb += [
                 pe.act.valid.eq(bc.valid & all_ready), pe.act.payload.eq(bc.payload),
-                pe.ctrl.eq(ctl.ctrl), pe.scan_start.eq(ctl.scan_start),
-                pe.wb_valid.eq(ctl.wb_valid), pe.wb_row.eq(ctl.wb_row),
-                pe.clear.eq(ctl.clear), pe.clear_row.eq(ctl.clear_row),
-                pe.count_reset.eq(ctl.count_reset), pe.count_save.eq(ctl.count_save),
-                pe.out_mode.eq(ctl.outputting), pe.out_en.eq(out.read_en), pe.out_addr.eq(out.read_addr),
+                pe.out_en.eq(out.read_en), pe.out_addr.eq(out.read_addr),
                 out.pe_data[k].eq(pe.out_data),
             ]
             wiring.connect(m, pe.scan, tree.ins[k])
@@ -85,7 +79,7 @@ class Core(wiring.Component):
             ctl.tree_idle.eq(tree.idle),
             ctl.bcast_valid.eq(bc.valid), ctl.pushed.eq(bc.pushed), ctl.stall.eq(bc.stall),
             ctl.pes_idle.eq(Cat(pe.idle for pe in self.pes).all()),
-            out.start.eq(ctl.output_start), out.n_out.eq(ctl.n_out), out.bank.eq(ctl.ctrl.dst_bank),
+            out.start.eq(ctl.output_start), out.n_out.eq(ctl.n_out), out.bank.eq(ctl.pe.layer.dst_bank),
             ctl.output_done.eq(out.done),
         ]
         wiring.connect(m, out.o, wiring.flipped(self.o))
@@ -116,12 +110,13 @@ class Accelerator(wiring.Component):
         widths = Widths(config)
         init = {}
         if image is not None:
+            specs = memory_specs(config)
             for name, mem in image.memories().items():
-                is_signed = name == "codebook" or name.endswith(".bias")
-                words = signed_words(mem.words, mem.width) if is_signed else mem.words
+                words = signed_words(mem.words, mem.width) if specs[name].signed else mem.words
                 init[name] = [int(v) for v in words]
         self.core = Core(widths, self.map.pe_offset_bits, init)
         self.host = HostPort(config)
+        self.parts = {"host": self.host, "core": self.core}
         super().__init__({
             "i": In(stream.Signature(signed(config.act_bits))),
             "o": Out(stream.Signature(output_layout(widths))),
@@ -145,18 +140,15 @@ class Accelerator(wiring.Component):
     def memory_locations(self) -> dict[str, list[tuple[str, str]]]:
         """Where each image memory (`sw.format` names) sits in the generated
         design: ``(module path below the top, memory name)`` for every copy."""
-        loc = {"layers": [("core.control", "layers")],
-               "codebook": [(f"core.pe_{k}.arith", "codebook") for k in range(self.config.n_pe)]}
-        for k in range(self.config.n_pe):
-            loc[f"pe{k}.entries"] = [(f"core.pe_{k}.matrix", "entries")]
-            loc[f"pe{k}.ptr_even"] = [(f"core.pe_{k}.pointers", "ptr_even")]
-            loc[f"pe{k}.ptr_odd"] = [(f"core.pe_{k}.pointers", "ptr_odd")]
-            loc[f"pe{k}.bias"] = [(f"core.pe_{k}.writeback", "bias")]
+        loc = {}
+        for name, module, memory in image_memory_paths(self):
+            loc.setdefault(name, []).append((module, memory))
         return loc
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.host = host = self.host
+        add_parts(m, self, skip=("core",))
+        host = self.host
         m.submodules.core = ResetInserter(host.soft_reset)(self.core)
         core, ctl = self.core, self.core.control
         wiring.connect(m, wiring.flipped(self.bus), host.bus)

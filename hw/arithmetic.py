@@ -4,7 +4,8 @@ from amaranth import *
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import Widths, entry_layout
+from .layouts import Widths, entry_layout, spec_memory
+from .parts import add_parts
 
 __all__ = ["ArithmeticUnit"]
 
@@ -33,8 +34,8 @@ class ArithmeticUnit(wiring.Component):
     def __init__(self, widths: Widths, *, init_codebook=()):
         c = widths.config
         self._widths = widths
-        self.codebook = memory.Memory(shape=signed(c.weight_bits), depth=c.max_layers << c.code_bits,
-                                      init=init_codebook)
+        self.codebook = spec_memory(c, "codebook", init_codebook)
+        self.image_memories = {"codebook": self.codebook}
         self.acc = memory.Memory(shape=signed(c.acc_bits), depth=c.row_depth, init=[])
         super().__init__({
             "entry": In(entry_layout(widths)),
@@ -53,7 +54,7 @@ class ArithmeticUnit(wiring.Component):
     def elaborate(self, platform):
         w, c = self._widths, self._widths.config
         m = Module()
-        m.submodules.codebook = self.codebook
+        add_parts(m, self)
         m.submodules.acc = self.acc
         cb_rd = self.codebook.read_port()
         cb_wr = self.codebook.write_port()

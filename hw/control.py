@@ -3,14 +3,97 @@
 from amaranth import *
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
-from sw.format import DESC_WORDS, FLAG_LAST, FLAG_RELU
+from sw.format import DESC_WORDS, DESCRIPTOR_FIELDS
 
-from .layouts import Widths
-from .pe import COUNTER_BITS, layer_control_layout
+from .layouts import COUNTER_BITS, Widths, descriptor_layout, pe_control_signature, spec_memory
+from .parts import add_parts
 from .writeback import WriteBack
 
-__all__ = ["ControlUnit"]
+__all__ = ["ControlUnit", "LayerTable", "CounterLog"]
+
+
+class LayerTable(wiring.Component):
+    """The layer-descriptor memory (image memory ``layers``) and its reader.
+
+    `load` in cycle ``t`` (with `layer`) reads that layer's words one per
+    cycle; word ``w`` arrives in ``t + w + 1`` and is decoded by
+    `sw.format.DESCRIPTOR_FIELDS`, so `desc` is complete in cycle
+    ``t + LATENCY``. `overflow` is high if a field's value does not fit the
+    hardware's width of it (the control unit refuses such a layer).
+    """
+
+    WORDS = 1 + max(word for word, _, _ in DESCRIPTOR_FIELDS.values())
+    LATENCY = WORDS + 1
+
+    def __init__(self, widths: Widths, *, init=()):
+        self._widths = widths
+        self.memory = spec_memory(widths.config, "layers", init)
+        self.image_memories = {"layers": self.memory}
+        super().__init__({
+            "load": In(1),
+            "layer": In(widths.layer),
+            "desc": Out(descriptor_layout(widths)),
+            "overflow": Out(1),
+            "host": Out(memory.WritePort.Signature(addr_width=widths.desc_addr, shape=unsigned(32))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        add_parts(m, self)
+        rd, wr = self.memory.read_port(), self.memory.write_port()
+        m.d.comb += [wr.addr.eq(self.host.addr), wr.data.eq(self.host.data), wr.en.eq(self.host.en)]
+
+        word = Signal(range(self.WORDS + 1))
+        reading = Signal()
+        arrived = Signal(range(self.WORDS + 1))     # the word on rd.data this cycle
+        arriving = Signal()
+        m.d.comb += rd.addr.eq(Cat(Mux(self.load, 0, word)[:ceil_log2(DESC_WORDS)], self.layer))
+        with m.If(self.load):
+            m.d.sync += [word.eq(1), reading.eq(1), self.overflow.eq(0)]
+        with m.Elif(reading):
+            m.d.sync += [word.eq(word + 1), reading.eq(word + 1 < self.WORDS)]
+        m.d.sync += [arriving.eq(self.load | reading), arrived.eq(Mux(self.load, 0, word))]
+        got = rd.data
+        with m.If(arriving):
+            for name, (w, lsb, width) in DESCRIPTOR_FIELDS.items():
+                field = self.desc[name]
+                hw_width = len(field)
+                with m.If(arrived == w):
+                    m.d.sync += field.eq(got[lsb:lsb + width])
+                    if hw_width < width:
+                        with m.If(got[lsb + hw_width:lsb + width] != 0):
+                            m.d.sync += self.overflow.eq(1)
+        return m
+
+
+class CounterLog(wiring.Component):
+    """Per-layer counters kept for the host: a layer's ``T_measured`` and its
+    broadcast stall cycles, written when `save` (at the layer's end, for
+    `layer`), read by the host at `read_layer` (data one cycle later)."""
+
+    def __init__(self, widths: Widths):
+        depth = widths.config.max_layers
+        self.cycles_log = memory.Memory(shape=unsigned(COUNTER_BITS), depth=depth, init=[])
+        self.stalls_log = memory.Memory(shape=unsigned(COUNTER_BITS), depth=depth, init=[])
+        self.parts = {"cycles_log": self.cycles_log, "stalls_log": self.stalls_log}
+        super().__init__({
+            "save": In(1), "layer": In(widths.layer),
+            "cycles": In(COUNTER_BITS), "stalls": In(COUNTER_BITS),
+            "read_layer": In(widths.layer),
+            "read_cycles": Out(COUNTER_BITS), "read_stalls": Out(COUNTER_BITS),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        add_parts(m, self)
+        for mem, value, out in ((self.cycles_log, self.cycles, self.read_cycles),
+                                (self.stalls_log, self.stalls, self.read_stalls)):
+            wr, rd = mem.write_port(), mem.read_port()
+            m.d.comb += [wr.addr.eq(self.layer), wr.data.eq(value), wr.en.eq(self.save),
+                         rd.addr.eq(self.read_layer), out.eq(rd.data)]
+        return m
 
 
 class ControlUnit(wiring.Component):
@@ -21,8 +104,9 @@ class ControlUnit(wiring.Component):
     ``CLEAR``      after any reset: zero every accumulator row (``row_depth``
                    cycles), so a run cut short leaves nothing behind.
     ``IDLE``       `ready`; a `start` (kept pending if it came earlier) begins.
-    ``DESC``       read the layer's descriptor, 6 cycles; an invalid one
-                   stops the run with `error`.
+    ``DESC``       read the layer's descriptor and check it
+                   (``LayerTable.LATENCY + 1`` cycles); an invalid one stops
+                   the run with `error`.
     ``COMPUTE``    broadcast the layer's nonzero inputs (layer 0 from the
                    input stream, later layers from the PEs' buffers through the
                    nonzero tree) until every source is exhausted and every PE is
@@ -31,33 +115,31 @@ class ControlUnit(wiring.Component):
                    `WriteBack.LATENCY` cycles until the last is written.
     ``OUTPUT``     after the last layer: stream the outputs; then `done`.
 
+    Every PE gets the same control (`pe`, fanned out by `wiring.connect`).
+
     Counters: `cycles` from `start` to `done`. Per layer ``T_measured``: from
     the cycle of the layer's first broadcast (or, with no nonzero input, its
     first write-back cycle) to the cycle its last output row is written,
     both included; and the broadcast's stall cycles. Both are logged per layer
-    for the host (`log_*`).
+    for the host (`CounterLog`).
     """
 
     def __init__(self, widths: Widths, *, init_layers=()):
-        c = widths.config
         self._widths = widths
-        self.layers = memory.Memory(shape=unsigned(32), depth=DESC_WORDS * c.max_layers, init=init_layers)
-        self.cycles_log = memory.Memory(shape=unsigned(COUNTER_BITS), depth=c.max_layers, init=[])
-        self.stalls_log = memory.Memory(shape=unsigned(COUNTER_BITS), depth=c.max_layers, init=[])
+        self.table = LayerTable(widths, init=init_layers)
+        self.log = CounterLog(widths)
+        self.parts = {"table": self.table, "log": self.log}
         super().__init__({
             "start": In(1),
             "ready": Out(1), "busy": Out(1), "done": Out(1), "error": Out(1),
             "cycles": Out(COUNTER_BITS),
             "layers_done": Out(widths.layer + 1),
-            "ctrl": Out(layer_control_layout(widths)),
+            "pe": Out(pe_control_signature(widths)),
             "first_layer": Out(1), "computing": Out(1), "outputting": Out(1),
             "input_start": Out(1), "input_done": In(1),
-            "scan_start": Out(1), "scan_done": In(1), "tree_idle": In(1),
+            "scan_done": In(1), "tree_idle": In(1),
             "bcast_valid": In(1), "pushed": In(1), "stall": In(1),
             "pes_idle": In(1),
-            "wb_valid": Out(1), "wb_row": Out(widths.row),
-            "clear": Out(1), "clear_row": Out(widths.row),
-            "count_reset": Out(1), "count_save": Out(1),
             "output_start": Out(1), "n_out": Out(widths.count), "output_done": In(1),
             "host_layers": Out(memory.WritePort.Signature(addr_width=widths.desc_addr, shape=unsigned(32))),
             "log_read_layer": In(widths.layer),
@@ -67,47 +149,43 @@ class ControlUnit(wiring.Component):
     def elaborate(self, platform):
         w, c = self._widths, self._widths.config
         m = Module()
-        m.submodules.layers = self.layers
-        m.submodules.cycles_log = self.cycles_log
-        m.submodules.stalls_log = self.stalls_log
-        desc_rd = self.layers.read_port()
-        desc_wr = self.layers.write_port()
-        m.d.comb += [desc_wr.addr.eq(self.host_layers.addr), desc_wr.data.eq(self.host_layers.data),
-                     desc_wr.en.eq(self.host_layers.en)]
-        cyc_wr, cyc_rd = self.cycles_log.write_port(), self.cycles_log.read_port()
-        stl_wr, stl_rd = self.stalls_log.write_port(), self.stalls_log.read_port()
-        m.d.comb += [cyc_rd.addr.eq(self.log_read_layer), stl_rd.addr.eq(self.log_read_layer),
-                     self.log_cycles.eq(cyc_rd.data), self.log_stalls.eq(stl_rd.data)]
+        add_parts(m, self)
+        table, log, pe = self.table, self.log, self.pe
+        ctrl = pe.layer
+        desc = table.desc
+        wiring.connect(m, wiring.flipped(self.host_layers), table.host)
+        m.d.comb += [log.read_layer.eq(self.log_read_layer), self.log_cycles.eq(log.read_cycles),
+                     self.log_stalls.eq(log.read_stalls)]
 
-        ctrl = self.ctrl
         pending = Signal()                # a start not yet served
         with m.If(self.start):
             m.d.sync += pending.eq(1)
 
-        n_out = Signal(w.count)
         prev_n_out = Signal(w.count)
-        last = Signal()
         rows = Signal(w.count)
         row = Signal(w.count)
-        word = Signal(range(DESC_WORDS + 1))
+        wait = Signal(range(max(LayerTable.LATENCY, WriteBack.LATENCY) + 2))
         counting = Signal()
         layer_cycles = Signal(COUNTER_BITS)
         layer_stalls = Signal(COUNTER_BITS)
         m.d.comb += [
-            self.n_out.eq(n_out),
-            self.wb_row.eq(row),
-            self.clear_row.eq(row),
+            self.n_out.eq(desc.n_out),
+            pe.wb_row.eq(row),
+            pe.clear_row.eq(row),
             self.first_layer.eq(ctrl.layer == 0),
-            cyc_wr.addr.eq(ctrl.layer), cyc_wr.data.eq(layer_cycles + 1),
-            stl_wr.addr.eq(ctrl.layer), stl_wr.data.eq(layer_stalls),
-            desc_rd.addr.eq(Cat(word[:3], ctrl.layer)),
+            table.layer.eq(ctrl.layer),
+            log.layer.eq(ctrl.layer), log.cycles.eq(layer_cycles + 1), log.stalls.eq(layer_stalls),
+            # the descriptor's fields, held for the whole layer
+            ctrl.n_in.eq(desc.n_in), ctrl.ptr_base.eq(desc.ptr_base), ctrl.bias_base.eq(desc.bias_base),
+            ctrl.shift.eq(desc.shift), ctrl.relu.eq(desc.relu),
+            rows.eq((desc.n_out + c.n_pe - 1) >> w.pe),
         ]
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
-                m.d.comb += self.clear.eq(1)
+                m.d.comb += pe.clear.eq(1)
                 m.d.sync += row.eq(row + 1)
                 with m.If(row == c.row_depth - 1):
                     m.next = "IDLE"
@@ -116,39 +194,25 @@ class ControlUnit(wiring.Component):
                 m.d.comb += self.ready.eq(1)
                 with m.If(pending | self.start):
                     m.d.sync += [pending.eq(0), self.cycles.eq(0), self.done.eq(0), self.error.eq(0),
-                                 self.layers_done.eq(0), ctrl.layer.eq(0), word.eq(0)]
+                                 self.layers_done.eq(0), ctrl.layer.eq(0), wait.eq(0)]
                     m.next = "DESC"
 
             with m.State("DESC"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += word.eq(word + 1)
-                got = desc_rd.data               # the word read in the previous cycle
-                with m.Switch(word):
-                    with m.Case(1):
-                        m.d.sync += ctrl.n_in.eq(got)
-                    with m.Case(2):
-                        m.d.sync += n_out.eq(got)
-                    with m.Case(3):
-                        m.d.sync += ctrl.ptr_base.eq(got)
-                    with m.Case(4):
-                        m.d.sync += ctrl.bias_base.eq(got)
-                    with m.Case(5):
-                        m.d.sync += [ctrl.shift.eq(got[:8]), ctrl.relu.eq((got & FLAG_RELU) != 0),
-                                     last.eq((got & FLAG_LAST) != 0),
-                                     rows.eq((n_out + c.n_pe - 1) >> w.pe)]
-                    with m.Case(6):
-                        bad = ((ctrl.n_in == 0) | (n_out == 0) | (rows > c.row_depth)
-                               | (ctrl.ptr_base + ctrl.n_in >= c.pointer_depth)
-                               | (ctrl.bias_base + rows > c.row_depth) | (ctrl.shift > c.max_shift)
-                               | ((ctrl.layer != 0) & (ctrl.n_in != prev_n_out)))
-                        with m.If(bad):
-                            m.next = "ERROR"
-                        with m.Else():
-                            m.d.comb += [self.count_reset.eq(1), self.input_start.eq(ctrl.layer == 0),
-                                         self.scan_start.eq(ctrl.layer != 0)]
-                            m.d.sync += [counting.eq(0), layer_cycles.eq(0), layer_stalls.eq(0),
-                                         ctrl.src_bank.eq(~ctrl.layer[0]), ctrl.dst_bank.eq(ctrl.layer[0])]
-                            m.next = "COMPUTE"
+                m.d.comb += [self.busy.eq(1), table.load.eq(wait == 0)]
+                m.d.sync += wait.eq(wait + 1)
+                with m.If(wait == LayerTable.LATENCY):
+                    bad = (table.overflow | (desc.n_in == 0) | (desc.n_out == 0) | (rows > c.row_depth)
+                           | (desc.ptr_base + desc.n_in >= c.pointer_depth)
+                           | (desc.bias_base + rows > c.bank_depth) | (desc.shift > c.max_shift)
+                           | ((ctrl.layer != 0) & (desc.n_in != prev_n_out)))
+                    with m.If(bad):
+                        m.next = "ERROR"
+                    with m.Else():
+                        m.d.comb += [pe.count_reset.eq(1), self.input_start.eq(ctrl.layer == 0),
+                                     pe.scan_start.eq(ctrl.layer != 0)]
+                        m.d.sync += [counting.eq(0), layer_cycles.eq(0), layer_stalls.eq(0),
+                                     ctrl.src_bank.eq(~ctrl.layer[0]), ctrl.dst_bank.eq(ctrl.layer[0])]
+                        m.next = "COMPUTE"
 
             with m.State("COMPUTE"):
                 m.d.comb += [self.busy.eq(1), self.computing.eq(1)]
@@ -162,19 +226,19 @@ class ControlUnit(wiring.Component):
                     m.next = "WRITEBACK"
 
             with m.State("WRITEBACK"):
-                m.d.comb += [self.busy.eq(1), self.wb_valid.eq(1)]
+                m.d.comb += [self.busy.eq(1), pe.wb_valid.eq(1)]
                 m.d.sync += [row.eq(row + 1), layer_cycles.eq(layer_cycles + 1)]
                 with m.If(row + 1 == rows):
-                    m.d.sync += word.eq(0)
+                    m.d.sync += wait.eq(0)
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):      # the last rows pass W1 .. W3
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [word.eq(word + 1), layer_cycles.eq(layer_cycles + 1)]
-                with m.If(word == WriteBack.LATENCY - 1):
-                    m.d.comb += [self.count_save.eq(1), cyc_wr.en.eq(1), stl_wr.en.eq(1)]
-                    m.d.sync += [self.layers_done.eq(self.layers_done + 1), prev_n_out.eq(n_out), word.eq(0)]
-                    with m.If(last):
+                m.d.sync += [wait.eq(wait + 1), layer_cycles.eq(layer_cycles + 1)]
+                with m.If(wait == WriteBack.LATENCY - 1):
+                    m.d.comb += [pe.count_save.eq(1), log.save.eq(1)]
+                    m.d.sync += [self.layers_done.eq(self.layers_done + 1), prev_n_out.eq(desc.n_out), wait.eq(0)]
+                    with m.If(desc.last):
                         m.d.comb += self.output_start.eq(1)
                         m.next = "OUTPUT"
                     with m.Elif(ctrl.layer == c.max_layers - 1):
@@ -184,7 +248,7 @@ class ControlUnit(wiring.Component):
                         m.next = "DESC"
 
             with m.State("OUTPUT"):
-                m.d.comb += [self.busy.eq(1), self.outputting.eq(1)]
+                m.d.comb += [self.busy.eq(1), self.outputting.eq(1), pe.out_mode.eq(1)]
                 with m.If(self.output_done):
                     m.d.sync += self.done.eq(1)
                     m.next = "IDLE"

@@ -11,8 +11,7 @@ from sw.format import FORMAT_VERSION
 
 from . import wishbone
 from .hostmap import CODEBOOK, HW_VERSION, ID_VALUE, LAYER_COUNTERS, LAYER_TABLE, PE_BUSY, REGS, HostMap
-from .layouts import HOST_DATA_BITS, Widths
-from .pe import COUNTER_BITS
+from .layouts import COUNTER_BITS, HOST_DATA_BITS, Widths
 
 __all__ = ["HostPort"]
 
@@ -42,7 +41,7 @@ class HostPort(wiring.Component):
             "busy_read_layer": Out(w.layer),
             "busy_read_data": In(COUNTER_BITS).array(config.n_pe),
             "layers_we": Out(1), "codebook_we": Out(1), "pe_we": Out(1),
-            "pe_select": Out(max(mp.pe_bits, 1)), "pe_kind": Out(2),
+            "pe_select": Out(max(mp.pe_bits, 1)), "pe_kind": Out(HostMap.PE_KIND_BITS),
             "offset": Out(max(mp.pe_offset_bits, mp.global_offset_bits)),
             "wdata": Out(HOST_DATA_BITS),
         })
@@ -50,18 +49,18 @@ class HostPort(wiring.Component):
     def elaborate(self, platform):
         c, mp, bus = self._config, self._map, self.bus
         m = Module()
-        top = bus.adr[-1]
-        region = bus.adr[mp.global_offset_bits:mp.global_offset_bits + 3]
-        goff = bus.adr[:mp.global_offset_bits]
-        pe = bus.adr[mp.pe_offset_bits:mp.pe_offset_bits + mp.pe_bits] if mp.pe_bits else C(0, 1)
-        kind = bus.adr[mp.pe_offset_bits + mp.pe_bits:mp.pe_offset_bits + mp.pe_bits + 2]
+        top = mp.field(bus.adr, "top")
+        region = mp.field(bus.adr, "region")
+        goff = mp.field(bus.adr, "offset")
+        pe = mp.field(bus.adr, "pe") if mp.pe_bits else C(0, 1)
+        kind = mp.field(bus.adr, "kind")
 
         pending = Signal()          # between request and ack
         request = bus.cyc & bus.stb & ~pending & ~bus.ack
         write = request & bus.we
         m.d.comb += [
             self.wdata.eq(bus.dat_w),
-            self.offset.eq(Mux(top, bus.adr[:mp.pe_offset_bits], goff)),
+            self.offset.eq(Mux(top, mp.field(bus.adr, "pe_offset"), goff)),
             self.pe_select.eq(pe), self.pe_kind.eq(kind),
             self.pe_we.eq(write & top),
             self.layers_we.eq(write & ~top & (region == LAYER_TABLE)),
@@ -83,9 +82,9 @@ class HostPort(wiring.Component):
         answer = Signal(HOST_DATA_BITS)
         with m.If(request):
             m.d.sync += [pending.eq(1), r_adr.eq(bus.adr)]
-        r_top = r_adr[-1]
-        r_region = r_adr[mp.global_offset_bits:mp.global_offset_bits + 3]
-        r_goff = r_adr[:mp.global_offset_bits]
+        r_top = mp.field(r_adr, "top")
+        r_region = mp.field(r_adr, "region")
+        r_goff = mp.field(r_adr, "offset")
         with m.If(~r_top & (r_region == REGS)):
             with m.Switch(r_goff):
                 for addr, value in regs.items():

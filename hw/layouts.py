@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 from amaranth import signed, unsigned
-from amaranth.lib import data
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import Out
 from amaranth.utils import ceil_log2
 
 from sw.config import Config
-from sw.format import DESC_WORDS
+from sw.format import DESC_WORDS, kind_specs
 
-__all__ = ["Widths", "activation_layout", "column_layout", "entry_layout"]
+__all__ = ["Widths", "activation_layout", "column_layout", "entry_layout", "spec_memory", "descriptor_layout",
+           "layer_control_layout", "pe_control_signature", "HOST_DATA_BITS", "COUNTER_BITS"]
 
 HOST_DATA_BITS = 32
+COUNTER_BITS = 32
 
 
 class Widths:
@@ -28,7 +31,7 @@ class Widths:
         self.index = max(ceil_log2(c.pointer_depth), ceil_log2(c.max_outputs), 1)
         self.count = self.index + 1                   # holds n_in and n_out themselves
         self.gptr = max(ceil_log2(c.pointer_depth), 1)  # global pointer index
-        self.bank_addr = max(ceil_log2(c.pointer_depth // 2), 1)
+        self.bank_addr = max(ceil_log2(c.bank_depth), 1)     # a pointer-bank word (pointers, then biases)
         self.pointer = c.pointer_bits                 # an absolute entry address 0..weight_depth
         self.word_addr = max(ceil_log2(c.entry_words), 1)
         self.lane = ceil_log2(c.entries_per_word)
@@ -58,3 +61,44 @@ def entry_layout(w: Widths) -> data.StructLayout:
     c = w.config
     return data.StructLayout({"run": unsigned(c.run_bits), "code": unsigned(c.code_bits),
                               "value": signed(w.act), "first": unsigned(1)})
+
+
+def descriptor_layout(w: Widths) -> data.StructLayout:
+    """A decoded layer descriptor (`sw.format.DESCRIPTOR_FIELDS`), each field
+    as wide as the hardware needs it."""
+    return data.StructLayout({
+        "n_in": unsigned(w.count), "n_out": unsigned(w.count), "ptr_base": unsigned(w.gptr),
+        "bias_base": unsigned(w.bank_addr), "shift": unsigned(w.shift), "relu": unsigned(1), "last": unsigned(1),
+    })
+
+
+def layer_control_layout(w: Widths) -> data.StructLayout:
+    """What every PE needs to know about the running layer (held by the
+    control unit for the whole layer)."""
+    return data.StructLayout({
+        "layer": unsigned(w.layer), "ptr_base": unsigned(w.gptr), "n_in": unsigned(w.count),
+        "bias_base": unsigned(w.bank_addr), "shift": unsigned(w.shift), "relu": unsigned(1),
+        "src_bank": unsigned(1), "dst_bank": unsigned(1),
+    })
+
+
+def pe_control_signature(w: Widths) -> wiring.Signature:
+    """The control unit's wires into every PE (directions as the control
+    unit drives them; the same values reach all PEs)."""
+    return wiring.Signature({
+        "layer": Out(layer_control_layout(w)),
+        "scan_start": Out(1),                      # start scanning the source bank (layers >= 1)
+        "wb_valid": Out(1), "wb_row": Out(w.row),  # write back this local row
+        "clear": Out(1), "clear_row": Out(w.row),  # zero this accumulator row (after a reset)
+        "count_reset": Out(1), "count_save": Out(1),   # the busy counter, per layer
+        "out_mode": Out(1),                        # the buffers serve the output stage
+    })
+
+
+def spec_memory(config: Config, kind: str, init=()) -> memory.Memory:
+    """The memory of an image kind (`sw.format.kind_specs`: width, depth,
+    signedness), initialised with `init` (values as the spec's signedness
+    has them)."""
+    spec = kind_specs(config)[kind]
+    shape = signed(spec.width) if spec.signed else unsigned(spec.width)
+    return memory.Memory(shape=shape, depth=spec.depth, init=init)

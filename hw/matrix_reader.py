@@ -4,7 +4,8 @@ from amaranth import *
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import Widths, column_layout, entry_layout
+from .layouts import Widths, column_layout, entry_layout, spec_memory
+from .parts import add_parts
 
 __all__ = ["MatrixReader"]
 
@@ -29,7 +30,8 @@ class MatrixReader(wiring.Component):
     def __init__(self, widths: Widths, *, init=()):
         c = widths.config
         self._widths = widths
-        self.memory = memory.Memory(shape=unsigned(c.word_bits), depth=c.entry_words, init=init)
+        self.memory = spec_memory(c, "entries", init)
+        self.image_memories = {"entries": self.memory}
         super().__init__({
             "col": In(stream.Signature(column_layout(widths))),
             "entry": Out(entry_layout(widths)),
@@ -42,7 +44,7 @@ class MatrixReader(wiring.Component):
     def elaborate(self, platform):
         w, c = self._widths, self._widths.config
         m = Module()
-        m.submodules.entries = self.memory
+        add_parts(m, self)
         rd = self.memory.read_port()
         wr = self.memory.write_port()
         m.d.comb += [wr.addr.eq(self.host.addr), wr.data.eq(self.host.data), wr.en.eq(self.host.en)]

@@ -5,32 +5,24 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from sw.format import PE_MEMORIES
+
 from .activation_buffer import ActivationBuffer
 from .activation_queue import ActivationQueue
 from .arithmetic import ArithmeticUnit
-from .layouts import HOST_DATA_BITS, Widths, activation_layout
+from .hostmap import HostMap
+from .layouts import COUNTER_BITS, HOST_DATA_BITS, Widths, activation_layout, pe_control_signature
 from .matrix_reader import MatrixReader
+from .parts import add_parts
 from .pointer_reader import PointerReader
 from .writeback import WriteBack
 
-__all__ = ["ProcessingElement", "layer_control_layout", "host_write_layout", "COUNTER_BITS"]
-
-COUNTER_BITS = 32
-
-
-def layer_control_layout(w: Widths) -> data.StructLayout:
-    """What every PE needs to know about the running layer (held by the
-    control unit for the whole layer)."""
-    return data.StructLayout({
-        "layer": unsigned(w.layer), "ptr_base": unsigned(w.gptr), "n_in": unsigned(w.count),
-        "bias_base": unsigned(w.row), "shift": unsigned(w.shift), "relu": unsigned(1),
-        "src_bank": unsigned(1), "dst_bank": unsigned(1),
-    })
+__all__ = ["ProcessingElement", "host_write_layout"]
 
 
 def host_write_layout(w: Widths, offset_bits: int) -> data.StructLayout:
     """A host write into one PE memory: `kind` as in `hw.hostmap`."""
-    return data.StructLayout({"kind": unsigned(2), "addr": unsigned(offset_bits),
+    return data.StructLayout({"kind": unsigned(HostMap.PE_KIND_BITS), "addr": unsigned(offset_bits),
                               "data": unsigned(HOST_DATA_BITS), "en": unsigned(1)})
 
 
@@ -56,32 +48,26 @@ class ProcessingElement(wiring.Component):
     def __init__(self, widths: Widths, pe: int, host_offset_bits: int, *, init=None):
         init = init or {}
         self._widths = widths
-        self._pe = pe
+        self.pe_index = pe
         c = widths.config
         self.queue = ActivationQueue(widths)
         self.pointers = PointerReader(widths, init_even=init.get("ptr_even", ()), init_odd=init.get("ptr_odd", ()))
         self.matrix = MatrixReader(widths, init=init.get("entries", ()))
         self.arith = ArithmeticUnit(widths, init_codebook=init.get("codebook", ()))
-        self.writeback = WriteBack(widths, init_bias=init.get("bias", ()))
+        self.writeback = WriteBack(widths)
         self.buffer = ActivationBuffer(widths, pe)
         self.busy_log = memory.Memory(shape=unsigned(COUNTER_BITS), depth=c.max_layers, init=[])
+        self.parts = {"queue": self.queue, "pointers": self.pointers, "matrix": self.matrix, "arith": self.arith,
+                      "writeback": self.writeback, "buffer": self.buffer, "busy_log": self.busy_log}
         super().__init__({
             "act": In(stream.Signature(activation_layout(widths))),
-            "ctrl": In(layer_control_layout(widths)),
-            "scan_start": In(1),
+            "ctl": In(pe_control_signature(widths)),
             "scan": Out(stream.Signature(activation_layout(widths))),
             "scan_done": Out(1),
-            "wb_valid": In(1),
-            "wb_row": In(widths.row),
-            "clear": In(1),
-            "clear_row": In(widths.row),
-            "out_mode": In(1),
             "out_en": In(1),
             "out_addr": In(widths.act_addr),
             "out_data": Out(signed(c.act_bits)),
             "idle": Out(1),
-            "count_reset": In(1),
-            "count_save": In(1),
             "busy_read_layer": In(widths.layer),
             "busy_read_data": Out(COUNTER_BITS),
             "host": In(host_write_layout(widths, host_offset_bits)),
@@ -91,14 +77,10 @@ class ProcessingElement(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.queue = q = self.queue
-        m.submodules.pointers = p = self.pointers
-        m.submodules.matrix = mr = self.matrix
-        m.submodules.arith = au = self.arith
-        m.submodules.writeback = wb = self.writeback
-        m.submodules.buffer = buf = self.buffer
-        m.submodules.busy_log = self.busy_log
-        ctrl = self.ctrl
+        add_parts(m, self)
+        q, p, mr, au, wb, buf = self.queue, self.pointers, self.matrix, self.arith, self.writeback, self.buffer
+        ctl = self.ctl
+        ctrl = ctl.layer
 
         # the datapath, in pipeline order
         wiring.connect(m, wiring.flipped(self.act), q.w)
@@ -111,21 +93,23 @@ class ProcessingElement(wiring.Component):
             au.layer.eq(ctrl.layer),
         ]
 
-        # write-back through the arithmetic unit's accumulator port into the buffer
+        # write-back through the arithmetic unit's accumulator port into the buffer,
+        # the biases from the pointer banks
         m.d.comb += [
-            wb.valid.eq(self.wb_valid), wb.row.eq(self.wb_row), wb.bias_base.eq(ctrl.bias_base),
+            p.bias_read.eq(wb.bias_read), p.bias_addr.eq(wb.bias_addr), wb.bias_data.eq(p.bias),
+            wb.valid.eq(ctl.wb_valid), wb.row.eq(ctl.wb_row), wb.bias_base.eq(ctrl.bias_base),
             wb.shift.eq(ctrl.shift), wb.relu.eq(ctrl.relu), wb.bank.eq(ctrl.dst_bank),
-            au.wb_read.eq(self.wb_valid), au.wb_row.eq(self.wb_row), wb.acc_data.eq(au.acc_data),
-            au.clear.eq(wb.clear | self.clear), au.clear_row.eq(Mux(self.clear, self.clear_row, wb.clear_row)),
+            au.wb_read.eq(ctl.wb_valid), au.wb_row.eq(ctl.wb_row), wb.acc_data.eq(au.acc_data),
+            au.clear.eq(wb.clear | ctl.clear), au.clear_row.eq(Mux(ctl.clear, ctl.clear_row, wb.clear_row)),
             buf.wr_en.eq(wb.out_en), buf.wr_addr.eq(wb.out_addr), buf.wr_data.eq(wb.out_data),
         ]
 
         # the source vector's nonzeros, and the output stage's reads
         wiring.connect(m, buf.scan, wiring.flipped(self.scan))
         m.d.comb += [
-            buf.scan_start.eq(self.scan_start), buf.n_in.eq(ctrl.n_in), buf.src_bank.eq(ctrl.src_bank),
+            buf.scan_start.eq(ctl.scan_start), buf.n_in.eq(ctrl.n_in), buf.src_bank.eq(ctrl.src_bank),
             self.scan_done.eq(buf.scan_done),
-            buf.out_mode.eq(self.out_mode), buf.out_en.eq(self.out_en), buf.out_addr.eq(self.out_addr),
+            buf.out_mode.eq(ctl.out_mode), buf.out_en.eq(self.out_en), buf.out_addr.eq(self.out_addr),
             self.out_data.eq(buf.out_data),
             self.idle.eq(q.empty & ~p.busy & ~mr.busy & ~au.busy & ~wb.busy),
         ]
@@ -134,18 +118,20 @@ class ProcessingElement(wiring.Component):
         busy = Signal(COUNTER_BITS)
         log_wr = self.busy_log.write_port()
         log_rd = self.busy_log.read_port()
-        with m.If(self.count_reset):
+        with m.If(ctl.count_reset):
             m.d.sync += busy.eq(0)
         with m.Elif(mr.issue):
             m.d.sync += busy.eq(busy + 1)
         m.d.comb += [
-            log_wr.addr.eq(ctrl.layer), log_wr.data.eq(busy), log_wr.en.eq(self.count_save),
+            log_wr.addr.eq(ctrl.layer), log_wr.data.eq(busy), log_wr.en.eq(ctl.count_save),
             log_rd.addr.eq(self.busy_read_layer), self.busy_read_data.eq(log_rd.data),
         ]
 
-        # host writes into this PE's memories (kind order as in hw.hostmap)
+        # host writes into this PE's memories (kinds numbered as sw.format.PE_MEMORIES)
         h = self.host
-        for kind, port in enumerate((mr.host, p.host_even, p.host_odd, wb.host_bias)):
+        ports = {"entries": mr.host, "ptr_even": p.host_even, "ptr_odd": p.host_odd}
+        for kind, name in enumerate(PE_MEMORIES):
+            port = ports[name]
             m.d.comb += [port.addr.eq(h.addr), port.data.eq(h.data), port.en.eq(h.en & (h.kind == kind))]
         wiring.connect(m, wiring.flipped(self.host_codebook), au.host_codebook)
         return m

@@ -1,7 +1,7 @@
 """Write-back: bias, round, shift, ReLU, saturate (docs/design.md §5)."""
 
 from amaranth import *
-from amaranth.lib import memory, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .layouts import Widths
@@ -16,7 +16,9 @@ class WriteBack(wiring.Component):
     Timing, for a row ``i`` presented on `row` with `valid` in cycle ``t``:
 
     * W0, ``t``: the accumulator (through the arithmetic unit's `wb_*` port)
-      and ``bias[bias_base + i]`` are read.
+      and the bias at pointer-bank word ``bias_base + i`` (`bias_read`,
+      `bias_addr`: the pointer reader's banks, idle during write-back) are
+      read.
     * W1, ``t + 1``: ``acc + bias`` modulo ``2**acc_bits``; the accumulator row
       is zeroed (`clear`).
     * W2, ``t + 2``: ``(sum + 2**(shift-1)) >> shift`` exactly.
@@ -27,14 +29,16 @@ class WriteBack(wiring.Component):
 
     LATENCY = 3     # cycles from a row's `valid` to its output write
 
-    def __init__(self, widths: Widths, *, init_bias=()):
+    def __init__(self, widths: Widths):
         c = widths.config
         self._widths = widths
-        self.bias = memory.Memory(shape=signed(c.acc_bits), depth=c.row_depth, init=init_bias)
         super().__init__({
             "valid": In(1),
             "row": In(widths.row),
-            "bias_base": In(widths.row),
+            "bias_base": In(widths.bank_addr),
+            "bias_read": Out(1),
+            "bias_addr": Out(widths.bank_addr),
+            "bias_data": In(signed(c.acc_bits)),
             "shift": In(widths.shift),
             "relu": In(1),
             "bank": In(1),
@@ -45,19 +49,14 @@ class WriteBack(wiring.Component):
             "out_addr": Out(widths.act_addr),
             "out_data": Out(signed(c.act_bits)),
             "busy": Out(1),
-            "host_bias": Out(memory.WritePort.Signature(addr_width=widths.row, shape=signed(c.acc_bits))),
         })
 
     def elaborate(self, platform):
         w, c = self._widths, self._widths.config
         m = Module()
-        m.submodules.bias = self.bias
-        rd = self.bias.read_port()
-        wr = self.bias.write_port()
-        m.d.comb += [wr.addr.eq(self.host_bias.addr), wr.data.eq(self.host_bias.data), wr.en.eq(self.host_bias.en)]
 
         # W0
-        m.d.comb += rd.addr.eq(self.bias_base + self.row)
+        m.d.comb += [self.bias_read.eq(self.valid), self.bias_addr.eq(self.bias_base + self.row)]
         w1_valid, w1_row = Signal(), Signal(w.row)
         m.d.sync += [w1_valid.eq(self.valid), w1_row.eq(self.row)]
 
@@ -67,7 +66,7 @@ class WriteBack(wiring.Component):
         w2_valid, w2_row = Signal(), Signal(w.row)
         w2_total = Signal(signed(c.acc_bits))               # wraps, like every accumulation
         m.d.comb += [self.clear.eq(w1_valid), self.clear_row.eq(w1_row)]
-        m.d.sync += [w2_valid.eq(w1_valid), w2_row.eq(w1_row), w2_total.eq(self.acc_data + rd.data)]
+        m.d.sync += [w2_valid.eq(w1_valid), w2_row.eq(w1_row), w2_total.eq(self.acc_data + self.bias_data)]
 
         # W2: (x + 2**(s-1)) >> s == ((2x >> s) + 1) >> 1 for every s >= 0
         # (floors nest): one barrel shifter, no special case for s = 0, no

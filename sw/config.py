@@ -24,11 +24,13 @@ class Config:
     """Hardware parameters. Defaults are generous enough to simulate EIE's
     benchmark layers at 64 PEs; real boards use smaller presets.
 
-    Capacities are per PE and summed over all layers of a model:
-    ``weight_depth`` sparse-matrix entries, ``pointer_depth`` column pointers
-    (a layer uses ``n_in + 1``), ``row_depth`` output rows (a layer uses
-    ``ceil(n_out / n_pe)``; this is also the depth of each activation buffer
-    and of the accumulator), ``max_layers`` layer descriptors.
+    Capacities are per PE. Summed over all layers of a model:
+    ``weight_depth`` sparse-matrix entries; ``pointer_depth`` slots of the
+    two pointer banks, for column pointers (a layer uses ``n_in + 1``) and
+    biases (a layer uses two per output row it has in the PE, one in each
+    bank); ``max_layers`` layer descriptors. For each layer on its own:
+    ``row_depth`` output rows per PE (a layer uses ``ceil(n_out / n_pe)``;
+    the depth of the accumulator and of each half of the activation buffer).
     """
 
     n_pe: int = 16
@@ -118,6 +120,21 @@ class Config:
     def pointer_bits(self) -> int:
         """Width of an absolute pointer into the sparse-matrix memory (0..weight_depth)."""
         return self.weight_depth.bit_length()
+
+    @property
+    def bank_depth(self) -> int:
+        """Words in each of the two pointer banks (pointers, then biases)."""
+        return self.pointer_depth // 2
+
+    @property
+    def bias_low_bits(self) -> int:
+        """Bits of a bias in the even bank (its low half); the rest is in the odd bank."""
+        return -(-self.acc_bits // 2)
+
+    @property
+    def bank_bits(self) -> int:
+        """Width of a pointer-bank word: a pointer or half a bias."""
+        return max(self.pointer_bits, self.bias_low_bits)
 
     @property
     def max_inputs(self) -> int:

@@ -1,34 +1,41 @@
 """The weight image format (docs/design.md §4) as bits in memories.
 
 The one place that says how an image sits in the accelerator's memories;
-`sw.pack` writes it, `hw` reads it, `sim` loads it. Memories (`Config` gives
-every width and depth):
+`sw.pack` writes it, `hw` builds its memories from `memory_specs`, `sim`
+loads it, `synth` reports it. Memories (`Config` gives every width and
+depth):
 
 =================  ============================  =================================
 name               width x depth                 contents
 =================  ============================  =================================
 ``layers``         32 x ``8 * max_layers``       layer descriptors, 8 words each
+                                                 (`DESCRIPTOR_FIELDS`)
 ``codebook``       ``weight_bits`` x             codebook of layer ``l`` at
-                   ``max_layers << code_bits``   ``l << code_bits``; every PE holds
-                                                 a copy
+                   ``max_layers << code_bits``   ``l << code_bits``
 ``pe{k}.entries``  ``word_bits`` x               entries of PE ``k``, all layers
                    ``entry_words``               back to back; lane ``e`` of word
                                                  ``w`` is entry ``w * E + e``
-``pe{k}.ptr_even`` ``pointer_bits`` x            absolute pointers of PE ``k``:
-``pe{k}.ptr_odd``  ``pointer_depth / 2`` each    global pointer ``g`` is in bank
-                                                 ``g % 2`` at word ``g // 2``
-``pe{k}.bias``     ``acc_bits`` x ``row_depth``  bias of global row
-                                                 ``i * n_pe + k`` of layer ``l`` at
-                                                 word ``bias_base[l] + i``
+``pe{k}.ptr_even`` ``bank_bits`` x               the two banks of PE ``k``:
+``pe{k}.ptr_odd``  ``pointer_depth / 2`` each    absolute pointers first (global
+                                                 pointer ``g`` in bank ``g % 2`` at
+                                                 word ``g // 2``), then the biases
+                                                 (row ``i * n_pe + k`` of layer
+                                                 ``l`` at word ``bias_base[l] + i``,
+                                                 low half in the even bank, high
+                                                 half in the odd one)
 =================  ============================  =================================
 
 Layer ``l``'s pointers are at global pointer index ``ptr_base[l] + j``
 (``j`` in ``0..n_in``); ``ptr_base`` and ``bias_base`` are the same in every
 PE, entry offsets differ per PE and are folded into the absolute pointers.
+The biases share the pointer banks because both banks are read in one cycle
+and sit idle during write-back, when the biases are needed: no memory of
+their own (on an FPGA, no block RAM of their own).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -37,13 +44,14 @@ import numpy as np
 from .config import Config
 
 __all__ = [
-    "FORMAT_NAME", "FORMAT_VERSION", "DESC_WORDS", "Descriptor", "MemoryImage",
+    "FORMAT_NAME", "FORMAT_VERSION", "DESC_WORDS", "DESCRIPTOR_FIELDS", "Descriptor", "MemoryImage", "MemorySpec",
+    "memory_specs", "kind_specs", "memory_shapes", "split_bias", "join_bias", "PE_MEMORIES", "GLOBAL_MEMORIES",
     "make_entries", "entry_runs", "entry_codes", "encode_columns", "decode_rows", "pack_words", "unpack_words",
     "memory_names", "pe_memory_name", "hex_bytes", "parse_hex", "FormatError",
 ]
 
 FORMAT_NAME = "openeie-image"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2         # the memory layout (2: biases in the pointer banks)
 
 
 class FormatError(ValueError):
@@ -133,8 +141,18 @@ def decode_rows(entries: np.ndarray, colptr: np.ndarray, config: Config) -> np.n
 # ---- layer descriptors -----------------------------------------------------
 
 DESC_WORDS = 8          # words per descriptor in the `layers` memory
-FLAG_RELU = 1 << 8      # in word 4, beside the shift in bits 7..0
-FLAG_LAST = 1 << 9
+
+# (word, lsb, width) of every descriptor field: the one table `Descriptor`
+# encodes with and the control unit decodes with
+DESCRIPTOR_FIELDS = {
+    "n_in": (0, 0, 32),
+    "n_out": (1, 0, 32),
+    "ptr_base": (2, 0, 32),
+    "bias_base": (3, 0, 32),
+    "shift": (4, 0, 8),
+    "relu": (4, 8, 1),
+    "last": (4, 9, 1),
+}
 
 
 @dataclass(frozen=True)
@@ -143,52 +161,100 @@ class Descriptor:
     n_in: int
     n_out: int
     ptr_base: int       # global pointer index of this layer's pointer 0
-    bias_base: int      # bias-memory word of this layer's local row 0
+    bias_base: int      # pointer-bank word of this layer's local row 0's bias
     shift: int
     relu: bool
     last: bool
 
-    # word index of each field in the descriptor; hw reads the same table
-    WORDS = {"n_in": 0, "n_out": 1, "ptr_base": 2, "bias_base": 3, "flags": 4}
-
     def words(self) -> list[int]:
         w = [0] * DESC_WORDS
-        w[0], w[1], w[2], w[3] = self.n_in, self.n_out, self.ptr_base, self.bias_base
-        w[4] = self.shift | (FLAG_RELU if self.relu else 0) | (FLAG_LAST if self.last else 0)
+        for name, (word, lsb, width) in DESCRIPTOR_FIELDS.items():
+            value = int(getattr(self, name))
+            if not 0 <= value < 1 << width:
+                raise FormatError(f"descriptor field {name} = {value} does not fit {width} bits")
+            w[word] |= value << lsb
         return w
 
     @classmethod
     def from_words(cls, w) -> Descriptor:
         w = [int(x) for x in w]
-        return cls(n_in=w[0], n_out=w[1], ptr_base=w[2], bias_base=w[3], shift=w[4] & 0xFF,
-                   relu=bool(w[4] & FLAG_RELU), last=bool(w[4] & FLAG_LAST))
+        fields = {name: (w[word] >> lsb) & ((1 << width) - 1)
+                  for name, (word, lsb, width) in DESCRIPTOR_FIELDS.items()}
+        return cls(**{k: bool(v) if k in ("relu", "last") else v for k, v in fields.items()})
 
 
 # ---- memories --------------------------------------------------------------
 
-PE_MEMORIES = ("entries", "ptr_even", "ptr_odd", "bias")
+PE_MEMORIES = ("entries", "ptr_even", "ptr_odd")       # per PE, in host-map kind order
+GLOBAL_MEMORIES = ("layers", "codebook")
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """One RTL memory that an image fills: its image name (``pe3.entries``),
+    kind (``entries``), PE (None for a global memory), shape, and whether
+    its contents are two's complement (`signed`: initial values are given
+    to the hardware as signed integers)."""
+    name: str
+    kind: str
+    pe: int | None
+    width: int
+    depth: int
+    signed: bool
 
 
 def pe_memory_name(pe: int, what: str) -> str:
     return f"pe{pe}.{what}"
 
 
+def kind_specs(config: Config) -> dict[str, MemorySpec]:
+    """One spec per kind of memory (a PE memory's with ``pe`` None, named by
+    its kind): what a hardware block builds its memory from."""
+    c = config
+    specs = [MemorySpec("layers", "layers", None, 32, DESC_WORDS * c.max_layers, False),
+             MemorySpec("codebook", "codebook", None, c.weight_bits, c.max_layers << c.code_bits, True),
+             MemorySpec("entries", "entries", None, c.word_bits, c.entry_words, False),
+             MemorySpec("ptr_even", "ptr_even", None, c.bank_bits, c.bank_depth, False),
+             MemorySpec("ptr_odd", "ptr_odd", None, c.bank_bits, c.bank_depth, False)]
+    return {s.kind: s for s in specs}
+
+
+def memory_specs(config: Config) -> dict[str, MemorySpec]:
+    """Every image memory, in a stable order: the one description the image,
+    the hardware, the host map, the simulator and the synthesis report use."""
+    kinds = kind_specs(config)
+    out = {k: kinds[k] for k in GLOBAL_MEMORIES}
+    for pe in range(config.n_pe):
+        for kind in PE_MEMORIES:
+            name = pe_memory_name(pe, kind)
+            out[name] = dataclasses.replace(kinds[kind], name=name, pe=pe)
+    return out
+
+
 def memory_shapes(config: Config) -> dict[str, tuple[int, int]]:
     """Every image memory's `(width, depth)`, in a stable order."""
-    shapes = {
-        "layers": (32, DESC_WORDS * config.max_layers),
-        "codebook": (config.weight_bits, config.max_layers << config.code_bits),
-    }
-    for k in range(config.n_pe):
-        shapes[pe_memory_name(k, "entries")] = (config.word_bits, config.entry_words)
-        shapes[pe_memory_name(k, "ptr_even")] = (config.pointer_bits, config.pointer_depth // 2)
-        shapes[pe_memory_name(k, "ptr_odd")] = (config.pointer_bits, config.pointer_depth // 2)
-        shapes[pe_memory_name(k, "bias")] = (config.acc_bits, config.row_depth)
-    return shapes
+    return {name: (s.width, s.depth) for name, s in memory_specs(config).items()}
 
 
 def memory_names(config: Config) -> list[str]:
-    return list(memory_shapes(config))
+    return list(memory_specs(config))
+
+
+def split_bias(bias, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Biases (signed, accumulator format) as the words of the even bank (the
+    low ``bias_low_bits``) and of the odd bank (the rest, two's complement)."""
+    b = mask_words(bias, config.acc_bits)
+    low = config.bias_low_bits
+    return b & np.uint64((1 << low) - 1), b >> np.uint64(low)
+
+
+def join_bias(even, odd, config: Config) -> np.ndarray:
+    """Inverse of `split_bias`: signed biases from the two banks' words."""
+    low = config.bias_low_bits
+    high_mask = np.uint64((1 << (config.acc_bits - low)) - 1)
+    words = (np.asarray(odd, dtype=np.uint64) & high_mask) << np.uint64(low)
+    words |= np.asarray(even, dtype=np.uint64) & np.uint64((1 << low) - 1)
+    return signed_words(words, config.acc_bits)
 
 
 @dataclass(frozen=True, eq=False)

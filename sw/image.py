@@ -175,7 +175,10 @@ class Image:
     # ---- layout in memories -----------------------------------------------
 
     def descriptors(self) -> list[Descriptor]:
-        out, ptr_base, bias_base = [], 0, 0
+        """The layer table. The biases follow all pointers in the pointer
+        banks: layer ``l``'s local row 0 at bank word ``bias_base``."""
+        out, ptr_base = [], 0
+        bias_base = -(-sum(l.n_in + 1 for l in self.layers) // 2)
         for i, layer in enumerate(self.layers):
             out.append(Descriptor(n_in=layer.n_in, n_out=layer.n_out, ptr_base=ptr_base, bias_base=bias_base,
                                   shift=layer.shift, relu=layer.relu, last=i == len(self.layers) - 1))
@@ -206,6 +209,7 @@ class Image:
 
         pointers = np.zeros((c.n_pe, n_ptr), dtype=np.int64)
         bias = np.zeros((c.n_pe, n_bias), dtype=np.int64)
+        bias0 = descs[0].bias_base
         entry_base = np.zeros(c.n_pe, dtype=np.int64)
         for layer, d in zip(self.layers, descs):
             n = layer.n_in
@@ -215,14 +219,18 @@ class Image:
             entry_base += layer.pe_entry_counts()
             b = np.zeros(layer.rows * c.n_pe, dtype=np.int64)
             b[:layer.n_out] = layer.bias
-            bias[:, d.bias_base:d.bias_base + layer.rows] = b.reshape(layer.rows, c.n_pe).T
+            bias[:, d.bias_base - bias0:d.bias_base - bias0 + layer.rows] = b.reshape(layer.rows, c.n_pe).T
+        low, high = fmt.split_bias(bias, c)
         for k in range(c.n_pe):
             entries = np.concatenate([l.pes[k].entries for l in self.layers])
             name = fmt.pe_memory_name
             out[name(k, "entries")] = mem(name(k, "entries"), fmt.pack_words(entries, c).view(np.int64))
-            out[name(k, "ptr_even")] = mem(name(k, "ptr_even"), pointers[k, 0::2])
-            out[name(k, "ptr_odd")] = mem(name(k, "ptr_odd"), pointers[k, 1::2])
-            out[name(k, "bias")] = mem(name(k, "bias"), bias[k])
+            for bank, half in (("ptr_even", low), ("ptr_odd", high)):
+                words = np.zeros(bias0 + n_bias, dtype=np.uint64)
+                ptr = pointers[k, 0::2] if bank == "ptr_even" else pointers[k, 1::2]
+                words[:ptr.size] = ptr
+                words[bias0:] = half[k]
+                out[name(k, bank)] = mem(name(k, bank), words.view(np.int64))
         return out
 
     @classmethod
@@ -246,13 +254,13 @@ class Image:
             raise ImageError(f"the manifest describes {len(formats)} layers, the layer table {len(descs)}")
         codebook = fmt.signed_words(memories["codebook"].padded(), c.weight_bits)
         entries = [fmt.unpack_words(memories[fmt.pe_memory_name(k, "entries")].words, c) for k in range(c.n_pe)]
-        ptrs = []
+        ptrs, bias_mem = [], []
         for k in range(c.n_pe):
             even = memories[fmt.pe_memory_name(k, "ptr_even")].padded()
             odd = memories[fmt.pe_memory_name(k, "ptr_odd")].padded()
             ptrs.append(np.stack([even, odd], axis=1).reshape(-1).astype(np.int64))
-        bias_mem = np.stack([fmt.signed_words(memories[fmt.pe_memory_name(k, "bias")].padded(), c.acc_bits)
-                             for k in range(c.n_pe)])
+            bias_mem.append(fmt.join_bias(even, odd, c))
+        bias_mem = np.stack(bias_mem)
         layers = []
         for i, (d, f) in enumerate(zip(descs, formats)):
             where = f"layer {i}"
@@ -262,8 +270,11 @@ class Image:
                 raise ImageError(f"{where}: pointers {d.ptr_base}..{d.ptr_base + d.n_in} exceed "
                                  f"pointer_depth {c.pointer_depth}")
             rows = c.rows_per_pe(d.n_out)
-            if d.bias_base + rows > c.row_depth:
-                raise ImageError(f"{where}: rows {d.bias_base}..{d.bias_base + rows - 1} exceed row_depth {c.row_depth}")
+            if rows > c.row_depth:
+                raise ImageError(f"{where}: {rows} rows per PE exceed row_depth {c.row_depth}")
+            if d.bias_base + rows > c.bank_depth:
+                raise ImageError(f"{where}: biases at bank words {d.bias_base}..{d.bias_base + rows - 1} exceed "
+                                 f"the pointer banks' {c.bank_depth} words")
             if i and d.n_in != descs[i - 1].n_out:
                 raise ImageError(f"{where}: takes {d.n_in} inputs but layer {i - 1} produces {descs[i - 1].n_out}")
             if f["fa"] + f["fw"] - f["fo"] != d.shift:

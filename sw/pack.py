@@ -74,14 +74,16 @@ def _check_capacity(layers: list[ImageLayer], config: Config):
     entries = np.zeros(n_pe, dtype=np.int64)
     for i, layer in enumerate(layers):
         pointers += layer.n_in + 1
-        if pointers > config.pointer_depth:
-            raise PackError(f"layer {i}: needs {layer.n_in + 1} pointers in every PE, {pointers} in all "
-                            f"up to this layer, but Config.pointer_depth is {config.pointer_depth}")
         rows += layer.rows
-        if rows > config.row_depth:
+        if layer.rows > config.row_depth:
             raise PackError(f"layer {i}: needs {layer.rows} output rows in every PE ({layer.n_out} outputs "
-                            f"over {n_pe} PEs), {rows} in all up to this layer, but Config.row_depth "
-                            f"is {config.row_depth}")
+                            f"over {n_pe} PEs), but Config.row_depth is {config.row_depth}")
+        # the banks hold every pointer, then two halves of every bias row
+        slots = 2 * -(-pointers // 2) + 2 * rows
+        if slots > config.pointer_depth:
+            raise PackError(f"layer {i}: the pointer banks need {slots} slots in every PE up to this layer "
+                            f"({pointers} pointers, n_in + 1 per layer, and 2 per bias row, {rows} rows), "
+                            f"but Config.pointer_depth is {config.pointer_depth}")
         entries += layer.pe_entry_counts()
         if entries.max() > config.weight_depth:
             k = int(np.argmax(entries))

@@ -133,23 +133,30 @@ def test_writeback_matches_fixedpoint(relu):
     acc = np.concatenate([rng.integers(-2**31, 2**31, 40), [2**31 - 1, -2**31, 0, -1, 1, 3, -3]])
     bias = np.concatenate([rng.integers(-2**31, 2**31, 40), [2**31 - 1, 0, 0, 0, 0, 0, 0]])
     for shift in (0, 1, 5, 17, 31):
-        wb = WriteBack(Widths(config), init_bias=[int(b) for b in bias])
+        wb = WriteBack(Widths(config))
         expected = sw_writeback(sw.fixedpoint.wrap(acc + bias, 32), shift, relu, 16)
-        got = []
+        got, addrs = [], []
 
         async def tb(ctx):
             ctx.set(wb.shift, shift)
             ctx.set(wb.relu, int(relu))
+            ctx.set(wb.bias_base, 5)
             for i in range(len(acc) + WriteBack.LATENCY + 1):
                 ctx.set(wb.valid, int(i < len(acc)))
                 ctx.set(wb.row, min(i, len(acc) - 1))
-                ctx.set(wb.acc_data, int(acc[i - 1]) if 1 <= i <= len(acc) else 0)   # arrives in W1
-                _, _, en, data = await ctx.tick().sample(wb.out_en, wb.out_data)
+                # the accumulator and the bias (from the pointer banks) arrive in W1
+                ctx.set(wb.acc_data, int(acc[i - 1]) if 1 <= i <= len(acc) else 0)
+                ctx.set(wb.bias_data, int(bias[i - 1]) if 1 <= i <= len(acc) else 0)
+                _, _, en, data, read, addr = await ctx.tick().sample(wb.out_en, wb.out_data, wb.bias_read,
+                                                                   wb.bias_addr)
                 if en:
                     got.append(data)
+                if read:
+                    addrs.append(addr)
 
         simulate(wb, tb)
         assert got == expected.tolist(), f"shift {shift}"
+        assert addrs == [5 + i for i in range(len(acc))]           # bias_base + row, in W0
 
 
 def test_nonzero_tree_delivers_one_per_cycle():

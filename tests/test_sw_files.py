@@ -39,8 +39,8 @@ def test_hex_files_are_readmemh(tmp_path, image):
     text = (tmp_path / "img" / "pe0.entries.hex").read_text().splitlines()
     words = image.memories()["pe0.entries"].words
     assert text == [f"{int(w):04x}" for w in words]
-    bias = (tmp_path / "img" / "pe1.bias.hex").read_text().splitlines()
-    assert all(len(line) == 8 for line in bias)
+    banks = (tmp_path / "img" / "pe1.ptr_odd.hex").read_text().splitlines()
+    assert all(len(line) == 4 for line in banks)          # 16-bit words: pointers, then bias halves
 
 
 def test_save_is_atomic_and_does_not_clobber(tmp_path, image, monkeypatch):
@@ -99,7 +99,7 @@ def _edit_manifest(path, fn):
 @pytest.mark.parametrize("damage,message", [
     (lambda p: _edit(p, "pe0.entries.hex", lambda d: d[:-3]), "checksum does not match"),
     (lambda p: _edit(p, "pe0.entries.hex", lambda d: d[:-3], True), "not a whole number of 4-digit lines"),
-    (lambda p: _edit(p, "pe2.bias.hex", lambda d: b"zz" + d[2:], True), "line 1 has a character"),
+    (lambda p: _edit(p, "pe2.ptr_even.hex", lambda d: b"zz" + d[2:], True), "line 1 has a character"),
     (lambda p: _edit(p, "codebook.hex", lambda d: b"1" + d[1:]), "checksum does not match"),
     (lambda p: os.remove(p / "pe3.ptr_odd.hex"), "missing"),
     (lambda p: _edit(p, "manifest.json", lambda d: d.replace(b'"version": 2', b'"version": 99')),
@@ -368,7 +368,8 @@ def _layer_table_word(image_dir, layer, word, fn):
     (lambda p: _edit_manifest(p, lambda m: m["layers"][0].update(relu=not m["layers"][0]["relu"])),
      "manifest says relu"),
     (lambda p: _edit_manifest(p, lambda m: m.update(extra=1)), "unknown extra"),
-    (lambda p: _edit_manifest(p, lambda m: m["memories"]["pe0.bias"].update(file="../x.hex")), "not pe0.bias.hex"),
+    (lambda p: _edit_manifest(p, lambda m: m["memories"]["pe0.ptr_odd"].update(file="../x.hex")),
+     "not pe0.ptr_odd.hex"),
     (lambda p: _edit_manifest(p, lambda m: m["layers"].pop()), "layer table 2"),
     # the manifest edited but not sealed
     (lambda p: _edit(p, "manifest.json", lambda d: d.replace(b'"act_bits": 16', b'"act_bits": 12')),
@@ -376,7 +377,7 @@ def _layer_table_word(image_dir, layer, word, fn):
     (lambda p: _edit(p, "manifest.json", lambda d: d.replace(b'"fa": ', b'"fa": 1', 1)),
      "sha256 does not match its contents"),
     # memories that decode, but not as sw.pack writes them
-    (lambda p: _edit(p, "pe0.bias.hex", lambda d: d + b"00000001\n", True), "memory pe0.bias: .* words"),
+    (lambda p: _edit(p, "pe0.ptr_odd.hex", lambda d: d + b"0001\n", True), "memory pe0.ptr_odd: .* words"),
     (lambda p: _edit(p, "codebook.hex", lambda d: d + b"0007\n", True), "memory codebook"),
     (lambda p: _layer_table_word(p, 0, 6, lambda w: 1), "memory layers: word 6"),
 ])

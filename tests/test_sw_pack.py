@@ -108,18 +108,19 @@ def test_memory_layout_by_hand():
     # lane 0 in the low byte
     assert m["pe0.entries"].words.tolist() == [0x4010, 0x0020]
     assert m["pe1.entries"].words.tolist() == [0x5030]
-    # pointers: global index g in bank g % 2 at word g // 2
-    assert m["pe0.ptr_even"].words.tolist() == [0, 2]
-    assert m["pe0.ptr_odd"].words.tolist() == [2, 3]
-    assert m["pe1.ptr_even"].words.tolist() == [0, 0]
-    assert m["pe1.ptr_odd"].words.tolist() == [0, 2]
-    # bias of row i * n_pe + k at word i of PE k, 32-bit two's complement
-    assert m["pe0.bias"].words.tolist() == [1, 3]
-    assert m["pe1.bias"].words.tolist() == [0xFFFFFFFE, 0xFFFFFFFC]
+    # pointers: global index g in bank g % 2 at word g // 2; then the biases
+    # (row i * n_pe + k at word bias_base + i = 2 + i), low 16 bits in the
+    # even bank, high 16 in the odd bank
+    assert m["pe0.ptr_even"].words.tolist() == [0, 2, 1, 3]
+    assert m["pe0.ptr_odd"].words.tolist() == [2, 3, 0, 0]
+    assert m["pe1.ptr_even"].words.tolist() == [0, 0, 0xFFFE, 0xFFFC]       # -2, -4
+    assert m["pe1.ptr_odd"].words.tolist() == [0, 2, 0xFFFF, 0xFFFF]
     assert m["codebook"].words.tolist()[:6] == [0, 10, 0xFFEC, 30, 0xFFD8, 50]
-    assert m["layers"].words.tolist() == [3, 4, 0, 0, 1 | fmt.FLAG_RELU | fmt.FLAG_LAST, 0, 0, 0]
+    assert m["layers"].words.tolist() == [3, 4, 0, 2, 1 | 1 << 8 | 1 << 9, 0, 0, 0]
     assert (m["pe0.entries"].width, m["pe0.entries"].depth) == (16, 8)
-    assert (m["pe0.ptr_even"].width, m["pe0.ptr_even"].depth) == (5, 4)
+    assert (m["pe0.ptr_even"].width, m["pe0.ptr_even"].depth) == (16, 4)
+    assert sorted(m) == ["codebook", "layers", "pe0.entries", "pe0.ptr_even", "pe0.ptr_odd",
+                         "pe1.entries", "pe1.ptr_even", "pe1.ptr_odd"]
 
 
 def test_second_layer_offsets_in_memories():
@@ -129,7 +130,7 @@ def test_second_layer_offsets_in_memories():
     image = sw.pack(model, config)
     m = image.memories()
     d0, d1 = image.descriptors()
-    assert (d1.ptr_base, d1.bias_base) == (6, 3)
+    assert (d0.bias_base, d1.ptr_base, d1.bias_base) == (7, 6, 10)      # 13 pointers: 7 bank words, then 3 rows
     for k in range(2):
         ptr = np.stack([m[f"pe{k}.ptr_even"].padded(), m[f"pe{k}.ptr_odd"].padded()], 1).reshape(-1)
         base = image.layers[0].pes[k].entries.size
@@ -165,8 +166,11 @@ def test_weight_capacity_names_layer_and_pe():
 
 
 def test_pointer_row_and_layer_capacity():
-    with pytest.raises(sw.PackError, match=r"layer 0: needs 11 pointers.*pointer_depth is 10"):
-        sw.pack(_model(np.ones((2, 10), dtype=int)), sw.Config(n_pe=1, pointer_depth=10))
+    # 11 pointers (6 bank words) and 2 bias rows: 16 slots
+    with pytest.raises(sw.PackError, match=r"layer 0: the pointer banks need 16 slots .*11 pointers.*2 rows.*"
+                                           r"pointer_depth is 14"):
+        sw.pack(_model(np.ones((2, 10), dtype=int)), sw.Config(n_pe=1, pointer_depth=14))
+    sw.pack(_model(np.ones((2, 10), dtype=int)), sw.Config(n_pe=1, pointer_depth=16))       # exactly full
     with pytest.raises(sw.PackError, match=r"layer 0: needs 3 output rows.*row_depth is 2"):
         sw.pack(_model(np.ones((6, 2), dtype=int)), sw.Config(n_pe=2, row_depth=2))
     rng = np.random.default_rng(0)
