@@ -19,6 +19,7 @@ from .layouts import HOST_DATA_BITS, Widths
 from .output_stage import OutputStage, output_layout
 from .parts import add_parts, image_memory_paths
 from .pe import ProcessingElement
+from .pipeline import fanout, fanout_stages, flat, reduce_and, reduce_stages
 
 __all__ = ["Accelerator", "HardwareError"]
 
@@ -28,19 +29,30 @@ class HardwareError(ValueError):
 
 
 class Core(wiring.Component):
-    """Everything a soft reset resets: control, broadcast, PEs, output."""
+    """Everything a soft reset resets: control, broadcast, PEs, output.
+
+    Between the centre and the PEs every signal passes a registered tree
+    (`hw.pipeline`): ``fanout = fanout_stages(n_pe)`` cycles towards the
+    PEs (activations, control, output reads), ``reduce = reduce_stages(n_pe)``
+    cycles back (almost-full flags, idle, scan done, output data). The
+    queues keep ``fanout + reduce`` pairs of slack for the pushes the
+    broadcast makes before it sees a queue almost full (`queue_slack`).
+    """
 
     def __init__(self, widths: Widths, host_offset_bits: int, init: dict):
         c = widths.config
         self._widths = widths
-        self.control = ControlUnit(widths, init_layers=init.get("layers", ()))
-        self.pes = [ProcessingElement(widths, k, host_offset_bits, init={
-            **{kind: init.get(pe_memory_name(k, kind), ()) for kind in PE_MEMORIES},
-            "codebook": init.get("codebook", ())}) for k in range(c.n_pe)]
+        self.fanout, self.reduce = fanout_stages(c.n_pe), reduce_stages(c.n_pe)
+        self.slack = queue_slack(c)
+        self.control = ControlUnit(widths, init_layers=init.get("layers", ()), init_codebook=init.get("codebook", ()),
+                                   fanout=self.fanout, reduce=self.reduce)
+        self.pes = [ProcessingElement(widths, k, host_offset_bits, slack=self.slack,
+                                      init={kind: init.get(pe_memory_name(k, kind), ()) for kind in PE_MEMORIES})
+                    for k in range(c.n_pe)]
         self.tree = NonzeroTree(widths)
         self.input = InputStage(widths)
         self.broadcast = Broadcast(widths)
-        self.output = OutputStage(widths)
+        self.output = OutputStage(widths, fanout=self.fanout)
         self.parts = {"control": self.control, "tree": self.tree, "input": self.input, "broadcast": self.broadcast,
                       "output": self.output, **{f"pe_{k}": pe for k, pe in enumerate(self.pes)}}
         super().__init__({
@@ -51,7 +63,8 @@ class Core(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         add_parts(m, self)
-        ctl, tree, inp, bc, out = self.control, self.tree, self.input, self.broadcast, self.output
+        ctl, tree, inp, bc, out, pes = self.control, self.tree, self.input, self.broadcast, self.output, self.pes
+        n = len(pes)
 
         # layer 0 from the input stream, later layers from the PEs through the tree
         wiring.connect(m, wiring.flipped(self.i), inp.i)
@@ -63,27 +76,43 @@ class Core(wiring.Component):
             inp.out.ready.eq(first & bc.src.ready),
             tree.out.ready.eq(~first & bc.src.ready),
         ]
-        all_ready = Cat(pe.act.ready for pe in self.pes).all()
-        m.d.comb += bc.all_ready.eq(all_ready)
-        wiring.connect(m, ctl.pe, *[pe.ctl for pe in self.pes])
-        for k, pe in enumerate(self.pes):
+        for k, pe in enumerate(pes):
+            wiring.connect(m, pe.scan, tree.ins[k])
+
+        # towards the PEs: activations, control, output reads
+        acts = fanout(m, Cat(bc.pushed, bc.payload), n, "act")
+        ctls = fanout(m, flat(ctl.pe), n, "ctl")
+        reads = fanout(m, Cat(out.read_en, out.read_addr), n, "out_read")
+        for k, pe in enumerate(pes):
             m.d.comb += [
-                pe.act.valid.eq(bc.valid & all_ready), pe.act.payload.eq(bc.payload),
-                pe.out_en.eq(out.read_en), pe.out_addr.eq(out.read_addr),
+                Cat(pe.act.valid, pe.act.payload).eq(acts[k]),
+                flat(pe.ctl).eq(ctls[k]),
+                Cat(pe.out_en, pe.out_addr).eq(reads[k]),
                 out.pe_data[k].eq(pe.out_data),
             ]
-            wiring.connect(m, pe.scan, tree.ins[k])
+
+        # back from the PEs
         m.d.comb += [
+            bc.all_ok.eq(reduce_and(m, [~pe.almost_full for pe in pes], "room")),
+            ctl.pes_idle.eq(reduce_and(m, [pe.idle for pe in pes], "idle")),
+            ctl.scan_done.eq(reduce_and(m, [pe.scan_done for pe in pes], "scan_done")),
             ctl.input_done.eq(inp.done),
-            ctl.scan_done.eq(Cat(pe.scan_done for pe in self.pes).all()),
             ctl.tree_idle.eq(tree.idle),
             ctl.bcast_valid.eq(bc.valid), ctl.pushed.eq(bc.pushed), ctl.stall.eq(bc.stall),
-            ctl.pes_idle.eq(Cat(pe.idle for pe in self.pes).all()),
             out.start.eq(ctl.output_start), out.n_out.eq(ctl.n_out), out.bank.eq(ctl.pe.layer.dst_bank),
             ctl.output_done.eq(out.done),
         ]
         wiring.connect(m, out.o, wiring.flipped(self.o))
         return m
+
+
+def queue_slack(config: Config) -> int:
+    """Pairs each activation queue keeps free for the broadcast's pushes in
+    flight. A push decided in cycle ``t`` reaches the queue in ``t +
+    fanout``, and the broadcast's `all_ok` in ``t`` reflects the queue
+    levels of ``t - reduce``: the pushes of ``t - reduce - fanout + 1 ..
+    t`` are not yet counted in them."""
+    return fanout_stages(config.n_pe) + reduce_stages(config.n_pe)
 
 
 class Accelerator(wiring.Component):
@@ -115,7 +144,7 @@ class Accelerator(wiring.Component):
                 words = signed_words(mem.words, mem.width) if specs[name].signed else mem.words
                 init[name] = [int(v) for v in words]
         self.core = Core(widths, self.map.pe_offset_bits, init)
-        self.host = HostPort(config)
+        self.host = HostPort(config, fanout=self.core.fanout)
         self.parts = {"host": self.host, "core": self.core}
         super().__init__({
             "i": In(stream.Signature(signed(config.act_bits))),
@@ -136,6 +165,10 @@ class Accelerator(wiring.Component):
                                     f"{HOST_DATA_BITS}-bit words")
         if image is not None and image.config != config:
             raise HardwareError("the image was packed for another configuration; pack it for this one")
+        if config.fifo_depth <= queue_slack(config):
+            raise HardwareError(f"fifo_depth is {config.fifo_depth}, but at n_pe = {config.n_pe} the queues keep "
+                                f"{queue_slack(config)} pairs free for those in flight; give at least "
+                                f"{queue_slack(config) + 1}")
 
     def memory_locations(self) -> dict[str, list[tuple[str, str]]]:
         """Where each image memory (`sw.format` names) sits in the generated
@@ -162,14 +195,23 @@ class Accelerator(wiring.Component):
             host.log_cycles.eq(ctl.log_cycles), host.log_stalls.eq(ctl.log_stalls),
             ctl.host_layers.addr.eq(host.offset), ctl.host_layers.data.eq(host.wdata),
             ctl.host_layers.en.eq(host.layers_we),
+            ctl.host_codebook.addr.eq(host.offset), ctl.host_codebook.data.eq(host.wdata),
+            ctl.host_codebook.en.eq(host.codebook_we),
             self.irq.eq(ctl.done),
         ]
+        # the host's writes into PE memories and its busy-counter reads, through
+        # the registered fan-out (the answers come back through the host port's
+        # selection tree)
+        n = self.config.n_pe
+        writes = fanout(m, Cat(host.pe_we, host.pe_select, host.pe_kind, host.offset, host.wdata), n, "host_write")
+        layers = fanout(m, host.busy_read_layer, n, "busy_layer")
         for k, pe in enumerate(core.pes):
+            we, select, kind, offset, data = Signal(), Signal.like(host.pe_select), Signal.like(host.pe_kind), \
+                Signal.like(host.offset), Signal.like(host.wdata)
             m.d.comb += [
-                pe.busy_read_layer.eq(host.busy_read_layer), host.busy_read_data[k].eq(pe.busy_read_data),
-                pe.host.kind.eq(host.pe_kind), pe.host.addr.eq(host.offset), pe.host.data.eq(host.wdata),
-                pe.host.en.eq(host.pe_we & (host.pe_select == k)),
-                pe.host_codebook.addr.eq(host.offset), pe.host_codebook.data.eq(host.wdata),
-                pe.host_codebook.en.eq(host.codebook_we),
+                Cat(we, select, kind, offset, data).eq(writes[k]),
+                pe.host.kind.eq(kind), pe.host.addr.eq(offset), pe.host.data.eq(data),
+                pe.host.en.eq(we & (select == k)),
+                pe.busy_read_layer.eq(layers[k]), host.busy_read_data[k].eq(pe.busy_read_data),
             ]
         return m

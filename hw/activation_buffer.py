@@ -4,7 +4,9 @@ from amaranth import *
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .broadcast import ArbiterNode
 from .layouts import Widths, activation_layout
+from .parts import add_parts
 
 __all__ = ["ActivationBuffer"]
 
@@ -18,9 +20,12 @@ class ActivationBuffer(wiring.Component):
     `scan_start` (cycle ``t``) it reads rows ``0, 1, ...`` one per cycle from
     cycle ``t + 1`` while ``i * n_pe + k < n_in``; a value arrives one cycle
     after its read, and a nonzero one is offered on `scan` as ``(j, a_j)``
-    (zeros are dropped on the spot, costing their one read cycle). While an
-    offered pair waits, reading pauses. `scan_done` is high once every row
-    has been read and offered.
+    (zeros are dropped on the spot, costing their one read cycle) into a
+    two-entry buffer that drives `scan` from registers (an `ArbiterNode` with
+    one input), so the nonzero tree's `ready` never reaches back into this
+    block's memory read. While the buffer is full, reading pauses.
+    `scan_done` is high once every row has been read and offered and the
+    buffer is empty.
 
     With `out_mode` set, the read port serves the output stage instead:
     `out_addr` read in cycle ``t`` (while `out_en`) gives `out_data` in
@@ -32,6 +37,8 @@ class ActivationBuffer(wiring.Component):
         self._widths = widths
         self._pe = pe
         self.memory = memory.Memory(shape=signed(c.act_bits), depth=2 * c.row_depth, init=[])
+        self.out_buffer = ArbiterNode(activation_layout(widths), 1)
+        self.parts = {"act": self.memory, "out_buffer": self.out_buffer}
         super().__init__({
             "scan_start": In(1),
             "n_in": In(widths.count),
@@ -50,7 +57,9 @@ class ActivationBuffer(wiring.Component):
     def elaborate(self, platform):
         w, c = self._widths, self._widths.config
         m = Module()
-        m.submodules.act = self.memory
+        add_parts(m, self)
+        scan = self.out_buffer.ins[0]
+        wiring.connect(m, self.out_buffer.out, wiring.flipped(self.scan))
         rd = self.memory.read_port()
         wr = self.memory.write_port()
         m.d.comb += [wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data), wr.en.eq(self.wr_en)]
@@ -62,13 +71,13 @@ class ActivationBuffer(wiring.Component):
         r1_index = Signal(w.index)
 
         nonzero = rd.data != 0
-        taken = r1_valid & (~nonzero | self.scan.ready)
+        taken = r1_valid & (~nonzero | scan.ready)
         advance = ~r1_valid | taken
         m.d.comb += [
-            self.scan.valid.eq(r1_valid & nonzero),
-            self.scan.payload.index.eq(r1_index),
-            self.scan.payload.value.eq(rd.data),
-            self.scan_done.eq(~scanning & ~r1_valid),
+            scan.valid.eq(r1_valid & nonzero),
+            scan.payload.index.eq(r1_index),
+            scan.payload.value.eq(rd.data),
+            self.scan_done.eq(~scanning & ~r1_valid & ~self.out_buffer.out.valid),
             rd.addr.eq(Mux(self.out_mode, self.out_addr, Cat(row, self.src_bank))),
             rd.en.eq(Mux(self.out_mode, self.out_en, advance)),
             self.out_data.eq(rd.data),

@@ -12,18 +12,24 @@ __all__ = ["ActivationQueue"]
 class ActivationQueue(wiring.Component):
     """A first-word-fall-through FIFO of `(j, a_j)`, ``fifo_depth`` deep.
 
-    Timing: a pair written in cycle ``t`` can be read in cycle ``t + 1``;
-    ``w.ready`` is low only while the queue holds ``fifo_depth`` pairs.
-    ``level`` is the number held; ``empty`` is ``level == 0``.
+    Timing: a pair written in cycle ``t`` can be read in cycle ``t + 1``.
+    `almost_full` is high while the queue holds at least ``fifo_depth -
+    slack`` pairs (straight from the level register, into the registered
+    reduction of `hw.pipeline`): the broadcast sees it late and has pairs in
+    flight, and `slack` (`hw.accelerator.queue_slack`) covers exactly those,
+    so a write never meets a full queue. `empty` is ``level == 0``.
     """
 
-    def __init__(self, widths: Widths):
+    def __init__(self, widths: Widths, slack: int = 0):
         self._layout = activation_layout(widths)
         self._depth = widths.config.fifo_depth
+        if slack >= self._depth:
+            raise ValueError(f"fifo_depth {self._depth} leaves no room beside {slack} pairs in flight")
+        self._threshold = self._depth - slack
         super().__init__({
             "w": In(stream.Signature(self._layout)),
             "r": Out(stream.Signature(self._layout)),
-            "level": Out(range(self._depth + 1)),
+            "almost_full": Out(1),
             "empty": Out(1),
         })
 
@@ -33,6 +39,7 @@ class ActivationQueue(wiring.Component):
         m.d.comb += [
             q.w_data.eq(self.w.payload), q.w_en.eq(self.w.valid), self.w.ready.eq(q.w_rdy),
             self.r.payload.eq(q.r_data), self.r.valid.eq(q.r_rdy), q.r_en.eq(self.r.ready),
-            self.level.eq(q.level), self.empty.eq(q.level == 0),
+            self.empty.eq(q.level == 0),
+            self.almost_full.eq(q.level >= self._threshold),
         ]
         return m

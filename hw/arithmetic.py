@@ -4,7 +4,7 @@ from amaranth import *
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import Widths, entry_layout, spec_memory
+from .layouts import Widths, codebook_load_layout, entry_layout
 from .parts import add_parts
 
 __all__ = ["ArithmeticUnit"]
@@ -16,8 +16,8 @@ class ArithmeticUnit(wiring.Component):
     Stages (one entry per cycle, never stalls):
 
     * S1 (the entry arrives): local row ``= run`` for the first entry of a
-      column, else ``previous row + run + 1``; the codebook copy is read at
-      ``(layer, code)``.
+      column, else ``previous row + run + 1``; the PE's copy of the running
+      layer's codebook is read at ``code``.
     * S2: ``product = C[code] * a`` (exact, ``weight_bits + act_bits`` wide).
     * S3: the accumulator is read at the row (padding entries, code 0, skip
       S3 and S4: they only move the row).
@@ -28,47 +28,46 @@ class ArithmeticUnit(wiring.Component):
 
     Outside a layer's compute phase the accumulator is reached through the
     `wb_*` and `clear_*` ports: write-back reads it (data one cycle later on
-    `acc_data`) and zeroes each row after reading it.
+    `acc_data`) and zeroes each row after reading it; and the codebook copy
+    (``2**code_bits`` values, in LUT RAM or registers) is loaded through
+    `cb_load` with the next layer's codebook (`hw.codebook`).
     """
 
-    def __init__(self, widths: Widths, *, init_codebook=()):
+    def __init__(self, widths: Widths):
         c = widths.config
         self._widths = widths
-        self.codebook = spec_memory(c, "codebook", init_codebook)
-        self.image_memories = {"codebook": self.codebook}
+        self.codebook = memory.Memory(shape=signed(c.weight_bits), depth=c.n_codes, init=[])
         self.acc = memory.Memory(shape=signed(c.acc_bits), depth=c.row_depth, init=[])
+        self.parts = {"codebook": self.codebook, "acc": self.acc}
         super().__init__({
             "entry": In(entry_layout(widths)),
             "entry_valid": In(1),
-            "layer": In(widths.layer),
             "wb_read": In(1),
             "wb_row": In(widths.row),
             "acc_data": Out(signed(c.acc_bits)),
             "clear": In(1),
             "clear_row": In(widths.row),
             "busy": Out(1),
-            "host_codebook": Out(memory.WritePort.Signature(addr_width=widths.codebook_addr,
-                                                           shape=signed(c.weight_bits))),
+            "cb_load": In(codebook_load_layout(widths)),
         })
 
     def elaborate(self, platform):
         w, c = self._widths, self._widths.config
         m = Module()
         add_parts(m, self)
-        m.submodules.acc = self.acc
         cb_rd = self.codebook.read_port()
         cb_wr = self.codebook.write_port()
         acc_rd = self.acc.read_port()
         acc_wr = self.acc.write_port()
-        m.d.comb += [cb_wr.addr.eq(self.host_codebook.addr), cb_wr.data.eq(self.host_codebook.data),
-                     cb_wr.en.eq(self.host_codebook.en)]
+        m.d.comb += [cb_wr.addr.eq(self.cb_load.addr), cb_wr.data.eq(self.cb_load.data),
+                     cb_wr.en.eq(self.cb_load.en)]
 
         # S1: row decode, codebook read
         prev_row = Signal(w.row)
         row = Signal(w.row)
         m.d.comb += [
             row.eq(Mux(self.entry.first, self.entry.run, prev_row + self.entry.run + 1)),
-            cb_rd.addr.eq(Cat(self.entry.code, self.layer)),
+            cb_rd.addr.eq(self.entry.code),
         ]
         s2_valid, s2_row, s2_value = Signal(), Signal(w.row), Signal(signed(w.act))
         with m.If(self.entry_valid):

@@ -11,8 +11,11 @@ __all__ = ["ArbiterNode", "NonzeroTree", "InputStage", "Broadcast"]
 
 class ArbiterNode(wiring.Component):
     """Merges `n` streams into one registered stream, taking the
-    lowest-numbered valid input whenever its output register is free or being
-    emptied: one pair per cycle, one cycle of latency."""
+    lowest-numbered valid input: one pair per cycle, one cycle of latency.
+
+    The output has a skid register, so the inputs' `ready` depends on this
+    node's registers and its inputs' `valid` only, never on the next node's
+    `ready`: no combinational path runs up the tree."""
 
     def __init__(self, layout, n: int):
         self._n = n
@@ -23,18 +26,28 @@ class ArbiterNode(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        load = ~self.out.valid | self.out.ready
-        with m.If(load):
-            m.d.sync += self.out.valid.eq(0)
-        chosen = Signal()
+        skid_valid = Signal()
+        skid = Signal.like(self.out.payload)
+        accept = ~skid_valid
+        chosen, taken, payload = Signal(), Signal(), Signal.like(self.out.payload)
         for i, port in enumerate(self.ins):     # a priority chain: earlier inputs win
-            take = load & port.valid & ~chosen
+            take = accept & port.valid & ~chosen
             m.d.comb += port.ready.eq(take)
             with m.If(take):
-                m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(port.payload)]
+                m.d.comb += [taken.eq(1), payload.eq(port.payload)]
             next_chosen = Signal(name=f"chosen_{i}")
             m.d.comb += next_chosen.eq(chosen | port.valid)
             chosen = next_chosen
+        free = ~self.out.valid | self.out.ready
+        with m.If(free):
+            with m.If(skid_valid):
+                m.d.sync += [self.out.payload.eq(skid), skid_valid.eq(0)]
+            with m.Elif(taken):
+                m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(payload)]
+            with m.Else():
+                m.d.sync += self.out.valid.eq(0)
+        with m.Elif(taken):
+            m.d.sync += [skid.eq(payload), skid_valid.eq(1)]
         return m
 
 
@@ -73,7 +86,7 @@ class NonzeroTree(wiring.Component):
             level = next_level
             depth += 1
         wiring.connect(m, level[0], wiring.flipped(self.out))
-        m.d.comb += self.idle.eq(~Cat(node.out.valid for node in nodes).any())
+        m.d.comb += self.idle.eq(~Cat(node.out.valid for node in nodes).any())    # a skid is never full alone
         return m
 
 
@@ -114,10 +127,12 @@ class InputStage(wiring.Component):
 
 
 class Broadcast(wiring.Component):
-    """The broadcast register: one `(j, a_j)` per cycle into every PE's
-    queue. It loads from `src` when empty or being emptied, and pushes when
-    every queue has room (`all_ready`); `stall` is high in the cycles it holds
-    a pair that some full queue cannot take. `pushed` marks a push."""
+    """The broadcast register: one `(j, a_j)` per cycle towards every PE's
+    queue (through the registered fan-out of `hw.pipeline`). It loads from
+    `src` when empty or being emptied, and pushes when `all_ok`: no queue
+    was almost full (seen a fixed number of cycles late; the queues' slack
+    covers the pairs in flight). `stall` is high in the cycles it holds a
+    pair it may not push. `pushed` marks a push."""
 
     def __init__(self, widths: Widths):
         layout = activation_layout(widths)
@@ -125,16 +140,16 @@ class Broadcast(wiring.Component):
             "src": In(stream.Signature(layout)),
             "valid": Out(1),
             "payload": Out(layout),
-            "all_ready": In(1),
+            "all_ok": In(1),
             "pushed": Out(1),
             "stall": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        push = self.valid & self.all_ready
+        push = self.valid & self.all_ok
         load = ~self.valid | push
-        m.d.comb += [self.src.ready.eq(load), self.pushed.eq(push), self.stall.eq(self.valid & ~self.all_ready)]
+        m.d.comb += [self.src.ready.eq(load), self.pushed.eq(push), self.stall.eq(self.valid & ~self.all_ok)]
         with m.If(load):
             m.d.sync += [self.valid.eq(self.src.valid), self.payload.eq(self.src.payload)]
         return m

@@ -7,6 +7,7 @@ from amaranth.utils import ceil_log2
 
 from sw.format import DESC_WORDS, DESCRIPTOR_FIELDS
 
+from .codebook import CodebookStore
 from .layouts import COUNTER_BITS, Widths, descriptor_layout, pe_control_signature, spec_memory
 from .parts import add_parts
 from .writeback import WriteBack
@@ -115,7 +116,18 @@ class ControlUnit(wiring.Component):
                    `WriteBack.LATENCY` cycles until the last is written.
     ``OUTPUT``     after the last layer: stream the outputs; then `done`.
 
-    Every PE gets the same control (`pe`, fanned out by `wiring.connect`).
+    ``COMPUTE`` begins once the layer's codebook is in every PE: the
+    codebook store loads layer ``l + 1``'s during layer ``l``'s write-back
+    and layer 0's while idle (again after the host writes the codebook), so
+    only short layers wait for it.
+
+    Every PE gets the same control (`pe`), `fanout` cycles late; the PEs'
+    status (`pes_idle`, `scan_done`) arrives `reduce` cycles late (the
+    registered trees of `hw.pipeline`). So a status is trusted only
+    ``fanout + reduce`` cycles after the last broadcast push and after the
+    start of a layer's scan, and the drain after the last write-back row
+    lasts ``WriteBack.LATENCY + fanout`` cycles: all fixed numbers of
+    cycles for a configuration.
 
     Counters: `cycles` from `start` to `done`. Per layer ``T_measured``: from
     the cycle of the layer's first broadcast (or, with no nonzero input, its
@@ -124,11 +136,13 @@ class ControlUnit(wiring.Component):
     for the host (`CounterLog`).
     """
 
-    def __init__(self, widths: Widths, *, init_layers=()):
+    def __init__(self, widths: Widths, *, init_layers=(), init_codebook=(), fanout: int = 0, reduce: int = 0):
         self._widths = widths
+        self.fanout, self.reduce = fanout, reduce
         self.table = LayerTable(widths, init=init_layers)
         self.log = CounterLog(widths)
-        self.parts = {"table": self.table, "log": self.log}
+        self.codebook = CodebookStore(widths, init=init_codebook)
+        self.parts = {"table": self.table, "log": self.log, "codebook": self.codebook}
         super().__init__({
             "start": In(1),
             "ready": Out(1), "busy": Out(1), "done": Out(1), "error": Out(1),
@@ -142,6 +156,8 @@ class ControlUnit(wiring.Component):
             "pes_idle": In(1),
             "output_start": Out(1), "n_out": Out(widths.count), "output_done": In(1),
             "host_layers": Out(memory.WritePort.Signature(addr_width=widths.desc_addr, shape=unsigned(32))),
+            "host_codebook": Out(memory.WritePort.Signature(addr_width=widths.codebook_addr,
+                                                           shape=signed(widths.config.weight_bits))),
             "log_read_layer": In(widths.layer),
             "log_cycles": Out(COUNTER_BITS), "log_stalls": Out(COUNTER_BITS),
         })
@@ -150,13 +166,17 @@ class ControlUnit(wiring.Component):
         w, c = self._widths, self._widths.config
         m = Module()
         add_parts(m, self)
-        table, log, pe = self.table, self.log, self.pe
+        table, log, store, pe = self.table, self.log, self.codebook, self.pe
         ctrl = pe.layer
         desc = table.desc
         wiring.connect(m, wiring.flipped(self.host_layers), table.host)
+        wiring.connect(m, wiring.flipped(self.host_codebook), store.host)
+        m.d.comb += pe.cb_load.eq(store.load)
+        settle_cycles = self.fanout + self.reduce
         m.d.comb += [log.read_layer.eq(self.log_read_layer), self.log_cycles.eq(log.read_cycles),
                      self.log_stalls.eq(log.read_stalls)]
 
+        preloaded = Signal()              # the next layer's codebook is (being) loaded into the PEs
         pending = Signal()                # a start not yet served
         with m.If(self.start):
             m.d.sync += pending.eq(1)
@@ -164,7 +184,9 @@ class ControlUnit(wiring.Component):
         prev_n_out = Signal(w.count)
         rows = Signal(w.count)
         row = Signal(w.count)
-        wait = Signal(range(max(LayerTable.LATENCY, WriteBack.LATENCY) + 2))
+        drain = WriteBack.LATENCY + self.fanout
+        wait = Signal(range(max(LayerTable.LATENCY, drain) + 2))
+        settle = Signal(range(settle_cycles + 1))       # cycles since the last push or the scan's start
         counting = Signal()
         layer_cycles = Signal(COUNTER_BITS)
         layer_stalls = Signal(COUNTER_BITS)
@@ -192,15 +214,21 @@ class ControlUnit(wiring.Component):
 
             with m.State("IDLE"):
                 m.d.comb += self.ready.eq(1)
+                # layer 0's codebook goes into the PEs while they wait for a start
+                with m.If(~preloaded & store.done):
+                    m.d.comb += [store.layer.eq(0), store.start.eq(1)]
+                    m.d.sync += preloaded.eq(1)
                 with m.If(pending | self.start):
                     m.d.sync += [pending.eq(0), self.cycles.eq(0), self.done.eq(0), self.error.eq(0),
                                  self.layers_done.eq(0), ctrl.layer.eq(0), wait.eq(0)]
                     m.next = "DESC"
 
             with m.State("DESC"):
-                m.d.comb += [self.busy.eq(1), table.load.eq(wait == 0)]
-                m.d.sync += wait.eq(wait + 1)
-                with m.If(wait == LayerTable.LATENCY):
+                m.d.comb += [self.busy.eq(1), table.load.eq(wait == 0), store.layer.eq(ctrl.layer),
+                             store.start.eq((wait == 0) & ~preloaded)]
+                with m.If(wait != LayerTable.LATENCY):
+                    m.d.sync += wait.eq(wait + 1)
+                with m.If((wait == LayerTable.LATENCY) & store.done & ~store.start):
                     bad = (table.overflow | (desc.n_in == 0) | (desc.n_out == 0) | (rows > c.row_depth)
                            | (desc.ptr_base + desc.n_in >= c.pointer_depth)
                            | (desc.bias_base + rows > c.bank_depth) | (desc.shift > c.max_shift)
@@ -210,7 +238,7 @@ class ControlUnit(wiring.Component):
                     with m.Else():
                         m.d.comb += [pe.count_reset.eq(1), self.input_start.eq(ctrl.layer == 0),
                                      pe.scan_start.eq(ctrl.layer != 0)]
-                        m.d.sync += [counting.eq(0), layer_cycles.eq(0), layer_stalls.eq(0),
+                        m.d.sync += [counting.eq(0), layer_cycles.eq(0), layer_stalls.eq(0), settle.eq(0),
                                      ctrl.src_bank.eq(~ctrl.layer[0]), ctrl.dst_bank.eq(ctrl.layer[0])]
                         m.next = "COMPUTE"
 
@@ -220,14 +248,23 @@ class ControlUnit(wiring.Component):
                     m.d.sync += [counting.eq(1), layer_cycles.eq(layer_cycles + 1)]
                 with m.If(self.stall):
                     m.d.sync += layer_stalls.eq(layer_stalls + 1)
+                with m.If(self.pushed):
+                    m.d.sync += settle.eq(0)
+                with m.Elif(settle != settle_cycles):
+                    m.d.sync += settle.eq(settle + 1)
                 exhausted = Mux(ctrl.layer == 0, self.input_done, self.scan_done & self.tree_idle)
-                with m.If(exhausted & ~self.bcast_valid & self.pes_idle):
+                with m.If(exhausted & ~self.bcast_valid & self.pes_idle & (settle == settle_cycles) & ~self.pushed):
                     m.d.sync += row.eq(0)
                     m.next = "WRITEBACK"
 
             with m.State("WRITEBACK"):
                 m.d.comb += [self.busy.eq(1), pe.wb_valid.eq(1)]
                 m.d.sync += [row.eq(row + 1), layer_cycles.eq(layer_cycles + 1)]
+                # the next layer's codebook goes into the PEs meanwhile (they do not read theirs now)
+                first_row = row == 0
+                m.d.comb += [store.layer.eq(ctrl.layer + 1), store.start.eq(first_row & ~desc.last)]
+                with m.If(first_row):
+                    m.d.sync += preloaded.eq(~desc.last)
                 with m.If(row + 1 == rows):
                     m.d.sync += wait.eq(0)
                     m.next = "DRAIN"
@@ -235,7 +272,7 @@ class ControlUnit(wiring.Component):
             with m.State("DRAIN"):      # the last rows pass W1 .. W3
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [wait.eq(wait + 1), layer_cycles.eq(layer_cycles + 1)]
-                with m.If(wait == WriteBack.LATENCY - 1):
+                with m.If(wait == drain - 1):
                     m.d.comb += [pe.count_save.eq(1), log.save.eq(1)]
                     m.d.sync += [self.layers_done.eq(self.layers_done + 1), prev_n_out.eq(desc.n_out), wait.eq(0)]
                     with m.If(desc.last):
@@ -256,4 +293,6 @@ class ControlUnit(wiring.Component):
             with m.State("ERROR"):
                 m.d.sync += self.error.eq(1)
                 m.next = "IDLE"
+        with m.If(self.host_codebook.en):      # last, so that it wins: the PEs' copy may be stale
+            m.d.sync += preloaded.eq(0)
         return m

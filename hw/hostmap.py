@@ -12,7 +12,7 @@ region      contents                                       access
             ``CYCLES``, ``LAYERS_DONE``, ``CONFIG + i``
 1 layer     per layer ``l``: word ``2l`` cycles,            read
 counters    ``2l + 1`` broadcast stall cycles
-2 PE busy   word ``pe * max_layers + l``                    read
+2 PE busy   word ``pe << layer_bits | l``                    read
 3 layers    the layer-descriptor memory (``sw.format``)     write
 4 codebook  the codebook memory (written into every PE)     write
 ==========  =============================================  ==========
@@ -57,8 +57,9 @@ class HostMap:
     def __init__(self, config: Config):
         c = self.config = config
         self.pe_bits = ceil_log2(c.n_pe)
+        self.layer_bits = max(ceil_log2(c.max_layers), 1)
         self.pe_offset_bits = max(ceil_log2(c.entry_words), ceil_log2(c.bank_depth), 1)
-        self.global_offset_bits = max(6, ceil_log2(2 * c.max_layers), ceil_log2(c.n_pe * c.max_layers),
+        self.global_offset_bits = max(6, ceil_log2(2 * c.max_layers), self.pe_bits + self.layer_bits,
                                       ceil_log2(fmt.DESC_WORDS * c.max_layers),
                                       ceil_log2(c.max_layers << c.code_bits))
         self.addr_width = 1 + max(self.REGION_BITS + self.global_offset_bits,
@@ -106,7 +107,7 @@ class HostMap:
         return self.global_addr(LAYER_COUNTERS, 2 * layer + 1)
 
     def pe_busy(self, pe: int, layer: int) -> int:
-        return self.global_addr(PE_BUSY, pe * self.config.max_layers + layer)
+        return self.global_addr(PE_BUSY, (pe << self.layer_bits) | layer)
 
     def pe_memory(self, pe: int, kind: str, offset: int = 0) -> int:
         return self.address(top=1, kind=PE_KINDS.index(kind), pe=pe, pe_offset=offset)

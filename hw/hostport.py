@@ -12,6 +12,7 @@ from sw.format import FORMAT_VERSION
 from . import wishbone
 from .hostmap import CODEBOOK, HW_VERSION, ID_VALUE, LAYER_COUNTERS, LAYER_TABLE, PE_BUSY, REGS, HostMap
 from .layouts import COUNTER_BITS, HOST_DATA_BITS, Widths
+from .pipeline import delay_line, reduce_stages, select
 
 __all__ = ["HostPort"]
 
@@ -19,13 +20,19 @@ __all__ = ["HostPort"]
 class HostPort(wiring.Component):
     """Decodes the `hw.hostmap` address map.
 
-    Every access takes three cycles: the request is seen in cycle ``t`` (a
-    write is performed then; a read addresses the counter memories), the
-    answer is registered in ``t + 1``, and `ack` is high in ``t + 2``.
+    Every access takes ``read_latency + 2`` cycles, reads and writes alike:
+    the request is seen in cycle ``t`` (a write is performed then: the PEs'
+    memories are written `fanout` cycles later, through the registered
+    fan-out; a read addresses the counter memories), the answer is
+    registered in ``t + read_latency`` (a PE's busy counter takes `fanout`
+    cycles to reach, one to read and ``reduce_stages(n_pe)`` to come back
+    through a registered selection tree), and `ack` is high a cycle later.
     """
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, fanout: int = 0):
         self._config = config
+        self._fanout = fanout
+        self.read_latency = fanout + 1 + reduce_stages(config.n_pe)
         self._map = HostMap(config)
         w = Widths(config)
         self._widths = w
@@ -68,7 +75,7 @@ class HostPort(wiring.Component):
             self.start.eq(write & ~top & (region == REGS) & (goff == HostMap.CTRL) & bus.dat_w[0]),
             self.soft_reset.eq(write & ~top & (region == REGS) & (goff == HostMap.CTRL) & bus.dat_w[1]),
             self.log_read_layer.eq(goff >> 1),
-            self.busy_read_layer.eq(goff % c.max_layers),
+            self.busy_read_layer.eq(goff[:mp.layer_bits]),
         ]
 
         regs = {HostMap.ID: C(ID_VALUE, 32), HostMap.VERSION: C((HW_VERSION << 16) | FORMAT_VERSION, 32),
@@ -77,14 +84,20 @@ class HostPort(wiring.Component):
         for i, f in enumerate(dataclasses.fields(c)):
             regs[HostMap.CONFIG + i] = C(getattr(c, f.name), 32)
 
-        # the answer, one cycle after the request (memory reads take that long)
+        # the answer, `read_latency` cycles after the request (the master holds
+        # the address until `ack`, so the counters' addresses above stay valid)
         r_adr = Signal.like(bus.adr)
         answer = Signal(HOST_DATA_BITS)
+        wait = Signal(range(self.read_latency + 1))
         with m.If(request):
-            m.d.sync += [pending.eq(1), r_adr.eq(bus.adr)]
+            m.d.sync += [pending.eq(1), r_adr.eq(bus.adr), wait.eq(0)]
+        with m.Elif(pending & (wait != self.read_latency)):
+            m.d.sync += wait.eq(wait + 1)
         r_top = mp.field(r_adr, "top")
         r_region = mp.field(r_adr, "region")
         r_goff = mp.field(r_adr, "offset")
+        busy_pe = delay_line(m, (goff >> mp.layer_bits)[:max(mp.pe_bits, 1)], self._fanout + 1, "busy_pe")[-1]
+        busy = select(m, list(self.busy_read_data), busy_pe, "busy")
         with m.If(~r_top & (r_region == REGS)):
             with m.Switch(r_goff):
                 for addr, value in regs.items():
@@ -93,9 +106,8 @@ class HostPort(wiring.Component):
         with m.Elif(~r_top & (r_region == LAYER_COUNTERS)):
             m.d.comb += answer.eq(Mux(r_goff[0], self.log_stalls, self.log_cycles))
         with m.Elif(~r_top & (r_region == PE_BUSY)):
-            busy_pe = r_goff // c.max_layers
-            m.d.comb += answer.eq(Array(self.busy_read_data)[busy_pe] if c.n_pe > 1 else self.busy_read_data[0])
+            m.d.comb += answer.eq(busy)
         m.d.sync += bus.ack.eq(0)
-        with m.If(pending & ~bus.ack):
+        with m.If(pending & ~bus.ack & (wait == self.read_latency - 1)):
             m.d.sync += [bus.dat_r.eq(answer), bus.ack.eq(1), pending.eq(0)]
         return m

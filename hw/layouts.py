@@ -12,7 +12,8 @@ from sw.config import Config
 from sw.format import DESC_WORDS, kind_specs
 
 __all__ = ["Widths", "activation_layout", "column_layout", "entry_layout", "spec_memory", "descriptor_layout",
-           "layer_control_layout", "pe_control_signature", "HOST_DATA_BITS", "COUNTER_BITS"]
+           "layer_control_layout", "pe_control_signature", "codebook_load_layout", "HOST_DATA_BITS",
+           "COUNTER_BITS"]
 
 HOST_DATA_BITS = 32
 COUNTER_BITS = 32
@@ -82,6 +83,12 @@ def layer_control_layout(w: Widths) -> data.StructLayout:
     })
 
 
+def codebook_load_layout(w: Widths) -> data.StructLayout:
+    """One value of the next layer's codebook on its way into every PE's copy."""
+    c = w.config
+    return data.StructLayout({"addr": unsigned(c.code_bits), "data": signed(c.weight_bits), "en": unsigned(1)})
+
+
 def pe_control_signature(w: Widths) -> wiring.Signature:
     """The control unit's wires into every PE (directions as the control
     unit drives them; the same values reach all PEs)."""
@@ -92,6 +99,7 @@ def pe_control_signature(w: Widths) -> wiring.Signature:
         "clear": Out(1), "clear_row": Out(w.row),  # zero this accumulator row (after a reset)
         "count_reset": Out(1), "count_save": Out(1),   # the busy counter, per layer
         "out_mode": Out(1),                        # the buffers serve the output stage
+        "cb_load": Out(codebook_load_layout(w)),   # the next layer's codebook, one value a cycle
     })
 
 

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .layouts import Widths, column_layout, entry_layout, spec_memory
 from .parts import add_parts
+from .pipeline import delay_line
 
 __all__ = ["MatrixReader"]
 
@@ -22,10 +23,15 @@ class MatrixReader(wiring.Component):
     * The next column is loaded in the cycle the current one issues its last
       entry, so consecutive columns follow with no bubble; a column offered
       while the reader is idle is issued one cycle later.
-    * Out, cycle ``t + 1``: `entry` carries the decoded `(run, code)` with
-      its activation value and a `first` flag (first entry of a column).
-      There is no backpressure: the arithmetic unit takes one per cycle.
+    * ``t + 1``: the word leaves the block RAM into a register (nothing else
+      on that path: a block RAM's clock-to-out is slow).
+    * Out, cycle ``t + 2`` (``t + LATENCY``): `entry` carries the decoded
+      `(run, code)` with its activation value and a `first` flag (first
+      entry of a column). There is no backpressure: the arithmetic unit
+      takes one per cycle.
     """
+
+    LATENCY = 2
 
     def __init__(self, widths: Widths, *, init=()):
         c = widths.config
@@ -73,25 +79,22 @@ class MatrixReader(wiring.Component):
         with m.Else():
             m.d.sync += [cur.eq(cur + 1), first.eq(0)]
 
-        # out stage: the word arrives one cycle after the read
-        out_valid = Signal()
-        out_lane = Signal(max(w.lane, 1))
-        out_value = Signal.like(value)
-        out_first = Signal()
-        m.d.sync += [
-            out_valid.eq(valid),
-            out_lane.eq(cur[:w.lane] if w.lane else 0),
-            out_value.eq(value),
-            out_first.eq(first),
-        ]
+        # the word arrives one cycle after the read and is registered; the
+        # entry's other fields travel beside it
+        word = Signal(c.word_bits)
+        m.d.sync += word.eq(rd.data)
+        valids = delay_line(m, valid, self.LATENCY, "valid")
+        lane = delay_line(m, cur[:w.lane] if w.lane else C(0, 1), self.LATENCY, "lane")[-1]
+        out_value = delay_line(m, value, self.LATENCY, "value")[-1].as_signed()
+        out_first = delay_line(m, first, self.LATENCY, "first")[-1]
         entry = Signal(c.entry_bits)
         m.d.comb += [
-            entry.eq(rd.data.word_select(out_lane, c.entry_bits) if w.lane else rd.data),
+            entry.eq(word.word_select(lane, c.entry_bits) if w.lane else word),
             self.entry.run.eq(entry[:c.run_bits]),
             self.entry.code.eq(entry[c.run_bits:]),
             self.entry.value.eq(out_value),
             self.entry.first.eq(out_first),
-            self.entry_valid.eq(out_valid),
-            self.busy.eq(valid | out_valid),
+            self.entry_valid.eq(valids[-1]),
+            self.busy.eq(valid | Cat(*valids).any()),
         ]
         return m

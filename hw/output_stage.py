@@ -5,10 +5,9 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .layouts import Widths
+from .pipeline import delay_line, reduce_stages, select
 
-__all__ = ["OutputStage", "output_layout", "OUTPUT_FIFO_DEPTH"]
-
-OUTPUT_FIFO_DEPTH = 4
+__all__ = ["OutputStage", "output_layout"]
 
 
 def output_layout(w: Widths) -> data.StructLayout:
@@ -21,16 +20,23 @@ class OutputStage(wiring.Component):
     picked) and queues it for the `o` stream, one per cycle while the stream
     keeps up.
 
-    Timing: read in cycle ``t``, picked in ``t + 1``, queued in ``t + 2``
-    (a ``OUTPUT_FIFO_DEPTH``-deep first-word-fall-through FIFO, readable in
-    ``t + 3``). A read is issued only when the FIFO will have room for it,
-    so nothing in flight is ever dropped. `done` is high once every output
-    has left on `o`.
+    Timing: a read issued in cycle ``t`` reaches the PEs `fanout` cycles
+    later (the registered fan-out of `hw.pipeline`), their buffers answer a
+    cycle after that, and a registered `hw.pipeline.select` tree picks the
+    PE in ``reduce_stages(n_pe)`` more: the value is queued in
+    ``t + LATENCY`` into a first-word-fall-through FIFO, readable a cycle
+    later. A read is issued only when the FIFO will have room for it and
+    every read before it, so nothing in flight is ever dropped, and the FIFO
+    (``LATENCY + 2`` deep) lets one output leave per cycle. `done` is high
+    once every output has left on `o`.
     """
 
-    def __init__(self, widths: Widths):
+    def __init__(self, widths: Widths, fanout: int = 0):
         self._widths = widths
         c = widths.config
+        self.latency = fanout + 1 + reduce_stages(c.n_pe)
+        self._fanout = fanout
+        self.fifo_depth = self.latency + 2
         super().__init__({
             "start": In(1),
             "n_out": In(widths.count),
@@ -46,28 +52,31 @@ class OutputStage(wiring.Component):
         w, c = self._widths, self._widths.config
         m = Module()
         layout = output_layout(w)
-        m.submodules.fifo = q = fifo.SyncFIFO(width=layout.size, depth=OUTPUT_FIFO_DEPTH)
+        m.submodules.fifo = q = fifo.SyncFIFO(width=layout.size, depth=self.fifo_depth)
 
         j = Signal(w.count)
         active = Signal()
-        o1_valid, o1_last, o1_pe = Signal(), Signal(), Signal(max(w.pe, 1))
-        o2_valid = Signal()
-        o2 = Signal(layout)
-
-        in_flight = o1_valid.as_unsigned() + o2_valid
-        issue = active & (q.level + in_flight < OUTPUT_FIFO_DEPTH)
+        in_flight = Signal(range(self.latency + 1))
+        issue = active & (q.level + in_flight < self.fifo_depth)
+        arrive = delay_line(m, issue, self.latency, "arrive")[-1]
+        last = delay_line(m, j + 1 == self.n_out, self.latency, "last")[-1]
+        pe = delay_line(m, j[:w.pe] if w.pe else C(0, 1), self._fanout + 1, "pe")[-1]
+        value = select(m, list(self.pe_data), pe, "pick").as_signed()
+        with m.If(issue & ~arrive):
+            m.d.sync += in_flight.eq(in_flight + 1)
+        with m.Elif(arrive & ~issue):
+            m.d.sync += in_flight.eq(in_flight - 1)
+        entry = Signal(layout)
         m.d.comb += [
             self.read_en.eq(issue),
             self.read_addr.eq(Cat((j >> w.pe)[:w.row], self.bank)),
-            q.w_data.eq(o2), q.w_en.eq(o2_valid),
+            entry.data.eq(value), entry.last.eq(last),
+            q.w_data.eq(entry), q.w_en.eq(arrive),
             self.o.payload.eq(q.r_data), self.o.valid.eq(q.r_rdy), q.r_en.eq(self.o.ready),
-            self.done.eq(~active & ~o1_valid & ~o2_valid & (q.level == 0)),
+            self.done.eq(~active & (in_flight == 0) & (q.level == 0)),
         ]
         with m.If(self.start):
             m.d.sync += [j.eq(0), active.eq(1)]
         with m.Elif(issue):
             m.d.sync += [j.eq(j + 1), active.eq(j + 1 < self.n_out)]
-        m.d.sync += [o1_valid.eq(issue), o1_last.eq(j + 1 == self.n_out), o1_pe.eq(j[:w.pe] if w.pe else 0)]
-        picked = Array(self.pe_data)[o1_pe] if c.n_pe > 1 else self.pe_data[0]
-        m.d.sync += [o2_valid.eq(o1_valid), o2.data.eq(picked), o2.last.eq(o1_last)]
         return m

@@ -27,33 +27,41 @@ def host_write_layout(w: Widths, offset_bits: int) -> data.StructLayout:
 
 
 class ProcessingElement(wiring.Component):
-    """PE ``k`` of the accelerator. Its pipeline, from an activation taken off
-    the broadcast in cycle ``t`` (queue write):
+    """PE ``k`` of the accelerator. Its pipeline, from an activation written
+    into the queue in cycle ``t``:
 
     ====  =====================================================================
     t+1   the activation can leave the queue: pointer read (P0)
-    t+2   pointers (P1); an empty column is dropped here
-    t+3   first entry issued (matrix reader), then one entry per cycle
-    t+4   S1: row decode, codebook read
-    t+5   S2: multiply
-    t+6   S3: accumulator read
-    t+7   S4: accumulate and write
+    t+2   the pointers leave the block RAMs into registers (P1)
+    t+3   an empty column is dropped (P2); a nonempty one enters the column FIFO
+    t+4   first entry issued (matrix reader), then one entry per cycle
+    t+5   the entry word leaves the block RAM into a register
+    t+6   S1: row decode, codebook read
+    t+7   S2: multiply
+    t+8   S3: accumulator read
+    t+9   S4: accumulate and write
     ====  =====================================================================
 
     (each stage later only when the one after it is busy). `busy` counts the
     cycles in which an entry is issued: for a layer it equals the PE's
     ``work_k`` of docs/design.md §8, so idle cycles measure imbalance.
+
+    Everything the PE gets from the centre (`act`, `ctl`, the host's writes,
+    the output stage's reads) and sends back (`almost_full`, `idle`,
+    `scan_done`, `out_data`, `busy_read_data`) passes registered trees
+    outside it (`hw.pipeline`); `slack` sizes the queue's `almost_full` for
+    their latency.
     """
 
-    def __init__(self, widths: Widths, pe: int, host_offset_bits: int, *, init=None):
+    def __init__(self, widths: Widths, pe: int, host_offset_bits: int, *, init=None, slack: int = 0):
         init = init or {}
         self._widths = widths
         self.pe_index = pe
         c = widths.config
-        self.queue = ActivationQueue(widths)
+        self.queue = ActivationQueue(widths, slack)
         self.pointers = PointerReader(widths, init_even=init.get("ptr_even", ()), init_odd=init.get("ptr_odd", ()))
         self.matrix = MatrixReader(widths, init=init.get("entries", ()))
-        self.arith = ArithmeticUnit(widths, init_codebook=init.get("codebook", ()))
+        self.arith = ArithmeticUnit(widths)
         self.writeback = WriteBack(widths)
         self.buffer = ActivationBuffer(widths, pe)
         self.busy_log = memory.Memory(shape=unsigned(COUNTER_BITS), depth=c.max_layers, init=[])
@@ -61,6 +69,7 @@ class ProcessingElement(wiring.Component):
                       "writeback": self.writeback, "buffer": self.buffer, "busy_log": self.busy_log}
         super().__init__({
             "act": In(stream.Signature(activation_layout(widths))),
+            "almost_full": Out(1),
             "ctl": In(pe_control_signature(widths)),
             "scan": Out(stream.Signature(activation_layout(widths))),
             "scan_done": Out(1),
@@ -71,8 +80,6 @@ class ProcessingElement(wiring.Component):
             "busy_read_layer": In(widths.layer),
             "busy_read_data": Out(COUNTER_BITS),
             "host": In(host_write_layout(widths, host_offset_bits)),
-            "host_codebook": Out(memory.WritePort.Signature(addr_width=widths.codebook_addr,
-                                                           shape=signed(c.weight_bits))),
         })
 
     def elaborate(self, platform):
@@ -87,10 +94,11 @@ class ProcessingElement(wiring.Component):
         wiring.connect(m, q.r, p.act)
         wiring.connect(m, p.col, mr.col)
         m.d.comb += [
+            self.almost_full.eq(q.almost_full),
             p.ptr_base.eq(ctrl.ptr_base),
             au.entry.eq(mr.entry),
             au.entry_valid.eq(mr.entry_valid),
-            au.layer.eq(ctrl.layer),
+            au.cb_load.eq(ctl.cb_load),
         ]
 
         # write-back through the arithmetic unit's accumulator port into the buffer,
@@ -111,7 +119,7 @@ class ProcessingElement(wiring.Component):
             self.scan_done.eq(buf.scan_done),
             buf.out_mode.eq(ctl.out_mode), buf.out_en.eq(self.out_en), buf.out_addr.eq(self.out_addr),
             self.out_data.eq(buf.out_data),
-            self.idle.eq(q.empty & ~p.busy & ~mr.busy & ~au.busy & ~wb.busy),
+            self.idle.eq(q.empty & ~q.w.valid & ~p.busy & ~mr.busy & ~au.busy & ~wb.busy),
         ]
 
         # busy cycles of the running layer, logged per layer
@@ -133,5 +141,4 @@ class ProcessingElement(wiring.Component):
         for kind, name in enumerate(PE_MEMORIES):
             port = ports[name]
             m.d.comb += [port.addr.eq(h.addr), port.data.eq(h.data), port.en.eq(h.en & (h.kind == kind))]
-        wiring.connect(m, wiring.flipped(self.host_codebook), au.host_codebook)
         return m

@@ -2,7 +2,7 @@
 also hold the biases."""
 
 from amaranth import *
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .layouts import Widths, activation_layout, column_layout, spec_memory
@@ -18,20 +18,27 @@ class PointerReader(wiring.Component):
     Pointers live in two banks, even ``g`` in `even`, odd in `odd`, so the two
     neighbours are always in different banks and read in the same cycle.
 
-    Timing (a two-stage pipeline, P0 and P1):
+    Timing (a three-stage pipeline that never stalls, P0 to P2, then a
+    `COLUMN_FIFO_DEPTH`-deep column FIFO):
 
-    * P0, cycle ``t``: an activation is taken from `act` when P1 is free or
-      being emptied; both banks are read.
-    * P1, cycle ``t + 1``: the pointers are there. An empty column
-      (``ptr[g] == ptr[g+1]``) is dropped in this cycle: it costs one cycle of
-      this stage and nothing downstream. A nonempty one is offered on `col`
-      and held until taken; while it is held, P0 does not advance.
+    * P0, cycle ``t``: an activation is taken from `act` when the FIFO has
+      room for it and for everything in flight; both banks are read.
+    * P1, ``t + 1``: the banks' words are registered as they leave the block
+      RAMs (nothing else on that path: a block RAM's clock-to-out is slow).
+    * P2, ``t + 2``: an empty column (``ptr[g] == ptr[g+1]``) is dropped
+      here, so it costs one cycle of P0 and nothing downstream; a nonempty
+      one enters the FIFO, readable on `col` in ``t + 3``.
+
+    One activation per cycle enters while the FIFO is drained as fast.
 
     The banks also hold the biases (`sw.format`: low half in the even bank,
     high half in the odd one, at the same word). During write-back, when no
     activation arrives, `bias_read` in cycle ``t`` reads word `bias_addr` of
-    both banks and `bias` holds the joined, signed value in ``t + 1``.
+    both banks and `bias` holds the joined, signed value in ``t + 2``.
     """
+
+    COLUMN_FIFO_DEPTH = 3      # two in flight and one waiting: one column per cycle
+    BIAS_LATENCY = 2
 
     def __init__(self, widths: Widths, *, init_even=(), init_odd=()):
         c = widths.config
@@ -39,6 +46,8 @@ class PointerReader(wiring.Component):
         self.even = spec_memory(c, "ptr_even", init_even)
         self.odd = spec_memory(c, "ptr_odd", init_odd)
         self.image_memories = {"ptr_even": self.even, "ptr_odd": self.odd}
+        self.columns = fifo.SyncFIFO(width=column_layout(widths).size, depth=self.COLUMN_FIFO_DEPTH)
+        self.parts = {"columns": self.columns}
         bank = memory.WritePort.Signature(addr_width=widths.bank_addr, shape=self.even.shape)
         super().__init__({
             "act": In(stream.Signature(activation_layout(widths))),
@@ -53,45 +62,49 @@ class PointerReader(wiring.Component):
         })
 
     def elaborate(self, platform):
+        w, c = self._widths, self._widths.config
         m = Module()
         add_parts(m, self)
+        q = self.columns
         rd_even, rd_odd = self.even.read_port(), self.odd.read_port()
         for host, mem in ((self.host_even, self.even), (self.host_odd, self.odd)):
             wr = mem.write_port()
             m.d.comb += [wr.addr.eq(host.addr), wr.data.eq(host.data), wr.en.eq(host.en)]
 
-        p1_valid = Signal()
-        p1_value = Signal.like(self.act.payload.value)
-        p1_odd = Signal()                 # g was odd: ptr[g] is in the odd bank
-
-        pb = self._widths.pointer
-        start = Mux(p1_odd, rd_odd.data[:pb], rd_even.data[:pb])
-        end = Mux(p1_odd, rd_even.data[:pb], rd_odd.data[:pb])
-        empty = start == end
-        taken = p1_valid & (empty | self.col.ready)
-        advance = ~p1_valid | taken
-
-        g = Signal(self._widths.gptr)
-        c = self._widths.config
-        low = c.bias_low_bits
+        # P0: take an activation only if the FIFO can hold it whatever comes
+        p1_valid, p2_valid = Signal(), Signal()
+        in_flight = p1_valid.as_unsigned() + p2_valid
+        room = q.level + in_flight < self.COLUMN_FIFO_DEPTH
+        take = self.act.valid & room
+        g = Signal(w.gptr)
         m.d.comb += [
+            self.act.ready.eq(room),
             g.eq(self.ptr_base + self.act.payload.index),
             rd_odd.addr.eq(Mux(self.bias_read, self.bias_addr, g >> 1)),
             rd_even.addr.eq(Mux(self.bias_read, self.bias_addr, (g >> 1) + g[0])),
-            rd_odd.en.eq(advance | self.bias_read),
-            rd_even.en.eq(advance | self.bias_read),
-            self.bias.eq(Cat(rd_even.data[:low], rd_odd.data[:c.acc_bits - low]).as_signed()),
-            self.act.ready.eq(advance),
-            self.col.valid.eq(p1_valid & ~empty),
-            self.col.payload.start.eq(start),
-            self.col.payload.end.eq(end),
-            self.col.payload.value.eq(p1_value),
-            self.busy.eq(p1_valid),
         ]
-        with m.If(advance):
-            m.d.sync += [
-                p1_valid.eq(self.act.valid),
-                p1_value.eq(self.act.payload.value),
-                p1_odd.eq(g[0]),
-            ]
+
+        # P1: the words leave the block RAMs into registers
+        p1_value, p1_odd = Signal.like(self.act.payload.value), Signal()
+        p2_value, p2_odd = Signal.like(self.act.payload.value), Signal()
+        even, odd = Signal.like(rd_even.data), Signal.like(rd_odd.data)
+        m.d.sync += [
+            p1_valid.eq(take), p1_value.eq(self.act.payload.value), p1_odd.eq(g[0]),
+            p2_valid.eq(p1_valid), p2_value.eq(p1_value), p2_odd.eq(p1_odd),
+            even.eq(rd_even.data), odd.eq(rd_odd.data),
+        ]
+
+        # P2: the column, or nothing for an empty one
+        pb = w.pointer
+        start = Mux(p2_odd, odd[:pb], even[:pb])
+        end = Mux(p2_odd, even[:pb], odd[:pb])
+        col = Signal(column_layout(w))
+        low = c.bias_low_bits
+        m.d.comb += [
+            col.start.eq(start), col.end.eq(end), col.value.eq(p2_value),
+            q.w_data.eq(col), q.w_en.eq(p2_valid & (start != end)),
+            self.col.payload.eq(q.r_data), self.col.valid.eq(q.r_rdy), q.r_en.eq(self.col.ready),
+            self.bias.eq(Cat(even[:low], odd[:c.acc_bits - low]).as_signed()),
+            self.busy.eq(p1_valid | p2_valid | q.r_rdy),
+        ]
         return m

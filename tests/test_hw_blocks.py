@@ -42,8 +42,7 @@ def pe_for_columns(columns, config=SMALL):
     image = sw.pack(sw.CompressedModel([layer], 0), config)
     m = image.memories()
     init = {"entries": [int(w) for w in m["pe0.entries"].words], "ptr_even": [int(w) for w in m["pe0.ptr_even"].words],
-            "ptr_odd": [int(w) for w in m["pe0.ptr_odd"].words],
-            "codebook": [int(v) for v in sw.format.signed_words(m["codebook"].words, config.weight_bits)]}
+            "ptr_odd": [int(w) for w in m["pe0.ptr_odd"].words]}
     return image, ProcessingElement(Widths(config), 0, 8, init=init)
 
 
@@ -96,7 +95,7 @@ def test_forwarding_back_to_back_same_row():
     """Every entry hits row 0, or alternates, or repeats after a gap: the
     accumulators must hold the exact sums."""
     w = Widths(SMALL)
-    au = ArithmeticUnit(w, init_codebook=[0, 1, -2, 3, 100, -7] + [0] * 26)
+    au = ArithmeticUnit(w)
     rng = np.random.default_rng(0)
     rows = [0, 0, 0, 1, 0, 1, 1, 2, 2, 0, 5, 5, 5, 0]
     codes = rng.integers(1, 6, len(rows))
@@ -107,6 +106,12 @@ def test_forwarding_back_to_back_same_row():
         expected[r] = expected.get(r, 0) + int(cb[c]) * int(v)
 
     async def tb(ctx):
+        for code, value in enumerate(cb):              # the layer's codebook, as the codebook store loads it
+            ctx.set(au.cb_load.en, 1)
+            ctx.set(au.cb_load.addr, code)
+            ctx.set(au.cb_load.data, int(value))
+            await ctx.tick()
+        ctx.set(au.cb_load.en, 0)
         prev = -1
         for r, c, v in zip(rows, codes, values):
             first = r <= prev
@@ -144,9 +149,10 @@ def test_writeback_matches_fixedpoint(relu):
             for i in range(len(acc) + WriteBack.LATENCY + 1):
                 ctx.set(wb.valid, int(i < len(acc)))
                 ctx.set(wb.row, min(i, len(acc) - 1))
-                # the accumulator and the bias (from the pointer banks) arrive in W1
+                # the accumulator arrives in W1, the bias (from the pointer banks) in W2
                 ctx.set(wb.acc_data, int(acc[i - 1]) if 1 <= i <= len(acc) else 0)
-                ctx.set(wb.bias_data, int(bias[i - 1]) if 1 <= i <= len(acc) else 0)
+                b = i - WriteBack.BIAS_LATENCY
+                ctx.set(wb.bias_data, int(bias[b]) if 0 <= b < len(acc) else 0)
                 _, _, en, data, read, addr = await ctx.tick().sample(wb.out_en, wb.out_data, wb.bias_read,
                                                                    wb.bias_addr)
                 if en:
@@ -194,7 +200,7 @@ def test_nonzero_tree_delivers_one_per_cycle():
 
 
 def test_host_port_identity_config_and_status():
-    config = sw.Config(n_pe=2, weight_depth=64, pointer_depth=16, row_depth=8, max_layers=2)
+    config = sw.Config(n_pe=2, weight_depth=64, pointer_depth=16, row_depth=64, max_layers=2)
     dut = hw.Accelerator(config)
     mp = dut.map
     seen = {}

@@ -24,7 +24,7 @@ from models import padding_model, random_inputs, random_model
 CONFIGS = {
     **{f"{n}pe": sw.Config(n_pe=n) for n in (1, 2, 4, 16)},
     "4pe-narrow": sw.Config(n_pe=4, code_bits=3, run_bits=2, entries_per_word=4, act_bits=8, weight_bits=8,
-                            acc_bits=24, fifo_depth=2, weight_depth=4096, pointer_depth=1024, row_depth=64,
+                            acc_bits=24, fifo_depth=4, weight_depth=4096, pointer_depth=1024, row_depth=64,
                             max_layers=4),
     "2pe-odd": sw.Config(n_pe=2, code_bits=2, run_bits=3, entries_per_word=1, act_bits=12, weight_bits=10,
                          acc_bits=20, fifo_depth=4, weight_depth=2048, pointer_depth=512, row_depth=128,

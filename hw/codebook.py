@@ -1,0 +1,59 @@
+"""The codebook store: every layer's codebook, one copy for all PEs.
+
+Each PE decodes with its own copy of the running layer's codebook
+(`ArithmeticUnit`, ``2**code_bits`` values). Keeping every layer's
+codebook in every PE cost ``max_layers`` times that per PE; now the store
+holds them once (the image memory ``codebook``) and loads the next layer's
+into every PE while the PEs do not need theirs.
+"""
+
+from amaranth import *
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layouts import Widths, codebook_load_layout, spec_memory
+from .parts import add_parts
+
+__all__ = ["CodebookStore"]
+
+
+class CodebookStore(wiring.Component):
+    """`start` in cycle ``t`` (with `layer`, needed in that cycle only) reads that layer's
+    ``2**code_bits`` values one per cycle and offers value ``i`` on `load`
+    in cycle ``t + 1 + i``. `done` is high from cycle ``t + 1 + 2**code_bits``
+    until the next `start` (and after reset: nothing to load yet)."""
+
+    def __init__(self, widths: Widths, *, init=()):
+        c = widths.config
+        self._widths = widths
+        self.memory = spec_memory(c, "codebook", init)
+        self.image_memories = {"codebook": self.memory}
+        super().__init__({
+            "start": In(1),
+            "layer": In(widths.layer),
+            "load": Out(codebook_load_layout(widths)),
+            "done": Out(1, init=1),
+            "host": Out(memory.WritePort.Signature(addr_width=widths.codebook_addr, shape=signed(c.weight_bits))),
+        })
+
+    def elaborate(self, platform):
+        c = self._widths.config
+        m = Module()
+        add_parts(m, self)
+        rd, wr = self.memory.read_port(), self.memory.write_port()
+        m.d.comb += [wr.addr.eq(self.host.addr), wr.data.eq(self.host.data), wr.en.eq(self.host.en)]
+
+        code = Signal(c.code_bits)
+        reading = Signal()
+        layer = Signal.like(self.layer)             # latched: `layer` need only be valid with `start`
+        m.d.comb += rd.addr.eq(Mux(self.start, Cat(C(0, c.code_bits), self.layer), Cat(code, layer)))
+        with m.If(self.start):
+            m.d.sync += [code.eq(1), reading.eq(1), self.done.eq(0), layer.eq(self.layer)]
+        with m.Elif(reading):
+            m.d.sync += [code.eq(code + 1), reading.eq(code != c.n_codes - 1)]
+        loading, loaded_code = Signal(), Signal(c.code_bits)
+        m.d.sync += [loading.eq(self.start | reading), loaded_code.eq(Mux(self.start, 0, code))]
+        with m.If(loading & ~reading & ~self.start):
+            m.d.sync += self.done.eq(1)
+        m.d.comb += [self.load.addr.eq(loaded_code), self.load.data.eq(rd.data), self.load.en.eq(loading)]
+        return m

@@ -1,0 +1,110 @@
+"""Registered fan-out, reduction and selection trees between the central
+blocks and the PEs.
+
+At 64 PEs one net driving every PE, or one AND over every PE, is far too slow
+for 100 MHz. Everything that crosses between the centre and the PEs goes
+through trees of registers instead, each node driving at most `BRANCH`
+others. The latency is a fixed number of cycles for a configuration, the
+same for every PE, so timing stays deterministic:
+
+* `fanout_stages(n)` cycles from the centre to every PE (`fanout`);
+* `reduce_stages(n)` cycles from every PE to the centre (`reduce_and`,
+  `select`).
+"""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.utils import ceil_log2
+
+__all__ = ["BRANCH", "fanout_stages", "reduce_stages", "fanout", "reduce_and", "select", "delay_line", "flat"]
+
+BRANCH = 16         # loads per register in a fan-out tree, inputs per node in a reduction
+
+
+def _levels(n: int, branch: int) -> int:
+    return max(1, -(-ceil_log2(max(n, 1)) // ceil_log2(branch)))
+
+
+def fanout_stages(n: int) -> int:
+    """Register stages from the centre to each of `n` PEs (at least one)."""
+    return _levels(n, BRANCH)
+
+
+def reduce_stages(n: int) -> int:
+    """Register stages from `n` PEs to the centre (at least one)."""
+    return _levels(n, BRANCH)
+
+
+def flat(interface) -> Value:
+    """Every member of an interface, concatenated in its signature's order
+    (the same order on both ends of a connection)."""
+    return Cat(*(value for _, _, value in interface.signature.flatten(interface)))
+
+
+def delay_line(m: Module, value, n: int, name: str) -> list:
+    """`value` delayed by 1, 2, ... `n` cycles: the list of the `n` registers."""
+    value = Value.cast(value)
+    out = []
+    for i in range(n):
+        r = Signal(len(value), name=f"{name}_d{i + 1}")
+        m.d.sync += r.eq(out[-1] if out else value)
+        out.append(r)
+    return out
+
+
+def fanout(m: Module, value, n: int, name: str) -> list:
+    """`n` copies of `value`, each `fanout_stages(n)` cycles late, from a
+    tree of registers in which no register drives more than `BRANCH` others."""
+    value = Value.cast(value)
+    level = [value]
+    for s in range(fanout_stages(n)):
+        # the number of copies at this level: enough that the last level has n
+        remaining = fanout_stages(n) - s - 1
+        count = -(-n // BRANCH ** remaining)
+        nxt = []
+        for i in range(count):
+            # keep: otherwise Yosys merges the copies back into one register
+            r = Signal(len(value), name=f"{name}_f{s}_{i}", attrs={"keep": 1})
+            m.d.sync += r.eq(level[i * len(level) // count])
+            nxt.append(r)
+        level = nxt
+    return level[:n]
+
+
+def reduce_and(m: Module, bits: list, name: str) -> Value:
+    """The AND of `bits` (one per PE), `reduce_stages(len(bits))` cycles late."""
+    level = [Value.cast(b) for b in bits]
+    for s in range(reduce_stages(len(bits))):
+        nxt = []
+        for i in range(0, len(level), BRANCH):
+            r = Signal(name=f"{name}_r{s}_{i // BRANCH}")
+            m.d.sync += r.eq(Cat(*level[i:i + BRANCH]).all())
+            nxt.append(r)
+        level = nxt
+    assert len(level) == 1
+    return level[0]
+
+
+def select(m: Module, values: list, index, name: str) -> Value:
+    """``values[index]``, through registered `BRANCH`-way multiplexers:
+    `reduce_stages(len(values))` cycles late (the index is delayed alongside)."""
+    width = len(Value.cast(values[0]))
+    level = [Value.cast(v) for v in values]
+    index = Value.cast(index)
+    bits = ceil_log2(BRANCH)
+    for s in range(reduce_stages(len(values))):
+        lsb = s * bits
+        sel = index[lsb:lsb + bits] if lsb < len(index) else C(0, 1)
+        nxt = []
+        for i in range(0, len(level), BRANCH):
+            group = level[i:i + BRANCH]
+            r = Signal(width, name=f"{name}_s{s}_{i // BRANCH}")
+            m.d.sync += r.eq(Array(group)[sel] if len(group) > 1 else group[0])
+            nxt.append(r)
+        level = nxt
+        nxt_index = Signal(len(index), name=f"{name}_i{s}")
+        m.d.sync += nxt_index.eq(index)
+        index = nxt_index
+    assert len(level) == 1
+    return level[0]
