@@ -58,13 +58,20 @@ class Core(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(signed(c.act_bits))),
             "o": Out(stream.Signature(output_layout(widths))),
+            "soft_reset": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        add_parts(m, self)
         ctl, tree, inp, bc, out, pes = self.control, self.tree, self.input, self.broadcast, self.output, self.pes
         n = len(pes)
+        # each part gets its own copy of the soft reset, all in the same cycle
+        # (one net to every flip-flop of the design would be far too slow);
+        # the registers between the parts need none: the reset lasts until
+        # what they hold has drained into parts held in reset
+        resets = fanout(m, self.soft_reset, len(self.parts), "reset")
+        for (name, part), reset in zip(self.parts.items(), resets):
+            m.submodules[name] = ResetInserter(reset)(part)
 
         # layer 0 from the input stream, later layers from the PEs through the tree
         wiring.connect(m, wiring.flipped(self.i), inp.i)
@@ -182,7 +189,8 @@ class Accelerator(wiring.Component):
         m = Module()
         add_parts(m, self, skip=("core",))
         host = self.host
-        m.submodules.core = ResetInserter(host.soft_reset)(self.core)
+        m.submodules.core = self.core
+        m.d.comb += self.core.soft_reset.eq(host.soft_reset)
         core, ctl = self.core, self.core.control
         wiring.connect(m, wiring.flipped(self.bus), host.bus)
         wiring.connect(m, wiring.flipped(self.i), core.i)

@@ -10,7 +10,7 @@ from sw.format import DESC_WORDS, DESCRIPTOR_FIELDS
 from .codebook import CodebookStore
 from .layouts import COUNTER_BITS, Widths, descriptor_layout, pe_control_signature, spec_memory
 from .parts import add_parts
-from .writeback import WriteBack
+from .writeback import WriteBack, overflow_mask
 
 __all__ = ["ControlUnit", "LayerTable", "CounterLog"]
 
@@ -199,7 +199,7 @@ class ControlUnit(wiring.Component):
             log.layer.eq(ctrl.layer), log.cycles.eq(layer_cycles + 1), log.stalls.eq(layer_stalls),
             # the descriptor's fields, held for the whole layer
             ctrl.n_in.eq(desc.n_in), ctrl.ptr_base.eq(desc.ptr_base), ctrl.bias_base.eq(desc.bias_base),
-            ctrl.shift.eq(desc.shift), ctrl.relu.eq(desc.relu),
+            ctrl.shift.eq(desc.shift), ctrl.relu.eq(desc.relu), ctrl.overflow_mask.eq(overflow_mask(w, desc.shift)),
             rows.eq((desc.n_out + c.n_pe - 1) >> w.pe),
         ]
         with m.If(self.busy):

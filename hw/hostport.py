@@ -27,12 +27,15 @@ class HostPort(wiring.Component):
     registered in ``t + read_latency`` (a PE's busy counter takes `fanout`
     cycles to reach, one to read and ``reduce_stages(n_pe)`` to come back
     through a registered selection tree), and `ack` is high a cycle later.
+    A soft reset (`CTRL` bit 1) drives `soft_reset` from ``t + 1`` for
+    `reset_cycles` cycles.
     """
 
     def __init__(self, config: Config, fanout: int = 0):
         self._config = config
         self._fanout = fanout
         self.read_latency = fanout + 1 + reduce_stages(config.n_pe)
+        self.reset_cycles = 2 * fanout + reduce_stages(config.n_pe) + 2
         self._map = HostMap(config)
         w = Widths(config)
         self._widths = w
@@ -73,10 +76,21 @@ class HostPort(wiring.Component):
             self.layers_we.eq(write & ~top & (region == LAYER_TABLE)),
             self.codebook_we.eq(write & ~top & (region == CODEBOOK)),
             self.start.eq(write & ~top & (region == REGS) & (goff == HostMap.CTRL) & bus.dat_w[0]),
-            self.soft_reset.eq(write & ~top & (region == REGS) & (goff == HostMap.CTRL) & bus.dat_w[1]),
+
             self.log_read_layer.eq(goff >> 1),
             self.busy_read_layer.eq(goff[:mp.layer_bits]),
         ]
+
+        # a soft reset leaves from a register and lasts `reset_cycles`: long
+        # enough for whatever was in flight between the centre and the PEs to
+        # drain into blocks held in reset
+        reset_request = write & ~top & (region == REGS) & (goff == HostMap.CTRL) & bus.dat_w[1]
+        reset_left = Signal(range(self.reset_cycles + 1))
+        with m.If(reset_request):
+            m.d.sync += reset_left.eq(self.reset_cycles)
+        with m.Elif(reset_left != 0):
+            m.d.sync += reset_left.eq(reset_left - 1)
+        m.d.sync += self.soft_reset.eq(reset_request | (reset_left > 1))
 
         regs = {HostMap.ID: C(ID_VALUE, 32), HostMap.VERSION: C((HW_VERSION << 16) | FORMAT_VERSION, 32),
                 HostMap.STATUS: self.status.as_value(), HostMap.CYCLES: self.cycles,

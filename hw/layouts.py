@@ -79,6 +79,7 @@ def layer_control_layout(w: Widths) -> data.StructLayout:
     return data.StructLayout({
         "layer": unsigned(w.layer), "ptr_base": unsigned(w.gptr), "n_in": unsigned(w.count),
         "bias_base": unsigned(w.bank_addr), "shift": unsigned(w.shift), "relu": unsigned(1),
+        "overflow_mask": unsigned(w.acc - 1),      # `hw.writeback.overflow_mask` of the shift
         "src_bank": unsigned(1), "dst_bank": unsigned(1),
     })
 

@@ -106,7 +106,8 @@ class ProcessingElement(wiring.Component):
         m.d.comb += [
             p.bias_read.eq(wb.bias_read), p.bias_addr.eq(wb.bias_addr), wb.bias_data.eq(p.bias),
             wb.valid.eq(ctl.wb_valid), wb.row.eq(ctl.wb_row), wb.bias_base.eq(ctrl.bias_base),
-            wb.shift.eq(ctrl.shift), wb.relu.eq(ctrl.relu), wb.bank.eq(ctrl.dst_bank),
+            wb.shift.eq(ctrl.shift), wb.overflow_mask.eq(ctrl.overflow_mask), wb.relu.eq(ctrl.relu),
+            wb.bank.eq(ctrl.dst_bank),
             au.wb_read.eq(ctl.wb_valid), au.wb_row.eq(ctl.wb_row), wb.acc_data.eq(au.acc_data),
             au.clear.eq(wb.clear | ctl.clear), au.clear_row.eq(Mux(ctl.clear, ctl.clear_row, wb.clear_row)),
             buf.wr_en.eq(wb.out_en), buf.wr_addr.eq(wb.out_addr), buf.wr_data.eq(wb.out_data),

@@ -8,7 +8,31 @@ from .layouts import Widths
 from .pipeline import delay_line
 from .pointer_reader import PointerReader
 
-__all__ = ["WriteBack"]
+__all__ = ["WriteBack", "shift_window", "overflow_mask"]
+
+
+def shift_window(x, shift, width: int):
+    """The low `width` bits of ``x >> shift`` (arithmetic), from a log
+    shifter that takes the largest steps first and keeps, at each stage,
+    only the bits the later stages can still reach."""
+    x = Value.cast(x).as_signed()
+    bits = len(shift)
+    value = x
+    for b in reversed(range(bits)):
+        step = 1 << b
+        keep = min(len(x), width + step - 1)          # the later stages shift by at most step - 1
+        shifted = (value >> step) if step < len(value) else Mux(value[-1], -1, 0)
+        value = Mux(shift[b], shifted, value)[:keep].as_signed() if keep < len(value) else \
+            Mux(shift[b], shifted, value).as_signed()
+    return value[:width]
+
+
+def overflow_mask(widths: Widths, shift):
+    """Bit ``i`` (``0 <= i < acc_bits - 1``) set where a sign change of the
+    sum at bit ``i`` means the shifted value does not fit the write-back's
+    window: ``i >= shift + act_bits``."""
+    c = widths.config
+    return Cat(*(Value.cast(shift) + c.act_bits <= i for i in range(c.acc_bits - 1)))
 
 
 class WriteBack(wiring.Component):
@@ -45,6 +69,7 @@ class WriteBack(wiring.Component):
             "bias_addr": Out(widths.bank_addr),
             "bias_data": In(signed(c.acc_bits)),
             "shift": In(widths.shift),
+            "overflow_mask": In(c.acc_bits - 1),
             "relu": In(1),
             "bank": In(1),
             "acc_data": In(signed(c.acc_bits)),
@@ -76,18 +101,42 @@ class WriteBack(wiring.Component):
         w2_total = Signal(signed(c.acc_bits))               # wraps, like every accumulation
         m.d.sync += w2_total.eq(acc + self.bias_data)
 
-        # W3: (x + 2**(s-1)) >> s == ((2x >> s) + 1) >> 1 for every s >= 0
-        # (floors nest): one barrel shifter, no special case for s = 0, no
-        # shifted rounding constant, and nothing can wrap.
-        w3_shifted = Signal(signed(c.acc_bits + 1))
-        m.d.sync += w3_shifted.eq(((Cat(C(0, 1), w2_total).as_signed() >> self.shift) + 1) >> 1)
+        # W3: (x + 2**(s-1)) >> s == ((2z) + 1) >> 1 with z = 2x >> s, for every
+        # s >= 0 (floors nest): no special case for s = 0, nothing can wrap.
+        # The result saturates unless z fits `window` bits, so only those are
+        # shifted out (big shifts first, each stage no wider than needed);
+        # the rest only decides whether z fits: x >> (s + window - 2) must be
+        # 0 or -1, i.e. x has no sign change at or above bit s + window - 2
+        # (the layer's `overflow_mask`, computed once by the control unit).
+        window = c.act_bits + 2
+        x2 = Cat(C(0, 1), w2_total)
+        w3_z = Signal(signed(window))
+        w3_outside = Signal()
+        w3_negative = Signal()
+        changes = (w2_total ^ (w2_total >> 1))[:c.acc_bits - 1]
+        m.d.sync += [
+            w3_z.eq(shift_window(x2, self.shift, window)),
+            w3_outside.eq((changes & self.overflow_mask).any()),
+            w3_negative.eq(w2_total < 0),
+        ]
 
-        # W4
+        # W4: round, ReLU, saturate: y = (z + 1) >> 1; y <= hi iff z <= 2 hi,
+        # y >= lo iff z >= 2 lo - 1, y < 0 iff z < -1
         lo, hi = -(1 << (c.act_bits - 1)), (1 << (c.act_bits - 1)) - 1
-        y = Signal(signed(c.acc_bits + 1))
-        m.d.comb += y.eq(Mux(self.relu & (w3_shifted < 0), 0, w3_shifted))
+        above = Mux(w3_outside, ~w3_negative, w3_z > 2 * hi)
+        below = Mux(w3_outside, w3_negative, w3_z < 2 * lo - 1)
+        negative = Mux(w3_outside, w3_negative, w3_z < -1)          # y < 0
+        rounded = Signal(signed(window))
+        m.d.comb += rounded.eq((w3_z + 1) >> 1)
+        with m.If(self.relu & negative):
+            m.d.comb += self.out_data.eq(0)
+        with m.Elif(above):
+            m.d.comb += self.out_data.eq(hi)
+        with m.Elif(below):
+            m.d.comb += self.out_data.eq(lo)
+        with m.Else():
+            m.d.comb += self.out_data.eq(rounded)
         m.d.comb += [
-            self.out_data.eq(Mux(y > hi, hi, Mux(y < lo, lo, y))),
             self.out_addr.eq(Cat(row[-1], self.bank)),
             self.out_en.eq(valid[-1]),
             self.busy.eq(Cat(*valid).any()),

@@ -132,18 +132,25 @@ def test_forwarding_back_to_back_same_row():
 
 
 @pytest.mark.parametrize("relu", [False, True])
-def test_writeback_matches_fixedpoint(relu):
-    config = sw.Config(n_pe=1, row_depth=64, acc_bits=32, act_bits=16)
-    rng = np.random.default_rng(int(relu))
-    acc = np.concatenate([rng.integers(-2**31, 2**31, 40), [2**31 - 1, -2**31, 0, -1, 1, 3, -3]])
-    bias = np.concatenate([rng.integers(-2**31, 2**31, 40), [2**31 - 1, 0, 0, 0, 0, 0, 0]])
-    for shift in (0, 1, 5, 17, 31):
+@pytest.mark.parametrize("acc_bits,act_bits", [(32, 16), (24, 8), (20, 12)])
+def test_writeback_matches_fixedpoint(relu, acc_bits, act_bits):
+    config = sw.Config(n_pe=1, row_depth=128, acc_bits=acc_bits, act_bits=act_bits, weight_bits=act_bits)
+    rng = np.random.default_rng(int(relu) + acc_bits)
+    lo, hi = -2**(acc_bits - 1), 2**(acc_bits - 1)
+    # random sums, the extremes, and values right at the saturation limits of every shift
+    acc = np.concatenate([rng.integers(lo, hi, 40), [hi - 1, lo, 0, -1, 1, 3, -3],
+                          rng.integers(-2**(act_bits + 3), 2**(act_bits + 3), 20)])
+    bias = np.concatenate([rng.integers(lo, hi, 40), [hi - 1, 0, 0, 0, 0, 0, 0], np.zeros(20, dtype=np.int64)])
+    for shift in sorted({0, 1, 2, 5, act_bits - 2, act_bits - 1, act_bits, act_bits + 1, acc_bits - 2,
+                         acc_bits - 1}):
         wb = WriteBack(Widths(config))
-        expected = sw_writeback(sw.fixedpoint.wrap(acc + bias, 32), shift, relu, 16)
+        expected = sw_writeback(sw.fixedpoint.wrap(acc + bias, acc_bits), shift, relu, act_bits)
         got, addrs = [], []
 
         async def tb(ctx):
             ctx.set(wb.shift, shift)
+            # the control unit's mask: a sign change at bit i >= shift + act_bits means saturation
+            ctx.set(wb.overflow_mask, sum(1 << i for i in range(acc_bits - 1) if i >= shift + act_bits))
             ctx.set(wb.relu, int(relu))
             ctx.set(wb.bias_base, 5)
             for i in range(len(acc) + WriteBack.LATENCY + 1):
