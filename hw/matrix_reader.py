@@ -51,9 +51,14 @@ class MatrixReader(wiring.Component):
         w, c = self._widths, self._widths.config
         m = Module()
         add_parts(m, self)
+        # one address for the reads and the host's writes (which come only
+        # while the PE is idle): a single read-write port, which is what a
+        # single-port RAM such as the iCE40 UP5K's SPRAM offers
         rd = self.memory.read_port()
         wr = self.memory.write_port()
-        m.d.comb += [wr.addr.eq(self.host.addr), wr.data.eq(self.host.data), wr.en.eq(self.host.en)]
+        addr = Signal(w.word_addr)
+        m.d.comb += [wr.addr.eq(addr), wr.data.eq(self.host.data), wr.en.eq(self.host.en),
+                     rd.addr.eq(addr), rd.en.eq(~self.host.en)]
 
         cur = Signal(w.pointer)
         end = Signal(w.pointer)
@@ -66,7 +71,7 @@ class MatrixReader(wiring.Component):
         m.d.comb += [
             self.col.ready.eq(load),
             self.issue.eq(valid),
-            rd.addr.eq(cur >> w.lane),
+            addr.eq(Mux(self.host.en, self.host.addr, cur >> w.lane)),
         ]
         with m.If(load):
             m.d.sync += [
