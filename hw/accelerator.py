@@ -78,6 +78,7 @@ class Core(wiring.Component):
         first = ctl.first_layer
         m.d.comb += [
             inp.start.eq(ctl.input_start), inp.active.eq(ctl.computing & first), inp.n_in.eq(ctl.pe.layer.n_in),
+            bc.ptr_base.eq(ctl.ptr_base),
             bc.src.valid.eq(Mux(first, inp.out.valid, tree.out.valid)),
             bc.src.payload.eq(Mux(first, inp.out.payload, tree.out.payload)),
             inp.out.ready.eq(first & bc.src.ready),

@@ -64,18 +64,21 @@ class ActivationBuffer(wiring.Component):
         wr = self.memory.write_port()
         m.d.comb += [wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data), wr.en.eq(self.wr_en)]
 
+        # element i * n_pe + pe is row i: the index is the row with the PE's
+        # number below it, no adder; the scan ends at the row of the vector's
+        # last element in this PE, worked out once at the start
         scanning = Signal()
         row = Signal(w.row)
-        index = Signal(w.count)          # row * n_pe + pe
+        last_row = Signal(w.row)
         r1_valid = Signal()
-        r1_index = Signal(w.index)
+        r1_row = Signal(w.row)
 
         nonzero = rd.data != 0
         taken = r1_valid & (~nonzero | scan.ready)
         advance = ~r1_valid | taken
         m.d.comb += [
             scan.valid.eq(r1_valid & nonzero),
-            scan.payload.index.eq(r1_index),
+            scan.payload.index.eq(Cat(C(self._pe, w.pe), r1_row) if w.pe else r1_row),
             scan.payload.value.eq(rd.data),
             self.scan_done.eq(~scanning & ~r1_valid & ~self.out_buffer.out.valid),
             rd.addr.eq(Mux(self.out_mode, self.out_addr, Cat(row, self.src_bank))),
@@ -83,10 +86,10 @@ class ActivationBuffer(wiring.Component):
             self.out_data.eq(rd.data),
         ]
         with m.If(self.scan_start):
-            m.d.sync += [row.eq(0), index.eq(self._pe), scanning.eq(self._pe < self.n_in), r1_valid.eq(0)]
+            m.d.sync += [row.eq(0), last_row.eq((self.n_in - 1 - self._pe) >> w.pe),
+                         scanning.eq(self._pe < self.n_in), r1_valid.eq(0)]
         with m.Elif(advance):
-            m.d.sync += [r1_valid.eq(scanning), r1_index.eq(index)]
+            m.d.sync += [r1_valid.eq(scanning), r1_row.eq(row)]
             with m.If(scanning):
-                m.d.sync += [row.eq(row + 1), index.eq(index + c.n_pe),
-                             scanning.eq(index + c.n_pe < self.n_in)]
+                m.d.sync += [row.eq(row + 1), scanning.eq(row != last_row)]
         return m

@@ -4,13 +4,13 @@ from amaranth import *
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import Widths, activation_layout
+from .layouts import Widths, queued_layout
 
 __all__ = ["ActivationQueue"]
 
 
 class ActivationQueue(wiring.Component):
-    """A first-word-fall-through FIFO of `(j, a_j)`, ``fifo_depth`` deep.
+    """A first-word-fall-through FIFO of `(g, a_j)`, ``fifo_depth`` deep.
 
     Timing: a pair written in cycle ``t`` can be read in cycle ``t + 1``.
     `almost_full` is high while the queue holds at least ``fifo_depth -
@@ -21,7 +21,7 @@ class ActivationQueue(wiring.Component):
     """
 
     def __init__(self, widths: Widths, slack: int = 0):
-        self._layout = activation_layout(widths)
+        self._layout = queued_layout(widths)
         self._depth = widths.config.fifo_depth
         if slack >= self._depth:
             raise ValueError(f"fifo_depth {self._depth} leaves no room beside {slack} pairs in flight")

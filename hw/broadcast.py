@@ -4,7 +4,7 @@ from amaranth import *
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import Widths, activation_layout
+from .layouts import Widths, activation_layout, queued_layout
 
 __all__ = ["ArbiterNode", "NonzeroTree", "InputStage", "Broadcast"]
 
@@ -127,19 +127,20 @@ class InputStage(wiring.Component):
 
 
 class Broadcast(wiring.Component):
-    """The broadcast register: one `(j, a_j)` per cycle towards every PE's
-    queue (through the registered fan-out of `hw.pipeline`). It loads from
-    `src` when empty or being emptied, and pushes when `all_ok`: no queue
-    was almost full (seen a fixed number of cycles late; the queues' slack
-    covers the pairs in flight). `stall` is high in the cycles it holds a
-    pair it may not push. `pushed` marks a push."""
+    """The broadcast register: one `(g, a_j)` per cycle towards every PE's
+    queue (through the registered fan-out of `hw.pipeline`), ``g = ptr_base
+    + j`` added here once instead of in every PE. It loads from `src` when
+    empty or being emptied, and pushes when `all_ok`: no queue was almost
+    full (seen a fixed number of cycles late; the queues' slack covers the
+    pairs in flight). `stall` is high in the cycles it holds a pair it may
+    not push. `pushed` marks a push."""
 
     def __init__(self, widths: Widths):
-        layout = activation_layout(widths)
         super().__init__({
-            "src": In(stream.Signature(layout)),
+            "src": In(stream.Signature(activation_layout(widths))),
+            "ptr_base": In(widths.gptr),
             "valid": Out(1),
-            "payload": Out(layout),
+            "payload": Out(queued_layout(widths)),
             "all_ok": In(1),
             "pushed": Out(1),
             "stall": Out(1),
@@ -151,5 +152,6 @@ class Broadcast(wiring.Component):
         load = ~self.valid | push
         m.d.comb += [self.src.ready.eq(load), self.pushed.eq(push), self.stall.eq(self.valid & ~self.all_ok)]
         with m.If(load):
-            m.d.sync += [self.valid.eq(self.src.valid), self.payload.eq(self.src.payload)]
+            m.d.sync += [self.valid.eq(self.src.valid), self.payload.value.eq(self.src.payload.value),
+                         self.payload.pointer.eq(self.ptr_base + self.src.payload.index)]
         return m

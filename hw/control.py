@@ -149,6 +149,7 @@ class ControlUnit(wiring.Component):
             "cycles": Out(COUNTER_BITS),
             "layers_done": Out(widths.layer + 1),
             "pe": Out(pe_control_signature(widths)),
+            "ptr_base": Out(widths.gptr),                # for the broadcast
             "first_layer": Out(1), "computing": Out(1), "outputting": Out(1),
             "input_start": Out(1), "input_done": In(1),
             "scan_done": In(1), "tree_idle": In(1),
@@ -198,7 +199,7 @@ class ControlUnit(wiring.Component):
             table.layer.eq(ctrl.layer),
             log.layer.eq(ctrl.layer), log.cycles.eq(layer_cycles + 1), log.stalls.eq(layer_stalls),
             # the descriptor's fields, held for the whole layer
-            ctrl.n_in.eq(desc.n_in), ctrl.ptr_base.eq(desc.ptr_base), ctrl.bias_base.eq(desc.bias_base),
+            ctrl.n_in.eq(desc.n_in), self.ptr_base.eq(desc.ptr_base), ctrl.bias_base.eq(desc.bias_base),
             ctrl.shift.eq(desc.shift), ctrl.relu.eq(desc.relu), ctrl.overflow_mask.eq(overflow_mask(w, desc.shift)),
             rows.eq((desc.n_out + c.n_pe - 1) >> w.pe),
         ]

@@ -11,7 +11,7 @@ from amaranth.utils import ceil_log2
 from sw.config import Config
 from sw.format import DESC_WORDS, kind_specs
 
-__all__ = ["Widths", "activation_layout", "column_layout", "entry_layout", "spec_memory", "descriptor_layout",
+__all__ = ["Widths", "activation_layout", "queued_layout", "column_layout", "entry_layout", "spec_memory", "descriptor_layout",
            "layer_control_layout", "pe_control_signature", "codebook_load_layout", "HOST_DATA_BITS",
            "COUNTER_BITS"]
 
@@ -51,6 +51,13 @@ def activation_layout(w: Widths) -> data.StructLayout:
     return data.StructLayout({"index": unsigned(w.index), "value": signed(w.act)})
 
 
+def queued_layout(w: Widths) -> data.StructLayout:
+    """`(g, a_j)` as the broadcast sends it to the PEs and their queues hold
+    it: the global pointer index ``g = ptr_base + j`` (added once, centrally,
+    not in every PE) and the value."""
+    return data.StructLayout({"pointer": unsigned(w.gptr), "value": signed(w.act)})
+
+
 def column_layout(w: Widths) -> data.StructLayout:
     """A nonempty column to stream: entries `start .. end - 1`, times `value`."""
     return data.StructLayout({"start": unsigned(w.pointer), "end": unsigned(w.pointer),
@@ -77,7 +84,7 @@ def layer_control_layout(w: Widths) -> data.StructLayout:
     """What every PE needs to know about the running layer (held by the
     control unit for the whole layer)."""
     return data.StructLayout({
-        "layer": unsigned(w.layer), "ptr_base": unsigned(w.gptr), "n_in": unsigned(w.count),
+        "layer": unsigned(w.layer), "n_in": unsigned(w.count),
         "bias_base": unsigned(w.bank_addr), "shift": unsigned(w.shift), "relu": unsigned(1),
         "overflow_mask": unsigned(w.acc - 1),      # `hw.writeback.overflow_mask` of the shift
         "src_bank": unsigned(1), "dst_bank": unsigned(1),

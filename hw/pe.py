@@ -11,7 +11,7 @@ from .activation_buffer import ActivationBuffer
 from .activation_queue import ActivationQueue
 from .arithmetic import ArithmeticUnit
 from .hostmap import HostMap
-from .layouts import COUNTER_BITS, HOST_DATA_BITS, Widths, activation_layout, pe_control_signature
+from .layouts import COUNTER_BITS, HOST_DATA_BITS, Widths, activation_layout, pe_control_signature, queued_layout
 from .matrix_reader import MatrixReader
 from .parts import add_parts
 from .pointer_reader import PointerReader
@@ -68,7 +68,7 @@ class ProcessingElement(wiring.Component):
         self.parts = {"queue": self.queue, "pointers": self.pointers, "matrix": self.matrix, "arith": self.arith,
                       "writeback": self.writeback, "buffer": self.buffer, "busy_log": self.busy_log}
         super().__init__({
-            "act": In(stream.Signature(activation_layout(widths))),
+            "act": In(stream.Signature(queued_layout(widths))),
             "almost_full": Out(1),
             "ctl": In(pe_control_signature(widths)),
             "scan": Out(stream.Signature(activation_layout(widths))),
@@ -95,7 +95,6 @@ class ProcessingElement(wiring.Component):
         wiring.connect(m, p.col, mr.col)
         m.d.comb += [
             self.almost_full.eq(q.almost_full),
-            p.ptr_base.eq(ctrl.ptr_base),
             au.entry.eq(mr.entry),
             au.entry_valid.eq(mr.entry_valid),
             au.cb_load.eq(ctl.cb_load),

@@ -5,15 +5,15 @@ from amaranth import *
 from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import Widths, activation_layout, column_layout, spec_memory
+from .layouts import Widths, column_layout, queued_layout, spec_memory
 from .parts import add_parts
 
 __all__ = ["PointerReader"]
 
 
 class PointerReader(wiring.Component):
-    """Turns `(j, a_j)` into the column to stream: entries
-    ``ptr[g] .. ptr[g+1] - 1`` with ``g = ptr_base + j``.
+    """Turns `(g, a_j)` into the column to stream: entries
+    ``ptr[g] .. ptr[g+1] - 1`` (``g = ptr_base + j``, added by the broadcast).
 
     Pointers live in two banks, even ``g`` in `even`, odd in `odd`, so the two
     neighbours are always in different banks and read in the same cycle.
@@ -50,9 +50,8 @@ class PointerReader(wiring.Component):
         self.parts = {"columns": self.columns}
         bank = memory.WritePort.Signature(addr_width=widths.bank_addr, shape=self.even.shape)
         super().__init__({
-            "act": In(stream.Signature(activation_layout(widths))),
+            "act": In(stream.Signature(queued_layout(widths))),
             "col": Out(stream.Signature(column_layout(widths))),
-            "ptr_base": In(widths.gptr),
             "busy": Out(1),
             "bias_read": In(1),
             "bias_addr": In(widths.bank_addr),
@@ -76,10 +75,9 @@ class PointerReader(wiring.Component):
         in_flight = p1_valid.as_unsigned() + p2_valid
         room = q.level + in_flight < self.COLUMN_FIFO_DEPTH
         take = self.act.valid & room
-        g = Signal(w.gptr)
+        g = self.act.payload.pointer
         m.d.comb += [
             self.act.ready.eq(room),
-            g.eq(self.ptr_base + self.act.payload.index),
             rd_odd.addr.eq(Mux(self.bias_read, self.bias_addr, g >> 1)),
             rd_even.addr.eq(Mux(self.bias_read, self.bias_addr, (g >> 1) + g[0])),
         ]

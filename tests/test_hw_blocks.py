@@ -57,7 +57,7 @@ def issue_cycles(pe, activations, max_cycles=200):
             if pending:
                 j, a = pending[0]
                 ctx.set(pe.act.valid, 1)
-                ctx.set(pe.act.payload.index, j)
+                ctx.set(pe.act.payload.pointer, j)          # g = ptr_base + j, ptr_base 0
                 ctx.set(pe.act.payload.value, a)
             else:
                 ctx.set(pe.act.valid, 0)
