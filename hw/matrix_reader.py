@@ -54,8 +54,8 @@ class MatrixReader(wiring.Component):
         # one address for the reads and the host's writes (which come only
         # while the PE is idle): a single read-write port, which is what a
         # single-port RAM such as the iCE40 UP5K's SPRAM offers
-        rd = self.memory.read_port()
         wr = self.memory.write_port()
+        rd = self.memory.read_port(transparent_for=(wr,))
         addr = Signal(w.word_addr)
         m.d.comb += [wr.addr.eq(addr), wr.data.eq(self.host.data), wr.en.eq(self.host.en),
                      rd.addr.eq(addr), rd.en.eq(~self.host.en)]

@@ -7,7 +7,8 @@ through trees of registers instead, each node driving at most `BRANCH`
 others. The latency is a fixed number of cycles for a configuration, the
 same for every PE, so timing stays deterministic:
 
-* `fanout_stages(n)` cycles from the centre to every PE (`fanout`);
+* `fanout_stages(n)` cycles from the centre to every PE (`fanout`: a root
+  register beside the source, then the tree);
 * `reduce_stages(n)` cycles from every PE to the centre (`reduce_and`,
   `select`).
 """
@@ -27,8 +28,9 @@ def _levels(n: int, branch: int) -> int:
 
 
 def fanout_stages(n: int) -> int:
-    """Register stages from the centre to each of `n` PEs (at least one)."""
-    return _levels(n, BRANCH)
+    """Register stages from the centre to each of `n` PEs: a root register
+    beside the source, then a tree."""
+    return 1 + _levels(n, BRANCH)
 
 
 def reduce_stages(n: int) -> int:
@@ -59,9 +61,10 @@ def fanout(m: Module, value, n: int, name: str) -> list:
     value = Value.cast(value)
     level = [value]
     for s in range(fanout_stages(n)):
-        # the number of copies at this level: enough that the last level has n
+        # the number of copies at this level: one at the root, then enough
+        # that the last level has n
         remaining = fanout_stages(n) - s - 1
-        count = -(-n // BRANCH ** remaining)
+        count = 1 if s == 0 else -(-n // BRANCH ** remaining)
         nxt = []
         for i in range(count):
             # keep: otherwise Yosys merges the copies back into one register

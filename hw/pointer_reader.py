@@ -65,10 +65,15 @@ class PointerReader(wiring.Component):
         m = Module()
         add_parts(m, self)
         q = self.columns
-        rd_even, rd_odd = self.even.read_port(), self.odd.read_port()
+        # the host writes only while the PE is idle: a read never meets a
+        # write of the same word, so the reads may be "transparent" (what the
+        # block RAM does by itself; otherwise Yosys emulates read-first order)
+        ports = []
         for host, mem in ((self.host_even, self.even), (self.host_odd, self.odd)):
             wr = mem.write_port()
             m.d.comb += [wr.addr.eq(host.addr), wr.data.eq(host.data), wr.en.eq(host.en)]
+            ports.append(mem.read_port(transparent_for=(wr,)))
+        rd_even, rd_odd = ports
 
         # P0: take an activation only if the FIFO can hold it whatever comes
         p1_valid, p2_valid = Signal(), Signal()

@@ -212,11 +212,14 @@ class Config:
 PRESETS = {
     "ecp5-85f": {
         "part": "Lattice ECP5 LFE5U-85F (ULX3S)",
-        "config": dict(n_pe=64, code_bits=4, run_bits=4, act_bits=16, weight_bits=16, acc_bits=32, fifo_depth=8,
-                       entries_per_word=4, weight_depth=2048, pointer_depth=2048, row_depth=32, max_layers=4),
-        "holds": "2,048 entries (nonzeros and padding) per PE, 131,072 in all; 2,048 column pointers per PE "
-                 "(sum of n_in + 1 over layers); 32 output rows per PE (2,048 outputs per layer); 4 layers. "
-                 "A 384 -> 1536 -> 384 feed-forward block at 10% density (118,000 nonzeros) fits.",
+        # int8 activations and codebook values, 24-bit accumulators: what fits 64 PEs
+        # with room for routing (16-bit activations need about 25% more LUTs per PE)
+        "config": dict(n_pe=64, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=16,
+                       entries_per_word=1, weight_depth=2048, pointer_depth=2048, row_depth=32, max_layers=4),
+        "holds": "2,048 entries (nonzeros and padding) per PE, 131,072 in all, in one 2048 x 9 block RAM; 2,048 "
+                 "pointer-bank slots per PE in two 1024-word block RAMs (n_in + 1 per layer, and 2 per output row "
+                 "for the biases); 32 output rows per PE in any one layer (2,048 outputs); 4 layers. A 384 -> "
+                 "1536 -> 384 feed-forward block at 10% density (118,000 nonzeros) fits.",
     },
     "ice40-up5k": {
         "part": "Lattice iCE40 UP5K (iCEBreaker)",

@@ -10,9 +10,10 @@ import synth
 from synth.__main__ import summary
 from synth.flow import memory_mapping
 
-# a small configuration whose memories are each large enough for block RAM
-SMALL = sw.Config(n_pe=2, weight_depth=2048, entries_per_word=4, pointer_depth=2048, row_depth=512, max_layers=4)
-LARGE = ("entries", "ptr_even", "ptr_odd", "bias")
+# a small configuration (its sparse-matrix and pointer memories, the biases
+# among the pointers, must all be block RAM)
+SMALL = sw.Config(n_pe=2, weight_depth=2048, entries_per_word=4, pointer_depth=2048, row_depth=64, max_layers=4)
+LARGE = ("entries", "ptr_even", "ptr_odd")
 
 
 def test_memory_mapping_is_read_from_the_log():
