@@ -82,20 +82,26 @@ class ArithmeticUnit(wiring.Component):
         s3_valid, s3_row, s3_product = Signal(), Signal(w.row), Signal(signed(w.product))
         m.d.sync += [s3_valid.eq(s2_valid), s3_row.eq(s2_row), s3_product.eq(cb_rd.data * s2_value)]
 
-        # S3: read the accumulator (write-back borrows the port between layers)
+        # S3: read the accumulator (write-back borrows the port between layers);
+        # decide here whether S4 must forward (this entry's row is the one S4
+        # writes now), so S4 starts from a register
         s4_valid, s4_row, s4_product = Signal(), Signal(w.row), Signal(signed(w.product))
+        forward = Signal()
         m.d.comb += acc_rd.addr.eq(Mux(self.wb_read, self.wb_row, s3_row))
-        m.d.sync += [s4_valid.eq(s3_valid), s4_row.eq(s3_row), s4_product.eq(s3_product)]
+        m.d.sync += [s4_valid.eq(s3_valid), s4_row.eq(s3_row), s4_product.eq(Mux(s3_valid, s3_product, 0)),
+                     forward.eq(s4_valid & (s4_row == s3_row))]
 
-        # S4: accumulate, with forwarding from the previous cycle's write
-        last_valid, last_row, last_sum = Signal(), Signal(w.row), Signal(signed(c.acc_bits))
-        forward = last_valid & (last_row == s4_row)
+        # S4: accumulate, with forwarding from the previous cycle's write. A
+        # clear writes 0 (no entry is in S4 then, so the product is 0): the
+        # zeroing is folded into the operand, not a multiplexer after the adder
+        last_sum = Signal(signed(c.acc_bits))
         total = Signal(signed(c.acc_bits))          # assignment wraps modulo 2**acc_bits
-        m.d.comb += total.eq(Mux(forward, last_sum, acc_rd.data) + s4_product)
-        m.d.sync += [last_valid.eq(s4_valid), last_row.eq(s4_row), last_sum.eq(total)]
+        base = Mux(forward, last_sum, acc_rd.data) & ~self.clear.replicate(c.acc_bits)
+        m.d.comb += total.eq(base.as_signed() + s4_product)
+        m.d.sync += last_sum.eq(total)
         m.d.comb += [
             acc_wr.addr.eq(Mux(self.clear, self.clear_row, s4_row)),
-            acc_wr.data.eq(Mux(self.clear, 0, total)),
+            acc_wr.data.eq(total),
             acc_wr.en.eq(self.clear | s4_valid),
             self.acc_data.eq(acc_rd.data),
             self.busy.eq(s2_valid | s3_valid | s4_valid),
