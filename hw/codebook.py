@@ -18,10 +18,12 @@ __all__ = ["CodebookStore"]
 
 
 class CodebookStore(wiring.Component):
-    """`start` in cycle ``t`` (with `layer`, needed in that cycle only) reads that layer's
-    ``2**code_bits`` values one per cycle and offers value ``i`` on `load`
-    in cycle ``t + 1 + i``. `done` is high from cycle ``t + 1 + 2**code_bits``
-    until the next `start` (and after reset: nothing to load yet)."""
+    """`start` in cycle ``t`` (with `layer`, needed in that cycle only)
+    reads that layer's ``2**code_bits`` values one per cycle from ``t + 1``
+    (the read address comes from registers only) and offers value ``i`` on
+    `load` in cycle ``t + 2 + i``. `done` is high from cycle ``t + 2 +
+    2**code_bits`` until the next `start` (and after reset: nothing to load
+    yet)."""
 
     def __init__(self, widths: Widths, *, init=()):
         c = widths.config
@@ -46,13 +48,13 @@ class CodebookStore(wiring.Component):
         code = Signal(c.code_bits)
         reading = Signal()
         layer = Signal.like(self.layer)             # latched: `layer` need only be valid with `start`
-        m.d.comb += rd.addr.eq(Mux(self.start, Cat(C(0, c.code_bits), self.layer), Cat(code, layer)))
+        m.d.comb += rd.addr.eq(Cat(code, layer))
         with m.If(self.start):
-            m.d.sync += [code.eq(1), reading.eq(1), self.done.eq(0), layer.eq(self.layer)]
+            m.d.sync += [code.eq(0), reading.eq(1), self.done.eq(0), layer.eq(self.layer)]
         with m.Elif(reading):
             m.d.sync += [code.eq(code + 1), reading.eq(code != c.n_codes - 1)]
         loading, loaded_code = Signal(), Signal(c.code_bits)
-        m.d.sync += [loading.eq(self.start | reading), loaded_code.eq(Mux(self.start, 0, code))]
+        m.d.sync += [loading.eq(reading), loaded_code.eq(code)]
         with m.If(loading & ~reading & ~self.start):
             m.d.sync += self.done.eq(1)
         m.d.comb += [self.load.addr.eq(loaded_code), self.load.data.eq(rd.data), self.load.en.eq(loading)]

@@ -18,15 +18,16 @@ __all__ = ["ControlUnit", "LayerTable", "CounterLog"]
 class LayerTable(wiring.Component):
     """The layer-descriptor memory (image memory ``layers``) and its reader.
 
-    `load` in cycle ``t`` (with `layer`) reads that layer's words one per
-    cycle; word ``w`` arrives in ``t + w + 1`` and is decoded by
+    `load` in cycle ``t`` (with `layer`, held while reading) reads that
+    layer's words one per cycle from ``t + 1`` (the read address comes from
+    registers only); word ``w`` arrives in ``t + w + 2`` and is decoded by
     `sw.format.DESCRIPTOR_FIELDS`, so `desc` is complete in cycle
     ``t + LATENCY``. `overflow` is high if a field's value does not fit the
     hardware's width of it (the control unit refuses such a layer).
     """
 
     WORDS = 1 + max(word for word, _, _ in DESCRIPTOR_FIELDS.values())
-    LATENCY = WORDS + 1
+    LATENCY = WORDS + 2
 
     def __init__(self, widths: Widths, *, init=()):
         self._widths = widths
@@ -50,12 +51,12 @@ class LayerTable(wiring.Component):
         reading = Signal()
         arrived = Signal(range(self.WORDS + 1))     # the word on rd.data this cycle
         arriving = Signal()
-        m.d.comb += rd.addr.eq(Cat(Mux(self.load, 0, word)[:ceil_log2(DESC_WORDS)], self.layer))
+        m.d.comb += rd.addr.eq(Cat(word[:ceil_log2(DESC_WORDS)], self.layer))
         with m.If(self.load):
-            m.d.sync += [word.eq(1), reading.eq(1), self.overflow.eq(0)]
+            m.d.sync += [word.eq(0), reading.eq(1), self.overflow.eq(0)]
         with m.Elif(reading):
             m.d.sync += [word.eq(word + 1), reading.eq(word + 1 < self.WORDS)]
-        m.d.sync += [arriving.eq(self.load | reading), arrived.eq(Mux(self.load, 0, word))]
+        m.d.sync += [arriving.eq(reading), arrived.eq(word)]
         got = rd.data
         with m.If(arriving):
             for name, (w, lsb, width) in DESCRIPTOR_FIELDS.items():
@@ -106,8 +107,8 @@ class ControlUnit(wiring.Component):
                    cycles), so a run cut short leaves nothing behind.
     ``IDLE``       `ready`; a `start` (kept pending if it came earlier) begins.
     ``DESC``       read the layer's descriptor and check it
-                   (``LayerTable.LATENCY + 1`` cycles); an invalid one stops
-                   the run with `error`.
+                   (``LayerTable.LATENCY + 3`` cycles: the checks are
+                   registered); an invalid one stops the run with `error`.
     ``COMPUTE``    broadcast the layer's nonzero inputs (layer 0 from the
                    input stream, later layers from the PEs' buffers through the
                    nonzero tree) until every source is exhausted and every PE is
@@ -186,7 +187,7 @@ class ControlUnit(wiring.Component):
         rows = Signal(w.count)
         row = Signal(w.count)
         drain = WriteBack.LATENCY + self.fanout
-        wait = Signal(range(max(LayerTable.LATENCY, drain) + 2))
+        wait = Signal(range(max(LayerTable.LATENCY + 2, drain) + 2))
         settle = Signal(range(settle_cycles + 1))       # cycles since the last push or the scan's start
         counting = Signal()
         layer_cycles = Signal(COUNTER_BITS)
@@ -201,10 +202,22 @@ class ControlUnit(wiring.Component):
             # the descriptor's fields, held for the whole layer
             ctrl.n_in.eq(desc.n_in), self.ptr_base.eq(desc.ptr_base), ctrl.bias_base.eq(desc.bias_base),
             ctrl.shift.eq(desc.shift), ctrl.relu.eq(desc.relu), ctrl.overflow_mask.eq(overflow_mask(w, desc.shift)),
-            rows.eq((desc.n_out + c.n_pe - 1) >> w.pe),
         ]
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
+
+        # the descriptor's checks, registered: the decoded descriptor is
+        # stable from LayerTable.LATENCY cycles after its load, the checks a
+        # cycle later (off the paths into the state machine)
+        bad = Signal()
+        m.d.sync += [
+            rows.eq((desc.n_out + c.n_pe - 1) >> w.pe),
+            bad.eq(table.overflow | (desc.n_in == 0) | (desc.n_out == 0) | (rows > c.row_depth)
+                   | (desc.ptr_base + desc.n_in >= c.pointer_depth)
+                   | (desc.bias_base + rows > c.bank_depth) | (desc.shift > c.max_shift)
+                   | ((ctrl.layer != 0) & (desc.n_in != prev_n_out))),
+        ]
+        checked = LayerTable.LATENCY + 2            # rows, then bad, are registered after the descriptor
 
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
@@ -227,13 +240,9 @@ class ControlUnit(wiring.Component):
             with m.State("DESC"):
                 m.d.comb += [self.busy.eq(1), table.load.eq(wait == 0), store.layer.eq(ctrl.layer),
                              store.start.eq((wait == 0) & ~preloaded)]
-                with m.If(wait != LayerTable.LATENCY):
+                with m.If(wait != checked):
                     m.d.sync += wait.eq(wait + 1)
-                with m.If((wait == LayerTable.LATENCY) & store.done & ~store.start):
-                    bad = (table.overflow | (desc.n_in == 0) | (desc.n_out == 0) | (rows > c.row_depth)
-                           | (desc.ptr_base + desc.n_in >= c.pointer_depth)
-                           | (desc.bias_base + rows > c.bank_depth) | (desc.shift > c.max_shift)
-                           | ((ctrl.layer != 0) & (desc.n_in != prev_n_out)))
+                with m.If((wait == checked) & store.done & ~store.start):
                     with m.If(bad):
                         m.next = "ERROR"
                     with m.Else():

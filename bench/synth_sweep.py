@@ -1,0 +1,68 @@
+"""Synthesis, place and route of every PE count of both targets (`make
+bench-synth`): the table of LUT4, FF, block RAM, DSP, Fmax and critical path.
+
+    python bench/synth_sweep.py [--target ecp5|ice40] [--n-pe 1 4 16 64]
+
+Each run is `python -m synth` (cached: a run whose inputs did not change is
+not repeated); writes ``build/bench/synth.json`` and ``build/bench/synth.md``.
+Hours on two cores for a first run: nextpnr on 64 PEs alone takes most of
+an hour in WebAssembly.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import sw  # noqa: E402
+import synth  # noqa: E402
+from sw.files import atomic_file  # noqa: E402
+
+SWEEP = {"ecp5": [1, 4, 16, 64], "ice40": [1, 2, 4]}
+
+
+def row(report: dict) -> dict:
+    c = report["cells"]
+    ram = ", ".join(f"{u['used']}/{u['available']} {k}" for k, u in c["block_ram"].items())
+    cp = report.get("critical_path") or {}
+    return {
+        "target": report["target"], "n_pe": report["n_pe"],
+        "lut4": f"{c['lut4']['used']:,}/{c['lut4']['available']:,}", "ff": f"{c['ff']['used']:,}/{c['ff']['available']:,}",
+        "block_ram": ram, "dsp": f"{c['dsp']['used']}/{c['dsp']['available']}",
+        "fmax_mhz": report["fmax_mhz"], "target_mhz": report["target_mhz"],
+        "critical_path": f"{cp.get('delay_ns', 0):.2f} ns: {cp.get('from')} -> {cp.get('to')}",
+        "synthesis_s": round(report["seconds"].get("synthesis", 0)),
+        "pnr_s": round(report["seconds"].get("place_and_route", 0)),
+        "command": f"make synth TARGET={report['target']} N_PE={report['n_pe']}",
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", choices=sorted(SWEEP), action="append")
+    parser.add_argument("--n-pe", type=int, nargs="+")
+    args = parser.parse_args()
+    rows = []
+    for target in args.target or list(SWEEP):
+        preset = synth.target(target).preset
+        for n in args.n_pe or SWEEP[target]:
+            report = synth.run(sw.Config.preset(preset, n_pe=n), target, preset=preset, progress=print)
+            rows.append(row(report))
+            print(json.dumps(rows[-1]))
+    out = ROOT / "build" / "bench"
+    with atomic_file(out / "synth.json", "w") as f:
+        json.dump(rows, f, indent=1)
+    keys = ["target", "n_pe", "lut4", "ff", "block_ram", "dsp", "fmax_mhz", "critical_path", "synthesis_s", "pnr_s",
+            "command"]
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    with atomic_file(out / "synth.md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {out / 'synth.json'} and {out / 'synth.md'}")
+
+
+if __name__ == "__main__":
+    main()
