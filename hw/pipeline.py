@@ -21,6 +21,7 @@ from amaranth.utils import ceil_log2
 __all__ = ["BRANCH", "fanout_stages", "reduce_stages", "fanout", "reduce_and", "select", "delay_line", "flat"]
 
 BRANCH = 16         # loads per register in a fan-out tree, inputs per node in a reduction
+ROOT_BRANCH = 4     # up to this many PEs, the root register drives them all: no tree
 
 
 def _levels(n: int, branch: int) -> int:
@@ -29,8 +30,8 @@ def _levels(n: int, branch: int) -> int:
 
 def fanout_stages(n: int) -> int:
     """Register stages from the centre to each of `n` PEs: a root register
-    beside the source, then a tree."""
-    return 1 + _levels(n, BRANCH)
+    beside the source, then (beyond `ROOT_BRANCH` PEs) a tree."""
+    return 1 if n <= ROOT_BRANCH else 1 + _levels(n, BRANCH)
 
 
 def reduce_stages(n: int) -> int:
@@ -72,7 +73,7 @@ def fanout(m: Module, value, n: int, name: str) -> list:
             m.d.sync += r.eq(level[i * len(level) // count])
             nxt.append(r)
         level = nxt
-    return level[:n]
+    return level[:n] if len(level) >= n else level * n        # few PEs: the root drives them all
 
 
 def reduce_and(m: Module, bits: list, name: str) -> Value:

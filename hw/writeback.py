@@ -11,19 +11,21 @@ from .pointer_reader import PointerReader
 __all__ = ["WriteBack", "shift_window", "overflow_mask"]
 
 
-def shift_window(x, shift, width: int):
+def shift_window(x, shift, width: int, bits=None):
     """The low `width` bits of ``x >> shift`` (arithmetic), from a log
     shifter that takes the largest steps first and keeps, at each stage,
-    only the bits the later stages can still reach."""
+    only the bits the later stages can still reach. `bits` (default: all)
+    are the bits of `shift` to apply, so a shift can be split over stages."""
     x = Value.cast(x).as_signed()
-    bits = len(shift)
+    bits = range(len(shift)) if bits is None else bits
+    later = sum(1 << b for b in bits)                 # what the remaining stages can still shift
     value = x
-    for b in reversed(range(bits)):
+    for b in sorted(bits, reverse=True):
         step = 1 << b
-        keep = min(len(x), width + step - 1)          # the later stages shift by at most step - 1
+        later -= step
+        keep = min(len(value), width + later)
         shifted = (value >> step) if step < len(value) else Mux(value[-1], -1, 0)
-        value = Mux(shift[b], shifted, value)[:keep].as_signed() if keep < len(value) else \
-            Mux(shift[b], shifted, value).as_signed()
+        value = Mux(shift[b], shifted, value)[:keep].as_signed()
     return value[:width]
 
 
@@ -49,14 +51,16 @@ class WriteBack(wiring.Component):
       zeroed (`clear`).
     * W2, ``t + 2`` (the bias is there, `PointerReader.BIAS_LATENCY`):
       ``acc + bias`` modulo ``2**acc_bits``.
-    * W3, ``t + 3``: ``(sum + 2**(shift-1)) >> shift`` exactly.
-    * W4, ``t + 4`` (``t + LATENCY``): ReLU, saturation to ``act_bits``, and
+    * W3, ``t + 3``, and W4, ``t + 4``: ``(sum + 2**(shift-1)) >> shift``
+      exactly, the large steps of the shifter in W3, the small ones in W4.
+    * W5, ``t + 5`` (``t + LATENCY``): ReLU, saturation to ``act_bits``, and
       the write of the output to `out_addr` (bank and row) of the activation
       buffer.
     """
 
     BIAS_LATENCY = PointerReader.BIAS_LATENCY
-    LATENCY = BIAS_LATENCY + 2     # cycles from a row's `valid` to its output write
+    LATENCY = BIAS_LATENCY + 3     # cycles from a row's `valid` to its output write
+    LOW_STEPS = 3                  # shift bits of the second shifter stage (steps 1, 2, 4)
 
     def __init__(self, widths: Widths):
         c = widths.config
@@ -110,17 +114,25 @@ class WriteBack(wiring.Component):
         # (the layer's `overflow_mask`, computed once by the control unit).
         window = c.act_bits + 2
         x2 = Cat(C(0, 1), w2_total)
-        w3_z = Signal(signed(window))
+        # the large steps in W3, the small ones (below LOW_STEPS) in W4
+        low = range(min(self.LOW_STEPS, len(self.shift)))
+        high = range(len(low), len(self.shift))
+        w3_partial = Signal(signed(window + (1 << len(low)) - 1))
         w3_outside = Signal()
         w3_negative = Signal()
         changes = (w2_total ^ (w2_total >> 1))[:c.acc_bits - 1]
         m.d.sync += [
-            w3_z.eq(shift_window(x2, self.shift, window)),
+            w3_partial.eq(shift_window(x2, self.shift, len(w3_partial), high)),
             w3_outside.eq((changes & self.overflow_mask).any()),
             w3_negative.eq(w2_total < 0),
         ]
+        shift = delay_line(m, self.shift, 1, "shift")[-1]     # the layer's shift is constant; kept in step
+        w4_z, w4_outside, w4_negative = Signal(signed(window)), Signal(), Signal()
+        m.d.sync += [w4_z.eq(shift_window(w3_partial, shift, window, low)),
+                     w4_outside.eq(w3_outside), w4_negative.eq(w3_negative)]
+        w3_z, w3_outside, w3_negative = w4_z, w4_outside, w4_negative
 
-        # W4: round, ReLU, saturate: y = (z + 1) >> 1; y <= hi iff z <= 2 hi,
+        # W5: round, ReLU, saturate: y = (z + 1) >> 1; y <= hi iff z <= 2 hi,
         # y >= lo iff z >= 2 lo - 1, y < 0 iff z < -1
         lo, hi = -(1 << (c.act_bits - 1)), (1 << (c.act_bits - 1)) - 1
         above = Mux(w3_outside, ~w3_negative, w3_z > 2 * hi)
