@@ -68,10 +68,10 @@ class ActivationBuffer(wiring.Component):
         # number below it, no adder; the scan ends at the row of the vector's
         # last element in this PE, worked out once at the start
         scanning = Signal()
-        row = Signal(w.row)
-        last_row = Signal(w.row)
+        row = Signal(w.row, reset_less=True)
+        last_row = Signal(w.row, reset_less=True)
         r1_valid = Signal()
-        r1_row = Signal(w.row)
+        r1_row = Signal(w.row, reset_less=True)
 
         nonzero = rd.data != 0
         taken = r1_valid & (~nonzero | scan.ready)

@@ -63,13 +63,13 @@ class ArithmeticUnit(wiring.Component):
                      cb_wr.en.eq(self.cb_load.en)]
 
         # S1: row decode, codebook read
-        prev_row = Signal(w.row)
+        prev_row = Signal(w.row, reset_less=True)       # data registers need no soft reset
         row = Signal(w.row)
         m.d.comb += [
             row.eq(Mux(self.entry.first, self.entry.run, prev_row + self.entry.run + 1)),
             cb_rd.addr.eq(self.entry.code),
         ]
-        s2_valid, s2_row, s2_value = Signal(), Signal(w.row), Signal(signed(w.act))
+        s2_valid, s2_row, s2_value = Signal(), Signal(w.row, reset_less=True), Signal(signed(w.act), reset_less=True)
         with m.If(self.entry_valid):
             m.d.sync += prev_row.eq(row)
         m.d.sync += [
@@ -79,14 +79,16 @@ class ArithmeticUnit(wiring.Component):
         ]
 
         # S2: multiply
-        s3_valid, s3_row, s3_product = Signal(), Signal(w.row), Signal(signed(w.product))
+        s3_valid, s3_row = Signal(), Signal(w.row, reset_less=True)
+        s3_product = Signal(signed(w.product), reset_less=True)
         m.d.sync += [s3_valid.eq(s2_valid), s3_row.eq(s2_row), s3_product.eq(cb_rd.data * s2_value)]
 
         # S3: read the accumulator (write-back borrows the port between layers);
         # decide here whether S4 must forward (this entry's row is the one S4
         # writes now), so S4 starts from a register
-        s4_valid, s4_row, s4_product = Signal(), Signal(w.row), Signal(signed(w.product))
-        forward = Signal()
+        s4_valid, s4_row = Signal(), Signal(w.row, reset_less=True)
+        s4_product = Signal(signed(w.product), reset_less=True)
+        forward = Signal(reset_less=True)
         m.d.comb += acc_rd.addr.eq(Mux(self.wb_read, self.wb_row, s3_row))
         m.d.sync += [s4_valid.eq(s3_valid), s4_row.eq(s3_row), s4_product.eq(Mux(s3_valid, s3_product, 0)),
                      forward.eq(s4_valid & (s4_row == s3_row))]
@@ -94,7 +96,7 @@ class ArithmeticUnit(wiring.Component):
         # S4: accumulate, with forwarding from the previous cycle's write. A
         # clear writes 0 (no entry is in S4 then, so the product is 0): the
         # zeroing is folded into the operand, not a multiplexer after the adder
-        last_sum = Signal(signed(c.acc_bits))
+        last_sum = Signal(signed(c.acc_bits), reset_less=True)
         total = Signal(signed(c.acc_bits))          # assignment wraps modulo 2**acc_bits
         base = Mux(forward, last_sum, acc_rd.data) & ~self.clear.replicate(c.acc_bits)
         m.d.comb += total.eq(base.as_signed() + s4_product)

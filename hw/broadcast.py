@@ -27,7 +27,7 @@ class ArbiterNode(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         skid_valid = Signal()
-        skid = Signal.like(self.out.payload)
+        skid = Signal.like(self.out.payload, reset_less=True)
         accept = ~skid_valid
         chosen, taken, payload = Signal(), Signal(), Signal.like(self.out.payload)
         for i, port in enumerate(self.ins):     # a priority chain: earlier inputs win

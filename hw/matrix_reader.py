@@ -60,10 +60,12 @@ class MatrixReader(wiring.Component):
         m.d.comb += [wr.addr.eq(addr), wr.data.eq(self.host.data), wr.en.eq(self.host.en),
                      rd.addr.eq(addr), rd.en.eq(~self.host.en)]
 
-        cur = Signal(w.pointer)
-        end = Signal(w.pointer)
-        value = Signal(signed(w.act))
-        first = Signal()
+        # data registers need no soft reset (only the valid bits do): fewer
+        # loads on the reset net
+        cur = Signal(w.pointer, reset_less=True)
+        end = Signal(w.pointer, reset_less=True)
+        value = Signal(signed(w.act), reset_less=True)
+        first = Signal(reset_less=True)
         valid = Signal()
 
         last = valid & (cur + 1 == end)
@@ -86,12 +88,12 @@ class MatrixReader(wiring.Component):
 
         # the word arrives one cycle after the read and is registered; the
         # entry's other fields travel beside it
-        word = Signal(c.word_bits)
+        word = Signal(c.word_bits, reset_less=True)
         m.d.sync += word.eq(rd.data)
         valids = delay_line(m, valid, self.LATENCY, "valid")
-        lane = delay_line(m, cur[:w.lane] if w.lane else C(0, 1), self.LATENCY, "lane")[-1]
-        out_value = delay_line(m, value, self.LATENCY, "value")[-1].as_signed()
-        out_first = delay_line(m, first, self.LATENCY, "first")[-1]
+        lane = delay_line(m, cur[:w.lane] if w.lane else C(0, 1), self.LATENCY, "lane", data=True)[-1]
+        out_value = delay_line(m, value, self.LATENCY, "value", data=True)[-1].as_signed()
+        out_first = delay_line(m, first, self.LATENCY, "first", data=True)[-1]
         entry = Signal(c.entry_bits)
         m.d.comb += [
             entry.eq(word.word_select(lane, c.entry_bits) if w.lane else word),

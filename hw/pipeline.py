@@ -45,12 +45,14 @@ def flat(interface) -> Value:
     return Cat(*(value for _, _, value in interface.signature.flatten(interface)))
 
 
-def delay_line(m: Module, value, n: int, name: str) -> list:
-    """`value` delayed by 1, 2, ... `n` cycles: the list of the `n` registers."""
+def delay_line(m: Module, value, n: int, name: str, *, data: bool = False) -> list:
+    """`value` delayed by 1, 2, ... `n` cycles: the list of the `n` registers.
+    `data`: the registers need no (soft) reset, since a valid bit beside
+    them says whether they mean anything."""
     value = Value.cast(value)
     out = []
     for i in range(n):
-        r = Signal(len(value), name=f"{name}_d{i + 1}")
+        r = Signal(len(value), name=f"{name}_d{i + 1}", reset_less=data)
         m.d.sync += r.eq(out[-1] if out else value)
         out.append(r)
     return out

@@ -93,9 +93,9 @@ class PointerReader(wiring.Component):
         ]
 
         # P1: the words leave the block RAMs into registers
-        p1_value, p1_odd = Signal.like(self.act.payload.value), Signal()
-        p2_value, p2_odd = Signal.like(self.act.payload.value), Signal()
-        even, odd = Signal.like(rd_even.data), Signal.like(rd_odd.data)
+        p1_value, p1_odd = Signal.like(self.act.payload.value, reset_less=True), Signal(reset_less=True)
+        p2_value, p2_odd = Signal.like(self.act.payload.value, reset_less=True), Signal(reset_less=True)
+        even, odd = Signal.like(rd_even.data, reset_less=True), Signal.like(rd_odd.data, reset_less=True)
         m.d.sync += [
             p1_valid.eq(take), p1_value.eq(self.act.payload.value), p1_odd.eq(g[0]),
             p2_valid.eq(p1_valid), p2_value.eq(p1_value), p2_odd.eq(p1_odd),

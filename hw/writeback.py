@@ -92,17 +92,17 @@ class WriteBack(wiring.Component):
         # W0
         m.d.comb += [self.bias_read.eq(self.valid), self.bias_addr.eq(self.bias_base + self.row)]
         valid = delay_line(m, self.valid, self.LATENCY, "valid")       # valid[n]: in stage W(n + 1)
-        row = delay_line(m, self.row, self.LATENCY, "row")
+        row = delay_line(m, self.row, self.LATENCY, "row", data=True)
         m.d.comb += [self.clear.eq(valid[0]), self.clear_row.eq(row[0])]
 
         # W1: the accumulator's value waits for the bias
-        acc = delay_line(m, self.acc_data, self.BIAS_LATENCY - 1, "acc")[-1].as_signed() \
+        acc = delay_line(m, self.acc_data, self.BIAS_LATENCY - 1, "acc", data=True)[-1].as_signed() \
             if self.BIAS_LATENCY > 1 else self.acc_data
 
         # W2. The sum is registered so that the adder's carry chain and the
         # barrel shifter are not one path (for Fmax; synth_ecp5's default
         # wide-LUT mapping also drops from 634 to 335 LUT4 for this block).
-        w2_total = Signal(signed(c.acc_bits))               # wraps, like every accumulation
+        w2_total = Signal(signed(c.acc_bits), reset_less=True)    # wraps, like every accumulation
         m.d.sync += w2_total.eq(acc + self.bias_data)
 
         # W3: (x + 2**(s-1)) >> s == ((2z) + 1) >> 1 with z = 2x >> s, for every
@@ -117,17 +117,18 @@ class WriteBack(wiring.Component):
         # the large steps in W3, the small ones (below LOW_STEPS) in W4
         low = range(min(self.LOW_STEPS, len(self.shift)))
         high = range(len(low), len(self.shift))
-        w3_partial = Signal(signed(window + (1 << len(low)) - 1))
-        w3_outside = Signal()
-        w3_negative = Signal()
+        w3_partial = Signal(signed(window + (1 << len(low)) - 1), reset_less=True)
+        w3_outside = Signal(reset_less=True)
+        w3_negative = Signal(reset_less=True)
         changes = (w2_total ^ (w2_total >> 1))[:c.acc_bits - 1]
         m.d.sync += [
             w3_partial.eq(shift_window(x2, self.shift, len(w3_partial), high)),
             w3_outside.eq((changes & self.overflow_mask).any()),
             w3_negative.eq(w2_total < 0),
         ]
-        shift = delay_line(m, self.shift, 1, "shift")[-1]     # the layer's shift is constant; kept in step
-        w4_z, w4_outside, w4_negative = Signal(signed(window)), Signal(), Signal()
+        shift = delay_line(m, self.shift, 1, "shift", data=True)[-1]     # constant in a layer; kept in step
+        w4_z = Signal(signed(window), reset_less=True)
+        w4_outside, w4_negative = Signal(reset_less=True), Signal(reset_less=True)
         m.d.sync += [w4_z.eq(shift_window(w3_partial, shift, window, low)),
                      w4_outside.eq(w3_outside), w4_negative.eq(w3_negative)]
         w3_z, w3_outside, w3_negative = w4_z, w4_outside, w4_negative
