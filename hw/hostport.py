@@ -21,12 +21,13 @@ class HostPort(wiring.Component):
     """Decodes the `hw.hostmap` address map.
 
     Every access takes ``read_latency + 2`` cycles, reads and writes alike:
-    the request is seen in cycle ``t`` (a write is performed then: the PEs'
-    memories are written `fanout` cycles later, through the registered
-    fan-out; a read addresses the counter memories), the answer is
-    registered in ``t + read_latency`` (a PE's busy counter takes `fanout`
-    cycles to reach, one to read and ``reduce_stages(n_pe)`` to come back
-    through a registered selection tree), and `ack` is high a cycle later.
+    the request is seen in cycle ``t``, everything it drives into the design
+    leaves from a register in ``t + 1`` (a write into a PE memory lands
+    `fanout` cycles later still, through the registered fan-out; a read
+    addresses the counter memories), the answer is registered in ``t +
+    read_latency`` (a PE's busy counter takes ``1 + fanout`` cycles to
+    reach, one to read and ``reduce_stages(n_pe)`` to come back through a
+    registered selection tree), and `ack` is high a cycle later.
     A soft reset (`CTRL` bit 1) drives `soft_reset` from ``t + 1`` for
     `reset_cycles` cycles.
     """
@@ -34,7 +35,7 @@ class HostPort(wiring.Component):
     def __init__(self, config: Config, fanout: int = 0):
         self._config = config
         self._fanout = fanout
-        self.read_latency = fanout + 1 + reduce_stages(config.n_pe)
+        self.read_latency = 1 + fanout + 1 + reduce_stages(config.n_pe)
         self.reset_cycles = 2 * fanout + reduce_stages(config.n_pe) + 2
         self._map = HostMap(config)
         w = Widths(config)
@@ -68,7 +69,9 @@ class HostPort(wiring.Component):
         pending = Signal()          # between request and ack
         request = bus.cyc & bus.stb & ~pending & ~bus.ack
         write = request & bus.we
-        m.d.comb += [
+        # everything the port drives into the design leaves from a register
+        # (the bus's decode would otherwise reach far into it)
+        m.d.sync += [
             self.wdata.eq(bus.dat_w),
             self.offset.eq(Mux(top, mp.field(bus.adr, "pe_offset"), goff)),
             self.pe_select.eq(pe), self.pe_kind.eq(kind),
@@ -76,7 +79,6 @@ class HostPort(wiring.Component):
             self.layers_we.eq(write & ~top & (region == LAYER_TABLE)),
             self.codebook_we.eq(write & ~top & (region == CODEBOOK)),
             self.start.eq(write & ~top & (region == REGS) & (goff == HostMap.CTRL) & bus.dat_w[0]),
-
             self.log_read_layer.eq(goff >> 1),
             self.busy_read_layer.eq(goff[:mp.layer_bits]),
         ]
@@ -110,7 +112,7 @@ class HostPort(wiring.Component):
         r_top = mp.field(r_adr, "top")
         r_region = mp.field(r_adr, "region")
         r_goff = mp.field(r_adr, "offset")
-        busy_pe = delay_line(m, (goff >> mp.layer_bits)[:max(mp.pe_bits, 1)], self._fanout + 1, "busy_pe")[-1]
+        busy_pe = delay_line(m, (goff >> mp.layer_bits)[:max(mp.pe_bits, 1)], self._fanout + 2, "busy_pe")[-1]
         busy = select(m, list(self.busy_read_data), busy_pe, "busy")
         with m.If(~r_top & (r_region == REGS)):
             with m.Switch(r_goff):

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .layouts import Widths, column_layout, queued_layout, spec_memory
 from .parts import add_parts
+from .pipeline import delay_line
 
 __all__ = ["PointerReader"]
 
@@ -18,27 +19,31 @@ class PointerReader(wiring.Component):
     Pointers live in two banks, even ``g`` in `even`, odd in `odd`, so the two
     neighbours are always in different banks and read in the same cycle.
 
-    Timing (a three-stage pipeline that never stalls, P0 to P2, then a
+    Timing (a four-stage pipeline that never stalls, P0 to P3, then a
     `COLUMN_FIFO_DEPTH`-deep column FIFO):
 
     * P0, cycle ``t``: an activation is taken from `act` when the FIFO has
-      room for it and for everything in flight; both banks are read.
-    * P1, ``t + 1``: the banks' words are registered as they leave the block
+      room for it and for everything in flight; the banks' addresses are
+      worked out.
+    * P1, ``t + 1``: the addresses, registered beside the block RAMs, are
+      read.
+    * P2, ``t + 2``: the banks' words are registered as they leave the block
       RAMs (nothing else on that path: a block RAM's clock-to-out is slow).
-    * P2, ``t + 2``: an empty column (``ptr[g] == ptr[g+1]``) is dropped
+    * P3, ``t + 3``: an empty column (``ptr[g] == ptr[g+1]``) is dropped
       here, so it costs one cycle of P0 and nothing downstream; a nonempty
-      one enters the FIFO, readable on `col` in ``t + 3``.
+      one enters the FIFO, readable on `col` in ``t + 4``.
 
     One activation per cycle enters while the FIFO is drained as fast.
 
     The banks also hold the biases (`sw.format`: low half in the even bank,
     high half in the odd one, at the same word). During write-back, when no
     activation arrives, `bias_read` in cycle ``t`` reads word `bias_addr` of
-    both banks and `bias` holds the joined, signed value in ``t + 2``.
+    both banks and `bias` holds the joined, signed value in ``t +
+    BIAS_LATENCY``.
     """
 
-    COLUMN_FIFO_DEPTH = 3      # two in flight and one waiting: one column per cycle
-    BIAS_LATENCY = 2
+    COLUMN_FIFO_DEPTH = 4      # three in flight and one waiting: one column per cycle
+    BIAS_LATENCY = 3
 
     def __init__(self, widths: Widths, *, init_even=(), init_odd=()):
         c = widths.config
@@ -74,45 +79,44 @@ class PointerReader(wiring.Component):
         for host, mem in ((self.host_even, self.even), (self.host_odd, self.odd)):
             wr = mem.write_port()
             rd = mem.read_port(transparent_for=(wr,))
-            read_addr = Signal(w.bank_addr)
+            read_addr = Signal(w.bank_addr, reset_less=True)       # P1: registered beside the RAM
             m.d.comb += [wr.addr.eq(Mux(host.en, host.addr, read_addr)), wr.data.eq(host.data), wr.en.eq(host.en),
                          rd.addr.eq(wr.addr), rd.en.eq(~host.en)]
             addresses.append((rd, read_addr))
         (rd_even, even_addr), (rd_odd, odd_addr) = addresses
 
         # P0: take an activation only if the FIFO can hold it whatever comes
-        p1_valid, p2_valid = Signal(), Signal()
-        in_flight = p1_valid.as_unsigned() + p2_valid
+        p1_valid, p2_valid, p3_valid = Signal(), Signal(), Signal()
+        in_flight = p1_valid.as_unsigned() + p2_valid + p3_valid
         room = q.level + in_flight < self.COLUMN_FIFO_DEPTH
         take = self.act.valid & room
         g = self.act.payload.pointer
-        m.d.comb += [
-            self.act.ready.eq(room),
+        m.d.comb += self.act.ready.eq(room)
+        m.d.sync += [
             odd_addr.eq(Mux(self.bias_read, self.bias_addr, g >> 1)),
             even_addr.eq(Mux(self.bias_read, self.bias_addr, (g >> 1) + g[0])),
         ]
 
-        # P1: the words leave the block RAMs into registers
-        p1_value, p1_odd = Signal.like(self.act.payload.value, reset_less=True), Signal(reset_less=True)
-        p2_value, p2_odd = Signal.like(self.act.payload.value, reset_less=True), Signal(reset_less=True)
+        # P1, P2: the words leave the block RAMs into registers
+        p3_value = delay_line(m, self.act.payload.value, 3, "value", data=True)[-1].as_signed()
+        p3_odd = delay_line(m, g[0], 3, "odd", data=True)[-1]
         even, odd = Signal.like(rd_even.data, reset_less=True), Signal.like(rd_odd.data, reset_less=True)
         m.d.sync += [
-            p1_valid.eq(take), p1_value.eq(self.act.payload.value), p1_odd.eq(g[0]),
-            p2_valid.eq(p1_valid), p2_value.eq(p1_value), p2_odd.eq(p1_odd),
+            p1_valid.eq(take), p2_valid.eq(p1_valid), p3_valid.eq(p2_valid),
             even.eq(rd_even.data), odd.eq(rd_odd.data),
         ]
 
-        # P2: the column, or nothing for an empty one
+        # P3: the column, or nothing for an empty one
         pb = w.pointer
-        start = Mux(p2_odd, odd[:pb], even[:pb])
-        end = Mux(p2_odd, even[:pb], odd[:pb])
+        start = Mux(p3_odd, odd[:pb], even[:pb])
+        end = Mux(p3_odd, even[:pb], odd[:pb])
         col = Signal(column_layout(w))
         low = c.bias_low_bits
         m.d.comb += [
-            col.start.eq(start), col.end.eq(end), col.value.eq(p2_value),
-            q.w_data.eq(col), q.w_en.eq(p2_valid & (start != end)),
+            col.start.eq(start), col.end.eq(end), col.value.eq(p3_value),
+            q.w_data.eq(col), q.w_en.eq(p3_valid & (start != end)),
             self.col.payload.eq(q.r_data), self.col.valid.eq(q.r_rdy), q.r_en.eq(self.col.ready),
             self.bias.eq(Cat(even[:low], odd[:c.acc_bits - low]).as_signed()),
-            self.busy.eq(p1_valid | p2_valid | q.r_rdy),
+            self.busy.eq(p1_valid | p2_valid | p3_valid | q.r_rdy),
         ]
         return m
