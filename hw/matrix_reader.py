@@ -68,7 +68,7 @@ class MatrixReader(wiring.Component):
         first = Signal(reset_less=True)
         valid = Signal()
 
-        last = valid & (cur + 1 == end)
+        last = Signal(reset_less=True)        # registered: the entry issued now ends its column
         load = ~valid | last
         m.d.comb += [
             self.col.ready.eq(load),
@@ -82,9 +82,10 @@ class MatrixReader(wiring.Component):
                 end.eq(self.col.payload.end),
                 value.eq(self.col.payload.value),
                 first.eq(1),
+                last.eq(self.col.payload.start + 1 == self.col.payload.end),
             ]
         with m.Else():
-            m.d.sync += [cur.eq(cur + 1), first.eq(0)]
+            m.d.sync += [cur.eq(cur + 1), first.eq(0), last.eq(cur + 2 == end)]
 
         # the word arrives one cycle after the read and is registered; the
         # entry's other fields travel beside it
