@@ -59,9 +59,11 @@ def queued_layout(w: Widths) -> data.StructLayout:
 
 
 def column_layout(w: Widths) -> data.StructLayout:
-    """A nonempty column to stream: entries `start .. end - 1`, times `value`."""
+    """A nonempty column to stream: entries `start .. end - 1`, times `value`;
+    `single` says it has one entry (worked out before the column FIFO, so
+    the matrix reader need not compare on the FIFO's way out)."""
     return data.StructLayout({"start": unsigned(w.pointer), "end": unsigned(w.pointer),
-                              "value": signed(w.act)})
+                              "value": signed(w.act), "single": unsigned(1)})
 
 
 def entry_layout(w: Widths) -> data.StructLayout:

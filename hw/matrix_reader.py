@@ -82,7 +82,7 @@ class MatrixReader(wiring.Component):
                 end.eq(self.col.payload.end),
                 value.eq(self.col.payload.value),
                 first.eq(1),
-                last.eq(self.col.payload.start + 1 == self.col.payload.end),
+                last.eq(self.col.payload.single),
             ]
         with m.Else():
             m.d.sync += [cur.eq(cur + 1), first.eq(0), last.eq(cur + 2 == end)]

@@ -113,7 +113,7 @@ class PointerReader(wiring.Component):
         col = Signal(column_layout(w))
         low = c.bias_low_bits
         m.d.comb += [
-            col.start.eq(start), col.end.eq(end), col.value.eq(p3_value),
+            col.start.eq(start), col.end.eq(end), col.value.eq(p3_value), col.single.eq(start + 1 == end),
             q.w_data.eq(col), q.w_en.eq(p3_valid & (start != end)),
             self.col.payload.eq(q.r_data), self.col.valid.eq(q.r_rdy), q.r_en.eq(self.col.ready),
             self.bias.eq(Cat(even[:low], odd[:c.acc_bits - low]).as_signed()),
