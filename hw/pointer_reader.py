@@ -19,7 +19,7 @@ class PointerReader(wiring.Component):
     Pointers live in two banks, even ``g`` in `even`, odd in `odd`, so the two
     neighbours are always in different banks and read in the same cycle.
 
-    Timing (a four-stage pipeline that never stalls, P0 to P3, then a
+    Timing (a five-stage pipeline that never stalls, P0 to P4, then a
     `COLUMN_FIFO_DEPTH`-deep column FIFO):
 
     * P0, cycle ``t``: an activation is taken from `act` when the FIFO has
@@ -29,9 +29,11 @@ class PointerReader(wiring.Component):
       read.
     * P2, ``t + 2``: the banks' words are registered as they leave the block
       RAMs (nothing else on that path: a block RAM's clock-to-out is slow).
-    * P3, ``t + 3``: an empty column (``ptr[g] == ptr[g+1]``) is dropped
-      here, so it costs one cycle of P0 and nothing downstream; a nonempty
-      one enters the FIFO, readable on `col` in ``t + 4``.
+    * P3, ``t + 3``: the column's bounds, and whether it is empty
+      (``ptr[g] == ptr[g+1]``), are registered.
+    * P4, ``t + 4``: an empty column is dropped here, so it costs one cycle
+      of P0 and nothing downstream; a nonempty one enters the FIFO, readable
+      on `col` in ``t + 5``.
 
     One activation per cycle enters while the FIFO is drained as fast.
 
@@ -42,7 +44,7 @@ class PointerReader(wiring.Component):
     BIAS_LATENCY``.
     """
 
-    COLUMN_FIFO_DEPTH = 4      # three in flight and one waiting: one column per cycle
+    COLUMN_FIFO_DEPTH = 5      # four in flight and one waiting: one column per cycle
     BIAS_LATENCY = 3
 
     def __init__(self, widths: Widths, *, init_even=(), init_odd=()):
@@ -86,8 +88,8 @@ class PointerReader(wiring.Component):
         (rd_even, even_addr), (rd_odd, odd_addr) = addresses
 
         # P0: take an activation only if the FIFO can hold it whatever comes
-        p1_valid, p2_valid, p3_valid = Signal(), Signal(), Signal()
-        in_flight = p1_valid.as_unsigned() + p2_valid + p3_valid
+        p1_valid, p2_valid, p3_valid, p4_valid = Signal(), Signal(), Signal(), Signal()
+        in_flight = p1_valid.as_unsigned() + p2_valid + p3_valid + p4_valid
         room = q.level + in_flight < self.COLUMN_FIFO_DEPTH
         take = self.act.valid & room
         g = self.act.payload.pointer
@@ -106,17 +108,22 @@ class PointerReader(wiring.Component):
             even.eq(rd_even.data), odd.eq(rd_odd.data),
         ]
 
-        # P3: the column, or nothing for an empty one
+        # P3: the column and whether it is empty; P4: into the FIFO, or
+        # nothing for an empty one (the FIFO's write comes from registers)
         pb = w.pointer
         start = Mux(p3_odd, odd[:pb], even[:pb])
         end = Mux(p3_odd, even[:pb], odd[:pb])
-        col = Signal(column_layout(w))
+        col = Signal(column_layout(w), reset_less=True)
+        p4_nonempty = Signal(reset_less=True)
+        m.d.sync += [
+            col.start.eq(start), col.end.eq(end), col.value.eq(p3_value), col.single.eq(start + 1 == end),
+            p4_valid.eq(p3_valid), p4_nonempty.eq(even[:pb] != odd[:pb]),      # ptr[g] != ptr[g + 1]
+        ]
         low = c.bias_low_bits
         m.d.comb += [
-            col.start.eq(start), col.end.eq(end), col.value.eq(p3_value), col.single.eq(start + 1 == end),
-            q.w_data.eq(col), q.w_en.eq(p3_valid & (start != end)),
+            q.w_data.eq(col), q.w_en.eq(p4_valid & p4_nonempty),
             self.col.payload.eq(q.r_data), self.col.valid.eq(q.r_rdy), q.r_en.eq(self.col.ready),
             self.bias.eq(Cat(even[:low], odd[:c.acc_bits - low]).as_signed()),
-            self.busy.eq(p1_valid | p2_valid | p3_valid | q.r_rdy),
+            self.busy.eq(p1_valid | p2_valid | p3_valid | p4_valid | q.r_rdy),
         ]
         return m
