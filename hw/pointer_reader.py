@@ -87,11 +87,17 @@ class PointerReader(wiring.Component):
             addresses.append((rd, read_addr))
         (rd_even, even_addr), (rd_odd, odd_addr) = addresses
 
-        # P0: take an activation only if the FIFO can hold it whatever comes
+        # P0: take an activation only if the FIFO can hold it whatever comes:
+        # a credit per FIFO entry, spent by a take, returned when a column
+        # leaves the FIFO or an empty one is dropped (a register, not a sum
+        # of the FIFO's level and the stages in flight)
         p1_valid, p2_valid, p3_valid, p4_valid = Signal(), Signal(), Signal(), Signal()
-        in_flight = p1_valid.as_unsigned() + p2_valid + p3_valid + p4_valid
-        room = q.level + in_flight < self.COLUMN_FIFO_DEPTH
+        credits = Signal(range(self.COLUMN_FIFO_DEPTH + 1), init=self.COLUMN_FIFO_DEPTH)
+        room = credits != 0
         take = self.act.valid & room
+        p4_nonempty = Signal(reset_less=True)
+        returned = (self.col.valid & self.col.ready) | (p4_valid & ~p4_nonempty)
+        m.d.sync += credits.eq(credits - take + returned)
         g = self.act.payload.pointer
         m.d.comb += self.act.ready.eq(room)
         m.d.sync += [
@@ -114,7 +120,6 @@ class PointerReader(wiring.Component):
         start = Mux(p3_odd, odd[:pb], even[:pb])
         end = Mux(p3_odd, even[:pb], odd[:pb])
         col = Signal(column_layout(w), reset_less=True)
-        p4_nonempty = Signal(reset_less=True)
         m.d.sync += [
             col.start.eq(start), col.end.eq(end), col.value.eq(p3_value), col.single.eq(start + 1 == end),
             p4_valid.eq(p3_valid), p4_nonempty.eq(even[:pb] != odd[:pb]),      # ptr[g] != ptr[g + 1]
