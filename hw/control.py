@@ -219,6 +219,14 @@ class ControlUnit(wiring.Component):
         ]
         checked = LayerTable.LATENCY + 2            # rows, then bad, are registered after the descriptor
 
+        # stall cycles are counted a cycle late, outside the state machine (a
+        # stall only happens in COMPUTE, and never in its last cycles: those
+        # wait for the PEs after the last push); DESC's reset of the count wins
+        stall = Signal()
+        m.d.sync += stall.eq(self.stall)
+        with m.If(stall):
+            m.d.sync += layer_stalls.eq(layer_stalls + 1)
+
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
                 m.d.comb += pe.clear.eq(1)
@@ -256,8 +264,6 @@ class ControlUnit(wiring.Component):
                 m.d.comb += [self.busy.eq(1), self.computing.eq(1)]
                 with m.If(counting | self.pushed):
                     m.d.sync += [counting.eq(1), layer_cycles.eq(layer_cycles + 1)]
-                with m.If(self.stall):
-                    m.d.sync += layer_stalls.eq(layer_stalls + 1)
                 with m.If(self.pushed):
                     m.d.sync += settle.eq(0)
                 with m.Elif(settle != settle_cycles):
