@@ -44,7 +44,7 @@ class PointerReader(wiring.Component):
     BIAS_LATENCY``.
     """
 
-    COLUMN_FIFO_DEPTH = 5      # four in flight and one waiting: one column per cycle
+    COLUMN_FIFO_DEPTH = 6      # a credit comes back 6 cycles after it is spent: one column per cycle
     BIAS_LATENCY = 3
 
     def __init__(self, widths: Widths, *, init_even=(), init_odd=()):
@@ -96,7 +96,7 @@ class PointerReader(wiring.Component):
         room = credits != 0
         take = self.act.valid & room
         p4_nonempty = Signal(reset_less=True)
-        returned = (self.col.valid & self.col.ready) | (p4_valid & ~p4_nonempty)
+        returned = (self.col.valid & self.col.ready).as_unsigned() + (p4_valid & ~p4_nonempty)     # 0, 1 or 2
         m.d.sync += credits.eq(credits - take + returned)
         g = self.act.payload.pointer
         m.d.comb += self.act.ready.eq(room)

@@ -91,6 +91,24 @@ def test_empty_column_costs_at_most_one_cycle():
     assert issued[-1] - issued[0] + 1 <= total + empty
 
 
+@pytest.mark.parametrize("pattern", ["one-entry columns", "one entry, then empty"])
+def test_one_activation_per_cycle_for_long(pattern):
+    """A long run of short columns: the pointer reader takes one activation
+    per cycle for as long as it lasts (its credits must all come back: a
+    credit lost when a column leaves the FIFO in the cycle an empty one is
+    dropped would slow it down, then stop it)."""
+    config = sw.Config(n_pe=1, weight_depth=512, pointer_depth=512, row_depth=64, max_layers=2, entries_per_word=1)
+    n = 120
+    if pattern == "one-entry columns":
+        columns = [[(j % 7, 1 + j % 15)] for j in range(n)]
+    else:
+        columns = [[(j % 7, 1 + j % 15)] if j % 2 == 0 else [] for j in range(n)]
+    image, pe = pe_for_columns(columns, config)
+    issued = issue_cycles(pe, [(j, 1) for j in range(n)], max_cycles=n + 60)
+    assert len(issued) == sum(len(c) for c in columns)
+    assert issued[-1] - issued[0] <= n + 1         # one activation a cycle, from the first issue to the last
+
+
 def test_forwarding_back_to_back_same_row():
     """Every entry hits row 0, or alternates, or repeats after a gap: the
     accumulators must hold the exact sums."""
