@@ -48,7 +48,15 @@ def main():
     for target in args.target or list(SWEEP):
         preset = synth.target(target).preset
         for n in args.n_pe or SWEEP[target]:
-            report = synth.run(sw.Config.preset(preset, n_pe=n), target, preset=preset, progress=print)
+            try:
+                report = synth.run(sw.Config.preset(preset, n_pe=n), target, preset=preset, progress=print)
+            except synth.SynthesisError as e:           # e.g. it does not fit: say so in the table
+                last = str(e).strip().splitlines()[-1][:160]
+                rows.append({"target": target, "n_pe": n, "lut4": "-", "ff": "-", "block_ram": "-", "dsp": "-",
+                             "fmax_mhz": None, "target_mhz": synth.target(target).target_mhz,
+                             "critical_path": f"failed: {last}", "synthesis_s": "-", "pnr_s": "-",
+                             "command": f"make synth TARGET={target} N_PE={n}"})
+                continue
             rows.append(row(report))
             print(json.dumps(rows[-1]))
     out = ROOT / "build" / "bench"

@@ -206,3 +206,28 @@ def test_model_errors():
         sw.CompressedLayer(np.ones((2, 2), dtype=int), np.array([0, 1]), fa=1, fw=1, fo=3)
     with pytest.raises(sw.ModelError, match=r"NaN or infinite value at row 1, column 0"):
         sw.Layer(np.array([[1.0, 2.0], [np.nan, 0.0]]))
+
+
+def test_presets():
+    for name, preset in sw.config.PRESETS.items():
+        config = sw.Config.preset(name)
+        assert config.to_dict() == preset["config"] and preset["holds"] and preset["part"]
+        assert sw.Config.preset(name, n_pe=4).n_pe == 4                       # fewer PEs, same memories
+    with pytest.raises(sw.ConfigError, match="unknown preset 'ecp5'; presets: ecp5-85f, ice40-up5k"):
+        sw.Config.preset("ecp5")
+
+
+def test_ecp5_preset_holds_a_transformer_feed_forward_block():
+    """384 -> 1536 -> 384 at 10% weight density: about 118,000 nonzeros."""
+    import scipy.sparse as sp
+    rng = np.random.default_rng(0)
+    layers = []
+    for i, (n_in, n_out) in enumerate([(384, 1536), (1536, 384)]):
+        codes = sp.random(n_out, n_in, density=0.1, random_state=i, data_rvs=lambda n: rng.integers(1, 16, n))
+        layers.append(sw.CompressedLayer(codes.astype(np.int64), np.arange(16), None, i == 0, 4, 4, 4))
+    model = sw.CompressedModel(layers, 4)
+    assert 117_000 < sum(l.nnz for l in layers) < 119_000
+    image = sw.pack(model, sw.Config.preset("ecp5-85f"))
+    assert image.config.n_pe == 64
+    with pytest.raises(sw.PackError, match="row_depth is 32"):                 # and it needs every PE
+        sw.pack(model, sw.Config.preset("ecp5-85f", n_pe=32))
