@@ -55,7 +55,7 @@ class ActivationBuffer(wiring.Component):
         })
 
     def elaborate(self, platform):
-        w, c = self._widths, self._widths.config
+        w = self._widths
         m = Module()
         add_parts(m, self)
         scan = self.out_buffer.ins[0]

@@ -25,7 +25,6 @@ class Widths:
     def __init__(self, config: Config):
         c = self.config = config
         self.act = c.act_bits
-        self.weight = c.weight_bits
         self.acc = c.acc_bits
         self.product = c.act_bits + c.weight_bits
         # an input index: layer 0 is bounded by the pointers, later layers by the buffers
@@ -37,7 +36,6 @@ class Widths:
         self.word_addr = max(ceil_log2(c.entry_words), 1)
         self.lane = ceil_log2(c.entries_per_word)
         self.row = max(ceil_log2(c.row_depth), 1)     # a local row
-        self.rows = ceil_log2(c.row_depth + 1)        # a count of local rows
         self.layer = max(ceil_log2(c.max_layers), 1)
         self.shift = max(ceil_log2(c.max_shift + 1), 1)
         self.pe = ceil_log2(c.n_pe)

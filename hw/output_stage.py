@@ -49,7 +49,7 @@ class OutputStage(wiring.Component):
         })
 
     def elaborate(self, platform):
-        w, c = self._widths, self._widths.config
+        w = self._widths
         m = Module()
         layout = output_layout(w)
         m.submodules.fifo = q = fifo.SyncFIFO(width=layout.size, depth=self.fifo_depth)

@@ -86,7 +86,7 @@ class WriteBack(wiring.Component):
         })
 
     def elaborate(self, platform):
-        w, c = self._widths, self._widths.config
+        c = self._widths.config
         m = Module()
 
         # W0

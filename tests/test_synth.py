@@ -34,7 +34,7 @@ def test_fanout_copies_survive_synthesis(tmp_path):
     back into one register (one net to every PE) unless kept."""
     import subprocess
 
-    from amaranth import Module, Value
+    from amaranth import Module
     from amaranth.back import rtlil
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In, Out
