@@ -199,7 +199,8 @@ def _build_lock(build_dir: Path, progress):
 def build(config: Config, *, waves: bool = False, progress=None) -> BuildInfo:
     """Build (or find cached) the Verilator model for `config`."""
     fst = fst_flags() if waves else None
-    key = f"{config.key()}-{_sources_digest()}{('-fst' if fst else '-vcd') if waves else ''}"
+    digest = _sources_digest()
+    key = f"{config.key()}-{digest}{('-fst' if fst else '-vcd') if waves else ''}"
     build_dir = cache_root() / key
     stamp = build_dir / "built.json"
     build_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -227,20 +228,22 @@ def build(config: Config, *, waves: bool = False, progress=None) -> BuildInfo:
                          log_file=build_dir / "build.log")
         seconds = time.perf_counter() - t0
         stamp.write_text(json.dumps({"config": config.to_dict(), "seconds": seconds}) + "\n")
-    prune_stale_builds()
+    prune_stale_builds(digest)
     return BuildInfo(build_dir, seconds, False)
 
 
-def prune_stale_builds() -> list[Path]:
+def prune_stale_builds(digest: str | None = None) -> list[Path]:
     """Delete the checkout's cached builds of other hardware sources: up to
     about 150 MB each, and this checkout can never use them again. Only in
     the checkout's own ``build/sim``, never in a shared cache
     (``$OPENEIE_BUILD_DIR``), and only builds whose lock is free. Returns
-    what was deleted."""
+    what was deleted. `digest`: the sources the caller built from (default:
+    the sources as they are now; a build passes its own, so that sources
+    edited while it compiled do not make it delete itself)."""
     root = cache_root()
     if os.environ.get("OPENEIE_BUILD_DIR") or root != _ROOT / "build" / "sim" or not root.is_dir():
         return []
-    digest, removed = _sources_digest(), []
+    digest, removed = digest or _sources_digest(), []
     for path in root.iterdir():
         parts = path.name.split("-")
         if not path.is_dir() or len(parts) < 2 or parts[1] == digest:

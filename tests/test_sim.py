@@ -191,6 +191,12 @@ def test_prune_stale_builds(tmp_path, monkeypatch):
     assert sorted(p.name for p in removed) == sorted(gone)
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(keep)
 
+    # a build passes the sources it was made from: edited meanwhile, they do not make it delete itself
+    (root / "ffff-0123456789ab" / "obj").mkdir(parents=True)
+    removed = build.prune_stale_builds("0123456789ab")
+    assert sorted(p.name for p in removed) == sorted([f"aaaa-{digest}", f"bbbb-{digest}-waves"])
+    assert (root / "ffff-0123456789ab").is_dir() and (root / "cccc-0123456789ab").is_dir()
+
     monkeypatch.setenv("OPENEIE_BUILD_DIR", str(root))                # a shared cache: never pruned
     (root / "eeee-0123456789ab").mkdir()
     assert build.prune_stale_builds() == []
