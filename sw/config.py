@@ -223,11 +223,12 @@ PRESETS = {
     },
     "ice40-up5k": {
         "part": "Lattice iCE40 UP5K (iCEBreaker)",
-        # 2 PEs: 4 take about 5,400 LUT4 and 5,800 flip-flops of the part's 5,280
-        "config": dict(n_pe=2, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=8,
+        # 1 PE: 3,914 of the 5,280 logic cells; 2 PEs need 5,897 (the pipeline's
+        # registers rarely pair with a LUT in an iCE40 logic cell)
+        "config": dict(n_pe=1, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=8,
                        entries_per_word=2, weight_depth=32768, pointer_depth=512, row_depth=64, max_layers=4),
         "holds": "32,768 entries per PE (one SPRAM each: it has no initial contents, so the sparse matrix is "
                  "loaded at run time), 512 pointer-bank slots per PE (n_in + 1 per layer and 2 per output row), "
-                 "64 output rows per PE in any one layer (128 outputs), 4 layers.",
+                 "64 output rows in any one layer, 4 layers: the digits MLP fits.",
     },
 }

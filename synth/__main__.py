@@ -38,9 +38,9 @@ def summary(report: dict) -> list[str]:
         if cp:
             lines.append(f"  critical path {cp['delay_ns']:.2f} ns ({cp['logic_ns']:.2f} logic, "
                          f"{cp['routing_ns']:.2f} routing): {cp['from']} -> {cp['to']}")
-    for key, label in (("lut4", "LUT4"), ("ff", "FF")):
-        u = c[key]
-        lines.append(f"  {label:<10} {_used(u)}")
+    for key, label in (("lut4", "LUT4"), ("ff", "FF"), ("logic_cells", "LC")):
+        if key in c:
+            lines.append(f"  {label:<10} {_used(c[key])}")
     for kind, u in c["block_ram"].items():
         lines.append(f"  {kind:<10} {_used(u)}")
     lines.append(f"  {'DSP':<10} {_used(c['dsp'])}")

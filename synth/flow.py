@@ -190,6 +190,8 @@ def _cells(t: Target, pnr: dict | None, stat: dict) -> dict:
                "block_ram": {k: count(k) for k in t.block_ram}, "dsp": {**count(t.dsp), "cell": t.dsp}}
     if t.name == "ecp5":
         summary["lut_ram"] = {"used": yc.get("TRELLIS_DPR16X4", 0), "cell": "TRELLIS_DPR16X4 (16 x 4 bits)"}
+    else:       # the part's real limit: a LUT and a flip-flop share a logic cell only if one feeds the other
+        summary["logic_cells"] = {**count("ICESTORM_LC"), "cell": "ICESTORM_LC"}
     return {"summary": summary, "nextpnr": {k: {"used": v["used"], "available": v["available"]} for k, v in util.items()},
             "yosys": {k: v for k, v in yc.items() if not k.startswith("$")}}
 
