@@ -4,7 +4,6 @@ from amaranth import *
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .broadcast import ArbiterNode
 from .layouts import Widths, activation_layout
 from .parts import add_parts
 
@@ -21,11 +20,11 @@ class ActivationBuffer(wiring.Component):
     cycle ``t + 1`` while ``i * n_pe + k < n_in``; a value arrives one cycle
     after its read, and a nonzero one is offered on `scan` as ``(j, a_j)``
     (zeros are dropped on the spot, costing their one read cycle) into a
-    two-entry buffer that drives `scan` from registers (an `ArbiterNode` with
-    one input), so the nonzero tree's `ready` never reaches back into this
-    block's memory read. While the buffer is full, reading pauses.
-    `scan_done` is high once every row has been read and offered and the
-    buffer is empty.
+    register that drives `scan`; it takes a new pair only when empty, so the
+    nonzero tree's `ready` never reaches back into this block's memory read,
+    and a nonzero leaves at most every other cycle. While it is full,
+    reading pauses at the next nonzero. `scan_done` is high once every row
+    has been read and offered and the register is empty.
 
     With `out_mode` set, the read port serves the output stage instead:
     `out_addr` read in cycle ``t`` (while `out_en`) gives `out_data` in
@@ -37,8 +36,7 @@ class ActivationBuffer(wiring.Component):
         self._widths = widths
         self._pe = pe
         self.memory = memory.Memory(shape=signed(c.act_bits), depth=2 * c.row_depth, init=[])
-        self.out_buffer = ArbiterNode(activation_layout(widths), 1)
-        self.parts = {"act": self.memory, "out_buffer": self.out_buffer}
+        self.parts = {"act": self.memory}
         super().__init__({
             "scan_start": In(1),
             "n_in": In(widths.count),
@@ -58,8 +56,16 @@ class ActivationBuffer(wiring.Component):
         w = self._widths
         m = Module()
         add_parts(m, self)
-        scan = self.out_buffer.ins[0]
-        wiring.connect(m, self.out_buffer.out, wiring.flipped(self.scan))
+        # the scan leaves through one register whose ready is its own
+        # emptiness, so the tree's ready never reaches the memory read: a
+        # nonzero leaves a PE at most every other cycle (the tree merges
+        # many PEs, and zeros cost no slot at all)
+        scan = stream.Signature(activation_layout(w)).create()
+        m.d.comb += scan.ready.eq(~self.scan.valid)
+        with m.If(scan.valid & scan.ready):
+            m.d.sync += [self.scan.valid.eq(1), self.scan.payload.eq(scan.payload)]
+        with m.Elif(self.scan.ready):
+            m.d.sync += self.scan.valid.eq(0)
         rd = self.memory.read_port()
         wr = self.memory.write_port()
         m.d.comb += [wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data), wr.en.eq(self.wr_en)]
@@ -80,7 +86,7 @@ class ActivationBuffer(wiring.Component):
             scan.valid.eq(r1_valid & nonzero),
             scan.payload.index.eq(Cat(C(self._pe, w.pe), r1_row) if w.pe else r1_row),
             scan.payload.value.eq(rd.data),
-            self.scan_done.eq(~scanning & ~r1_valid & ~self.out_buffer.out.valid),
+            self.scan_done.eq(~scanning & ~r1_valid & ~self.scan.valid),
             rd.addr.eq(Mux(self.out_mode, self.out_addr, Cat(row, self.src_bank))),
             rd.en.eq(Mux(self.out_mode, self.out_en, advance)),
             self.out_data.eq(rd.data),

@@ -50,7 +50,7 @@ class HostPort(wiring.Component):
             "log_read_layer": Out(w.layer),
             "log_cycles": In(COUNTER_BITS), "log_stalls": In(COUNTER_BITS),
             "busy_read_layer": Out(w.layer),
-            "busy_read_data": In(COUNTER_BITS).array(config.n_pe),
+            "busy_read_data": In(w.busy).array(config.n_pe),
             "layers_we": Out(1), "codebook_we": Out(1), "pe_we": Out(1),
             "pe_select": Out(max(mp.pe_bits, 1)), "pe_kind": Out(HostMap.PE_KIND_BITS),
             "offset": Out(max(mp.pe_offset_bits, mp.global_offset_bits)),

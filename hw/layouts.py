@@ -39,6 +39,9 @@ class Widths:
         self.layer = max(ceil_log2(c.max_layers), 1)
         self.shift = max(ceil_log2(c.max_shift + 1), 1)
         self.pe = ceil_log2(c.n_pe)
+        # a PE's busy cycles in one layer: at most its entries of the layer (each
+        # column is streamed once per layer), so no wider than a pointer
+        self.busy = c.pointer_bits
         self.desc_addr = ceil_log2(DESC_WORDS * c.max_layers)
         self.codebook_addr = self.layer + c.code_bits
         self.act_addr = self.row + 1                  # ping-pong: bank bit on top

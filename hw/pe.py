@@ -11,7 +11,7 @@ from .activation_buffer import ActivationBuffer
 from .activation_queue import ActivationQueue
 from .arithmetic import ArithmeticUnit
 from .hostmap import HostMap
-from .layouts import COUNTER_BITS, HOST_DATA_BITS, Widths, activation_layout, pe_control_signature, queued_layout
+from .layouts import HOST_DATA_BITS, Widths, activation_layout, pe_control_signature, queued_layout
 from .matrix_reader import MatrixReader
 from .parts import add_parts
 from .pointer_reader import PointerReader
@@ -66,7 +66,7 @@ class ProcessingElement(wiring.Component):
         self.arith = ArithmeticUnit(widths)
         self.writeback = WriteBack(widths)
         self.buffer = ActivationBuffer(widths, pe)
-        self.busy_log = memory.Memory(shape=unsigned(COUNTER_BITS), depth=c.max_layers, init=[])
+        self.busy_log = memory.Memory(shape=unsigned(widths.busy), depth=c.max_layers, init=[])
         self.parts = {"queue": self.queue, "pointers": self.pointers, "matrix": self.matrix, "arith": self.arith,
                       "writeback": self.writeback, "buffer": self.buffer, "busy_log": self.busy_log}
         super().__init__({
@@ -80,7 +80,7 @@ class ProcessingElement(wiring.Component):
             "out_data": Out(signed(c.act_bits)),
             "idle": Out(1),
             "busy_read_layer": In(widths.layer),
-            "busy_read_data": Out(COUNTER_BITS),
+            "busy_read_data": Out(widths.busy),
             "host": In(host_write_layout(widths, host_offset_bits)),
         })
 
@@ -125,7 +125,7 @@ class ProcessingElement(wiring.Component):
         ]
 
         # busy cycles of the running layer, logged per layer
-        busy = Signal(COUNTER_BITS)
+        busy = Signal(self._widths.busy)
         log_wr = self.busy_log.write_port()
         log_rd = self.busy_log.read_port()
         with m.If(ctl.count_reset):
