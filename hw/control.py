@@ -190,6 +190,12 @@ class ControlUnit(wiring.Component):
         wait = Signal(range(max(LayerTable.LATENCY + 2, drain) + 2))
         settle = Signal(range(settle_cycles + 1))       # cycles since the last push or the scan's start
         counting = Signal()
+        # the state machine's waits end on registered flags, and the slot check
+        # is registered too: its exits are few LUT levels deep (they fan out to
+        # wide counters and to every PE)
+        waited = Signal()
+        last_slot = Signal()
+        m.d.sync += last_slot.eq(ctrl.layer == c.max_layers - 1)    # the layer changes only on DESC's entry
         layer_cycles = Signal(COUNTER_BITS)
         layer_stalls = Signal(COUNTER_BITS)
         m.d.comb += [
@@ -221,7 +227,7 @@ class ControlUnit(wiring.Component):
 
         # stall cycles are counted a cycle late, outside the state machine (a
         # stall only happens in COMPUTE, and never in its last cycles: those
-        # wait for the PEs after the last push); DESC's reset of the count wins
+        # wait for the PEs after the last push); DESC's clearing of the count wins
         stall = Signal()
         m.d.sync += stall.eq(self.stall)
         with m.If(stall):
@@ -242,22 +248,26 @@ class ControlUnit(wiring.Component):
                     m.d.sync += preloaded.eq(1)
                 with m.If(pending | self.start):
                     m.d.sync += [pending.eq(0), self.cycles.eq(0), self.done.eq(0), self.error.eq(0),
-                                 self.layers_done.eq(0), ctrl.layer.eq(0), wait.eq(0)]
+                                 self.layers_done.eq(0), ctrl.layer.eq(0), wait.eq(0), waited.eq(0)]
                     m.next = "DESC"
 
             with m.State("DESC"):
                 m.d.comb += [self.busy.eq(1), table.load.eq(wait == 0), store.layer.eq(ctrl.layer),
                              store.start.eq((wait == 0) & ~preloaded)]
+                # the layer's counters are cleared through all of DESC (nothing
+                # counts here), not on its exit: that decision is deep and the
+                # counters are wide and spread out
+                m.d.sync += [counting.eq(0), layer_cycles.eq(0), layer_stalls.eq(0), settle.eq(0)]
                 with m.If(wait != checked):
                     m.d.sync += wait.eq(wait + 1)
-                with m.If((wait == checked) & store.done & ~store.start):
+                m.d.sync += waited.eq(wait >= checked - 1)      # high while wait == checked
+                with m.If(waited & store.done):
                     with m.If(bad):
                         m.next = "ERROR"
                     with m.Else():
                         m.d.comb += [pe.count_reset.eq(1), self.input_start.eq(ctrl.layer == 0),
                                      pe.scan_start.eq(ctrl.layer != 0)]
-                        m.d.sync += [counting.eq(0), layer_cycles.eq(0), layer_stalls.eq(0), settle.eq(0),
-                                     ctrl.src_bank.eq(~ctrl.layer[0]), ctrl.dst_bank.eq(ctrl.layer[0])]
+                        m.d.sync += [ctrl.src_bank.eq(~ctrl.layer[0]), ctrl.dst_bank.eq(ctrl.layer[0])]
                         m.next = "COMPUTE"
 
             with m.State("COMPUTE"):
@@ -282,19 +292,20 @@ class ControlUnit(wiring.Component):
                 with m.If(first_row):
                     m.d.sync += preloaded.eq(~desc.last)
                 with m.If(row + 1 == rows):
-                    m.d.sync += wait.eq(0)
+                    m.d.sync += [wait.eq(0), waited.eq(0)]
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):      # the last rows pass W1 .. W3
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [wait.eq(wait + 1), layer_cycles.eq(layer_cycles + 1)]
-                with m.If(wait == drain - 1):
+                m.d.sync += [wait.eq(wait + 1), layer_cycles.eq(layer_cycles + 1), waited.eq(wait == drain - 2)]
+                with m.If(waited):              # wait == drain - 1
                     m.d.comb += [pe.count_save.eq(1), log.save.eq(1)]
-                    m.d.sync += [self.layers_done.eq(self.layers_done + 1), prev_n_out.eq(desc.n_out), wait.eq(0)]
+                    m.d.sync += [self.layers_done.eq(self.layers_done + 1), prev_n_out.eq(desc.n_out),
+                                 wait.eq(0), waited.eq(0)]
                     with m.If(desc.last):
                         m.d.comb += self.output_start.eq(1)
                         m.next = "OUTPUT"
-                    with m.Elif(ctrl.layer == c.max_layers - 1):
+                    with m.Elif(last_slot):
                         m.next = "ERROR"         # ran off the table without a last layer
                     with m.Else():
                         m.d.sync += ctrl.layer.eq(ctrl.layer + 1)
