@@ -52,11 +52,11 @@ def main():
             try:
                 report = synth.run(sw.Config.preset(preset, n_pe=n), target, preset=preset, progress=print)
             except synth.SynthesisError as e:           # e.g. it does not fit: say so in the table
-                last = str(e).strip().splitlines()[-1][:160]
+                why = str(e).strip().splitlines()[0][:200]
                 rows.append({"target": target, "n_pe": n, "lut4": "-", "ff": "-", "logic_cells": "-", "block_ram": "-",
                              "dsp": "-",
                              "fmax_mhz": None, "target_mhz": synth.target(target).target_mhz,
-                             "critical_path": f"failed: {last}", "synthesis_s": "-", "pnr_s": "-",
+                             "critical_path": f"failed: {why}", "synthesis_s": "-", "pnr_s": "-",
                              "command": f"make synth TARGET={target} N_PE={n}"})
                 continue
             rows.append(row(report))

@@ -31,14 +31,16 @@ from sw.files import atomic_file
 
 from .targets import Target, target as get_target
 
-__all__ = ["run", "synth_root", "SynthesisError", "memory_mapping", "tool_versions", "yosys_only"]
+__all__ = ["run", "synth_root", "SynthesisError", "failure_summary", "memory_mapping", "tool_versions",
+           "yosys_only"]
 
 TOP = "openeie_top"
 _ROOT = Path(__file__).resolve().parents[1]
 
 
 class SynthesisError(RuntimeError):
-    """A tool failed; the message ends with its log's tail."""
+    """A tool failed; the message's first line says why (`failure_summary`),
+    the rest is its log's tail."""
 
 
 def synth_root() -> Path:
@@ -91,6 +93,22 @@ def _log_tail(path: Path, n: int = 40) -> str:
         return "(no log)"
 
 
+_OVERFULL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%")
+
+
+def failure_summary(log_text: str) -> str:
+    """One line on why a tool failed: the cells it needed beyond the part
+    (nextpnr's utilisation table) and its first ``ERROR:`` line."""
+    over = []
+    for line in log_text.splitlines():
+        m = _OVERFULL.match(line)
+        if m and int(m[2]) > int(m[3]):
+            over.append(f"{int(m[2]):,} of {int(m[3]):,} {m[1]} ({m[4]}%)")
+    error = next((l[6:].strip() for l in log_text.splitlines() if l.startswith("ERROR:")), "")
+    parts = (["needs " + ", ".join(dict.fromkeys(over))] if over else []) + ([error] if error else [])
+    return "; ".join(parts) or "no ERROR line in its log"
+
+
 def _run_tool(argv: list[str], cwd: Path, log: Path, what: str, progress, every: float = 30.0):
     """Run a tool with its output in `log`; every `every` seconds tell
     `progress` how long it has run and the log's last ``Info:`` line."""
@@ -122,7 +140,11 @@ def _run_tool(argv: list[str], cwd: Path, log: Path, what: str, progress, every:
         if thread.is_alive():
             thread.join()
     if code:
-        raise SynthesisError(f"{what} failed (exit {code}); log {log}:\n{_log_tail(log)}")
+        try:
+            why = failure_summary(log.read_text(errors="replace"))
+        except OSError:
+            why = "no log"
+        raise SynthesisError(f"{what} failed (exit {code}): {why}\nlog {log}:\n{_log_tail(log)}")
     return time.perf_counter() - t0
 
 

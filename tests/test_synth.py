@@ -8,7 +8,7 @@ import pytest
 import sw
 import synth
 from synth.__main__ import summary
-from synth.flow import memory_mapping
+from synth.flow import failure_summary, memory_mapping
 
 # a small configuration (its sparse-matrix and pointer memories, the biases
 # among the pointers, must all be block RAM)
@@ -27,6 +27,18 @@ def test_memory_mapping_is_read_from_the_log():
         "inner.core.pe_1.writeback.bias": {"cell": "RAM4K", "kind": "block RAM"},
         "a.b": {"cell": "TRELLIS_DPR16X4", "kind": "LUT RAM"},
     }
+
+
+def test_failure_summary_names_what_did_not_fit():
+    log = """Info: Device utilisation:
+Info: 	         ICESTORM_LC:    9208/   5280   174%
+Info: 	        ICESTORM_RAM:      27/     30    90%
+ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_LC'
+ERROR: a later error
+"""
+    assert failure_summary(log) == ("needs 9,208 of 5,280 ICESTORM_LC (174%); "
+                                    "Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_LC'")
+    assert failure_summary("Info: nothing\n") == "no ERROR line in its log"
 
 
 def test_fanout_copies_survive_synthesis(tmp_path):
