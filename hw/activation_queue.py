@@ -12,7 +12,10 @@ __all__ = ["ActivationQueue"]
 class ActivationQueue(wiring.Component):
     """A first-word-fall-through FIFO of `(g, a_j)`, ``fifo_depth`` deep.
 
-    Timing: a pair written in cycle ``t`` can be read in cycle ``t + 1``.
+    Timing: a pair written in cycle ``t`` can be read in cycle ``t + 2``
+    (`lib.fifo.SyncFIFOBuffered`: the memory is read into a register, so it
+    can be block RAM, as on the iCE40, and no LUT-RAM read reaches the
+    pointer reader).
     `almost_full` is high while the queue holds at least ``fifo_depth -
     slack`` pairs (straight from the level register, into the registered
     reduction of `hw.pipeline`): the broadcast sees it late and has pairs in
@@ -35,7 +38,7 @@ class ActivationQueue(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = q = fifo.SyncFIFO(width=self._layout.size, depth=self._depth)
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=self._layout.size, depth=self._depth)
         m.d.comb += [
             q.w_data.eq(self.w.payload), q.w_en.eq(self.w.valid), self.w.ready.eq(q.w_rdy),
             self.r.payload.eq(q.r_data), self.r.valid.eq(q.r_rdy), q.r_en.eq(self.r.ready),

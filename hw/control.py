@@ -194,6 +194,7 @@ class ControlUnit(wiring.Component):
         # is registered too: its exits are few LUT levels deep (they fan out to
         # wide counters and to every PE)
         waited = Signal()
+        last_row = Signal()
         last_slot = Signal()
         m.d.sync += last_slot.eq(ctrl.layer == c.max_layers - 1)    # the layer changes only on DESC's entry
         layer_cycles = Signal(COUNTER_BITS)
@@ -280,7 +281,7 @@ class ControlUnit(wiring.Component):
                     m.d.sync += settle.eq(settle + 1)
                 exhausted = Mux(ctrl.layer == 0, self.input_done, self.scan_done & self.tree_idle)
                 with m.If(exhausted & ~self.bcast_valid & self.pes_idle & (settle == settle_cycles) & ~self.pushed):
-                    m.d.sync += row.eq(0)
+                    m.d.sync += [row.eq(0), last_row.eq(rows == 1)]
                     m.next = "WRITEBACK"
 
             with m.State("WRITEBACK"):
@@ -291,7 +292,8 @@ class ControlUnit(wiring.Component):
                 m.d.comb += [store.layer.eq(ctrl.layer + 1), store.start.eq(first_row & ~desc.last)]
                 with m.If(first_row):
                     m.d.sync += preloaded.eq(~desc.last)
-                with m.If(row + 1 == rows):
+                m.d.sync += last_row.eq(row + 2 == rows)
+                with m.If(last_row):                    # row + 1 == rows
                     m.d.sync += [wait.eq(0), waited.eq(0)]
                     m.next = "DRAIN"
 

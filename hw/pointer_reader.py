@@ -33,7 +33,8 @@ class PointerReader(wiring.Component):
       (``ptr[g] == ptr[g+1]``), are registered.
     * P4, ``t + 4``: an empty column is dropped here, so it costs one cycle
       of P0 and nothing downstream; a nonempty one enters the FIFO, readable
-      on `col` in ``t + 5``.
+      on `col` in ``t + 6`` (the FIFO reads its memory into a register, as
+      block RAM needs: `lib.fifo.SyncFIFOBuffered`).
 
     One activation per cycle enters while the FIFO is drained as fast.
 
@@ -44,7 +45,7 @@ class PointerReader(wiring.Component):
     BIAS_LATENCY``.
     """
 
-    COLUMN_FIFO_DEPTH = 6      # a credit comes back 6 cycles after it is spent: one column per cycle
+    COLUMN_FIFO_DEPTH = 7      # a credit comes back 7 cycles after it is spent: one column per cycle
     BIAS_LATENCY = 3
 
     def __init__(self, widths: Widths, *, init_even=(), init_odd=()):
@@ -53,7 +54,7 @@ class PointerReader(wiring.Component):
         self.even = spec_memory(c, "ptr_even", init_even)
         self.odd = spec_memory(c, "ptr_odd", init_odd)
         self.image_memories = {"ptr_even": self.even, "ptr_odd": self.odd}
-        self.columns = fifo.SyncFIFO(width=column_layout(widths).size, depth=self.COLUMN_FIFO_DEPTH)
+        self.columns = fifo.SyncFIFOBuffered(width=column_layout(widths).size, depth=self.COLUMN_FIFO_DEPTH)
         self.parts = {"columns": self.columns}
         bank = memory.WritePort.Signature(addr_width=widths.bank_addr, shape=self.even.shape)
         super().__init__({
@@ -129,6 +130,6 @@ class PointerReader(wiring.Component):
             q.w_data.eq(col), q.w_en.eq(p4_valid & p4_nonempty),
             self.col.payload.eq(q.r_data), self.col.valid.eq(q.r_rdy), q.r_en.eq(self.col.ready),
             self.bias.eq(Cat(even[:low], odd[:c.acc_bits - low]).as_signed()),
-            self.busy.eq(p1_valid | p2_valid | p3_valid | p4_valid | q.r_rdy),
+            self.busy.eq(p1_valid | p2_valid | p3_valid | p4_valid | (q.level != 0)),   # level: also a column not yet readable
         ]
         return m
