@@ -213,7 +213,7 @@ PRESETS = {
     "ecp5-85f": {
         "part": "Lattice ECP5 LFE5U-85F (ULX3S)",
         # int8 activations and codebook values, 24-bit accumulators: what fits 64 PEs
-        # with room for routing (16-bit activations need about 25% more LUTs per PE)
+        # (77% of the LUTs; 16-bit activations need about 25% more per PE)
         "config": dict(n_pe=64, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=16,
                        entries_per_word=1, weight_depth=2048, pointer_depth=2048, row_depth=32, max_layers=4),
         "holds": "2,048 entries (nonzeros and padding) per PE, 131,072 in all, in one 2048 x 9 block RAM; 2,048 "
