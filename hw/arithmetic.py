@@ -18,7 +18,9 @@ class ArithmeticUnit(wiring.Component):
     * S1 (the entry arrives): local row ``= run`` for the first entry of a
       column, else ``previous row + run + 1``; the PE's copy of the running
       layer's codebook is read at ``code``.
-    * S2: ``product = C[code] * a`` (exact, ``weight_bits + act_bits`` wide).
+    * S2: ``C[code]`` and ``a`` are registered again, beside the DSP (the
+      codebook's LUT RAM may be placed away from it).
+    * S2b: ``product = C[code] * a`` (exact, ``weight_bits + act_bits`` wide).
     * S3: the accumulator is read at the row (padding entries, code 0, skip
       S3 and S4: they only move the row).
     * S4: ``acc[row] += product`` modulo ``2**acc_bits`` and written back.
@@ -78,10 +80,16 @@ class ArithmeticUnit(wiring.Component):
             s2_value.eq(self.entry.value),
         ]
 
-        # S2: multiply
+        # S2: the multiplier's operands, registered beside it: FF -> DSP -> FF
+        # is then the whole path through the multiplier
+        s2b_valid, s2b_row = Signal(), Signal(w.row, reset_less=True)
+        mul_a, mul_b = Signal.like(cb_rd.data, reset_less=True), Signal.like(s2_value, reset_less=True)
+        m.d.sync += [s2b_valid.eq(s2_valid), s2b_row.eq(s2_row), mul_a.eq(cb_rd.data), mul_b.eq(s2_value)]
+
+        # S2b: multiply
         s3_valid, s3_row = Signal(), Signal(w.row, reset_less=True)
         s3_product = Signal(signed(w.product), reset_less=True)
-        m.d.sync += [s3_valid.eq(s2_valid), s3_row.eq(s2_row), s3_product.eq(cb_rd.data * s2_value)]
+        m.d.sync += [s3_valid.eq(s2b_valid), s3_row.eq(s2b_row), s3_product.eq(mul_a * mul_b)]
 
         # S3: read the accumulator (write-back borrows the port between layers);
         # decide here whether S4 must forward (this entry's row is the one S4
@@ -106,6 +114,6 @@ class ArithmeticUnit(wiring.Component):
             acc_wr.data.eq(total),
             acc_wr.en.eq(self.clear | s4_valid),
             self.acc_data.eq(acc_rd.data),
-            self.busy.eq(s2_valid | s3_valid | s4_valid),
+            self.busy.eq(s2_valid | s2b_valid | s3_valid | s4_valid),
         ]
         return m

@@ -18,12 +18,14 @@ __all__ = ["CodebookStore"]
 
 
 class CodebookStore(wiring.Component):
-    """`start` in cycle ``t`` (with `layer`, needed in that cycle only)
-    reads that layer's ``2**code_bits`` values one per cycle from ``t + 1``
+    """`start` in cycle ``t`` (with `layer`, needed in that cycle only) is
+    registered (the control unit's decision to start is deep, and this
+    block sits beside the codebook memory, away from it); the store then
+    reads that layer's ``2**code_bits`` values one per cycle from ``t + 2``
     (the read address comes from registers only) and offers value ``i`` on
-    `load` in cycle ``t + 2 + i``. `done` is high from cycle ``t + 2 +
-    2**code_bits`` until the next `start` (and after reset: nothing to load
-    yet)."""
+    `load` in cycle ``t + 3 + i``. `done` is low from cycle ``t + 1`` and
+    high again from ``t + 3 + 2**code_bits`` until the next `start` (and
+    after reset: nothing to load yet)."""
 
     def __init__(self, widths: Widths, *, init=()):
         c = widths.config
@@ -34,7 +36,7 @@ class CodebookStore(wiring.Component):
             "start": In(1),
             "layer": In(widths.layer),
             "load": Out(codebook_load_layout(widths)),
-            "done": Out(1, init=1),
+            "done": Out(1),
             "host": Out(memory.WritePort.Signature(addr_width=widths.codebook_addr, shape=signed(c.weight_bits))),
         })
 
@@ -47,15 +49,20 @@ class CodebookStore(wiring.Component):
 
         code = Signal(c.code_bits)
         reading = Signal()
+        start = Signal()
+        start_layer = Signal.like(self.layer, reset_less=True)
+        m.d.sync += [start.eq(self.start), start_layer.eq(self.layer)]
+        done = Signal(init=1)
+        m.d.comb += self.done.eq(done & ~start)
         layer = Signal.like(self.layer)             # latched: `layer` need only be valid with `start`
         m.d.comb += rd.addr.eq(Cat(code, layer))
-        with m.If(self.start):
-            m.d.sync += [code.eq(0), reading.eq(1), self.done.eq(0), layer.eq(self.layer)]
+        with m.If(start):
+            m.d.sync += [code.eq(0), reading.eq(1), done.eq(0), layer.eq(start_layer)]
         with m.Elif(reading):
             m.d.sync += [code.eq(code + 1), reading.eq(code != c.n_codes - 1)]
         loading, loaded_code = Signal(), Signal(c.code_bits)
         m.d.sync += [loading.eq(reading), loaded_code.eq(code)]
-        with m.If(loading & ~reading & ~self.start):
-            m.d.sync += self.done.eq(1)
+        with m.If(loading & ~reading & ~start):
+            m.d.sync += done.eq(1)
         m.d.comb += [self.load.addr.eq(loaded_code), self.load.data.eq(rd.data), self.load.en.eq(loading)]
         return m

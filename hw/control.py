@@ -297,7 +297,7 @@ class ControlUnit(wiring.Component):
                     m.d.sync += [wait.eq(0), waited.eq(0)]
                     m.next = "DRAIN"
 
-            with m.State("DRAIN"):      # the last rows pass W1 .. W3
+            with m.State("DRAIN"):      # the last rows pass W1 .. W6
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [wait.eq(wait + 1), layer_cycles.eq(layer_cycles + 1), waited.eq(wait == drain - 2)]
                 with m.If(waited):              # wait == drain - 1

@@ -53,13 +53,14 @@ class WriteBack(wiring.Component):
       ``acc + bias`` modulo ``2**acc_bits``.
     * W3, ``t + 3``, and W4, ``t + 4``: ``(sum + 2**(shift-1)) >> shift``
       exactly, the large steps of the shifter in W3, the small ones in W4.
-    * W5, ``t + 5`` (``t + LATENCY``): ReLU, saturation to ``act_bits``, and
-      the write of the output to `out_addr` (bank and row) of the activation
-      buffer.
+    * W5, ``t + 5``: rounding, ReLU and saturation to ``act_bits``.
+    * W6, ``t + 6`` (``t + LATENCY``): the output, from a register, is
+      written to `out_addr` (bank and row) of the activation buffer (LUT RAM
+      on the ECP5, whose write data wants a short path).
     """
 
     BIAS_LATENCY = PointerReader.BIAS_LATENCY
-    LATENCY = BIAS_LATENCY + 3     # cycles from a row's `valid` to its output write
+    LATENCY = BIAS_LATENCY + 4     # cycles from a row's `valid` to its output write
     LOW_STEPS = 3                  # shift bits of the second shifter stage (steps 1, 2, 4)
 
     def __init__(self, widths: Widths):
@@ -91,8 +92,8 @@ class WriteBack(wiring.Component):
 
         # W0
         m.d.comb += [self.bias_read.eq(self.valid), self.bias_addr.eq(self.bias_base + self.row)]
-        valid = delay_line(m, self.valid, self.LATENCY, "valid")       # valid[n]: in stage W(n + 1)
-        row = delay_line(m, self.row, self.LATENCY, "row", data=True)
+        valid = delay_line(m, self.valid, self.LATENCY - 1, "valid")   # valid[n]: in stage W(n + 1), to W5
+        row = delay_line(m, self.row, self.LATENCY - 1, "row", data=True)
         m.d.comb += [self.clear.eq(valid[0]), self.clear_row.eq(row[0])]
 
         # W1: the accumulator's value waits for the bias
@@ -141,17 +142,22 @@ class WriteBack(wiring.Component):
         negative = Mux(w3_outside, w3_negative, w3_z < -1)          # y < 0
         rounded = Signal(signed(window))
         m.d.comb += rounded.eq((w3_z + 1) >> 1)
+        out = Signal.like(self.out_data, reset_less=True)
         with m.If(self.relu & negative):
-            m.d.comb += self.out_data.eq(0)
+            m.d.sync += out.eq(0)
         with m.Elif(above):
-            m.d.comb += self.out_data.eq(hi)
+            m.d.sync += out.eq(hi)
         with m.Elif(below):
-            m.d.comb += self.out_data.eq(lo)
+            m.d.sync += out.eq(lo)
         with m.Else():
-            m.d.comb += self.out_data.eq(rounded)
+            m.d.sync += out.eq(rounded)
+
+        # W6: the write, from registers
+        out_en = Signal()
+        out_addr = Signal.like(self.out_addr, reset_less=True)
+        m.d.sync += [out_en.eq(valid[-1]), out_addr.eq(Cat(row[-1], self.bank))]
         m.d.comb += [
-            self.out_addr.eq(Cat(row[-1], self.bank)),
-            self.out_en.eq(valid[-1]),
-            self.busy.eq(Cat(*valid).any()),
+            self.out_data.eq(out), self.out_addr.eq(out_addr), self.out_en.eq(out_en),
+            self.busy.eq(Cat(*valid).any() | out_en),
         ]
         return m
