@@ -19,7 +19,7 @@ from .layouts import HOST_DATA_BITS, Widths
 from .output_stage import OutputStage, output_layout
 from .parts import add_parts, image_memory_paths
 from .pe import ProcessingElement
-from .pipeline import fanout, fanout_stages, flat, reduce_and, reduce_stages
+from .pipeline import delay_line, fanout, fanout_stages, flat, reduce_and, reduce_stages
 
 __all__ = ["Accelerator", "HardwareError"]
 
@@ -35,8 +35,11 @@ class Core(wiring.Component):
     (`hw.pipeline`): ``fanout = fanout_stages(n_pe)`` cycles towards the
     PEs (activations, control, output reads), ``reduce = reduce_stages(n_pe)``
     cycles back (almost-full flags, idle, scan done, output data). The
-    queues keep ``fanout + reduce`` pairs of slack for the pushes the
-    broadcast makes before it sees a queue almost full (`queue_slack`).
+    almost-full flags' AND is registered once more beside the broadcast
+    (`ROOM_DELAY`: its push decision fans out to the broadcast and the
+    nonzero tree's root). The queues keep ``fanout + reduce + ROOM_DELAY``
+    pairs of slack for the pushes the broadcast makes before it sees a
+    queue almost full (`queue_slack`).
     """
 
     def __init__(self, widths: Widths, host_offset_bits: int, init: dict):
@@ -101,7 +104,8 @@ class Core(wiring.Component):
 
         # back from the PEs
         m.d.comb += [
-            bc.all_ok.eq(reduce_and(m, [~pe.almost_full for pe in pes], "room")),
+            bc.all_ok.eq(delay_line(m, reduce_and(m, [~pe.almost_full for pe in pes], "room"), ROOM_DELAY,
+                                    "room_near")[-1]),
             ctl.pes_idle.eq(reduce_and(m, [pe.idle for pe in pes], "idle")),
             ctl.scan_done.eq(reduce_and(m, [pe.scan_done for pe in pes], "scan_done")),
             ctl.input_done.eq(inp.done),
@@ -114,13 +118,16 @@ class Core(wiring.Component):
         return m
 
 
+ROOM_DELAY = 1      # registers between the almost-full reduction and the broadcast
+
+
 def queue_slack(config: Config) -> int:
     """Pairs each activation queue keeps free for the broadcast's pushes in
     flight. A push decided in cycle ``t`` reaches the queue in ``t +
     fanout``, and the broadcast's `all_ok` in ``t`` reflects the queue
-    levels of ``t - reduce``: the pushes of ``t - reduce - fanout + 1 ..
-    t`` are not yet counted in them."""
-    return fanout_stages(config.n_pe) + reduce_stages(config.n_pe)
+    levels of ``t - reduce - ROOM_DELAY``: the pushes of ``t - reduce -
+    ROOM_DELAY - fanout + 1 .. t`` are not yet counted in them."""
+    return fanout_stages(config.n_pe) + reduce_stages(config.n_pe) + ROOM_DELAY
 
 
 class Accelerator(wiring.Component):
