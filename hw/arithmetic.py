@@ -30,7 +30,8 @@ class ArithmeticUnit(wiring.Component):
 
     Outside a layer's compute phase the accumulator is reached through the
     `wb_*` and `clear_*` ports: write-back reads it (data one cycle later on
-    `acc_data`) and zeroes each row after reading it; and the codebook copy
+    `acc_data`) and zeroes each row after reading it (a clear given in cycle
+    ``t`` writes in ``t + 1``); and the codebook copy
     (``2**code_bits`` values, in LUT RAM or registers) is loaded through
     `cb_load` with the next layer's codebook (`hw.codebook`).
     """
@@ -104,15 +105,19 @@ class ArithmeticUnit(wiring.Component):
         # S4: accumulate, with forwarding from the previous cycle's write. A
         # clear writes 0 (no entry is in S4 then, so the product is 0): the
         # zeroing is folded into the operand, not a multiplexer after the adder
+        # (the clear is registered here first: it comes from the write-back,
+        # which may be placed away from the accumulator's LUT RAM)
+        clear, clear_row = Signal(), Signal.like(self.clear_row, reset_less=True)
+        m.d.sync += [clear.eq(self.clear), clear_row.eq(self.clear_row)]
         last_sum = Signal(signed(c.acc_bits), reset_less=True)
         total = Signal(signed(c.acc_bits))          # assignment wraps modulo 2**acc_bits
-        base = Mux(forward, last_sum, acc_rd.data) & ~self.clear.replicate(c.acc_bits)
+        base = Mux(forward, last_sum, acc_rd.data) & ~clear.replicate(c.acc_bits)
         m.d.comb += total.eq(base.as_signed() + s4_product)
         m.d.sync += last_sum.eq(total)
         m.d.comb += [
-            acc_wr.addr.eq(Mux(self.clear, self.clear_row, s4_row)),
+            acc_wr.addr.eq(Mux(clear, clear_row, s4_row)),
             acc_wr.data.eq(total),
-            acc_wr.en.eq(self.clear | s4_valid),
+            acc_wr.en.eq(clear | s4_valid),
             self.acc_data.eq(acc_rd.data),
             self.busy.eq(s2_valid | s2b_valid | s3_valid | s4_valid),
         ]

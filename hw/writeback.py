@@ -47,8 +47,8 @@ class WriteBack(wiring.Component):
       and the bias at pointer-bank word ``bias_base + i`` (`bias_read`,
       `bias_addr`: the pointer reader's banks, idle during write-back) are
       read.
-    * W1, ``t + 1``: the accumulator's value is registered and its row
-      zeroed (`clear`).
+    * W1, ``t + 1``: the accumulator's value is registered and its row's
+      `clear` given (the arithmetic unit writes the zero a cycle later).
     * W2, ``t + 2`` (the bias is there, `PointerReader.BIAS_LATENCY`):
       ``acc + bias`` modulo ``2**acc_bits``.
     * W3, ``t + 3``, and W4, ``t + 4``: ``(sum + 2**(shift-1)) >> shift``
