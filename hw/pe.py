@@ -31,17 +31,19 @@ class ProcessingElement(wiring.Component):
     into the queue in cycle ``t``:
 
     ====  =====================================================================
-    t+1   the activation can leave the queue; pointer-bank addresses (P0)
-    t+2   the addresses, registered beside the block RAMs, are read (P1)
-    t+3   the pointers leave the block RAMs into registers (P2)
-    t+4   the column's bounds and emptiness are registered (P3)
-    t+5   an empty column is dropped (P4); a nonempty one enters the column FIFO
-    t+6   first entry issued (matrix reader), then one entry per cycle
-    t+7   the entry word leaves the block RAM into a register
-    t+8   S1: row decode, codebook read
-    t+9   S2: multiply
-    t+10  S3: accumulator read
-    t+11  S4: accumulate and write
+    t+2   the activation can leave the queue; pointer-bank addresses (P0)
+    t+3   the addresses, registered beside the block RAMs, are read (P1)
+    t+4   the pointers leave the block RAMs into registers (P2)
+    t+5   the column's bounds and emptiness are registered (P3)
+    t+6   an empty column is dropped (P4); a nonempty one enters the column FIFO
+    t+8   the column leaves the FIFO into the matrix reader
+    t+9   first entry issued (matrix reader), then one entry per cycle
+    t+10  the entry word leaves the block RAM into a register
+    t+11  S1: row decode, codebook read
+    t+12  S2: the multiplier's operands are registered beside it
+    t+13  S2b: multiply
+    t+14  S3: accumulator read
+    t+15  S4: accumulate and write
     ====  =====================================================================
 
     (each stage later only when the one after it is busy). `busy` counts the

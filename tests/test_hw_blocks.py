@@ -81,6 +81,13 @@ def test_no_bubble_between_columns_any_lane():
     assert issued[-1] - issued[0] == total - 1          # one entry every cycle, no bubble
 
 
+def test_first_entry_issues_as_the_pe_docstring_says():
+    # an activation written into the queue in cycle 0 issues its column's
+    # first entry in cycle 9 (the table in hw/pe.py)
+    image, pe = pe_for_columns([[(0, 1)]])
+    assert issue_cycles(pe, [(0, 1)], max_cycles=40) == [9]
+
+
 def test_empty_column_costs_at_most_one_cycle():
     columns = [[(0, 1), (1, 2)], [], [(0, 3)], [], [], [(2, 4), (3, 5)], [], [(1, 1)]]
     image, pe = pe_for_columns(columns)
