@@ -20,7 +20,9 @@ import sw  # noqa: E402
 import synth  # noqa: E402
 from sw.files import atomic_file  # noqa: E402
 
-SWEEP = {"ecp5": [1, 4, 16, 64], "ice40": [1, 2, 4]}     # 2 and 4 UP5K PEs do not fit: the table says so
+SWEEP = {"ecp5": [1, 4, 16, 64], "ice40": [1, 2, 4]}     # 4 UP5K PEs do not fit: the table says so
+KEYS = ["target", "n_pe", "lut4", "ff", "logic_cells", "block_ram", "dsp", "fmax_mhz", "target_mhz", "critical_path",
+        "synthesis_s", "pnr_s", "command"]
 
 
 def row(report: dict) -> dict:
@@ -53,10 +55,8 @@ def main():
                 report = synth.run(sw.Config.preset(preset, n_pe=n), target, preset=preset, progress=print)
             except synth.SynthesisError as e:           # e.g. it does not fit: say so in the table
                 why = str(e).strip().splitlines()[0][:200]
-                rows.append({"target": target, "n_pe": n, "lut4": "-", "ff": "-", "logic_cells": "-", "block_ram": "-",
-                             "dsp": "-",
-                             "fmax_mhz": None, "target_mhz": synth.target(target).target_mhz,
-                             "critical_path": f"failed: {why}", "synthesis_s": "-", "pnr_s": "-",
+                rows.append({**dict.fromkeys(KEYS, "-"), "target": target, "n_pe": n, "fmax_mhz": None,
+                             "target_mhz": synth.target(target).target_mhz, "critical_path": f"failed: {why}",
                              "command": f"make synth TARGET={target} N_PE={n}"})
                 continue
             rows.append(row(report))
@@ -64,10 +64,8 @@ def main():
     out = ROOT / "build" / "bench"
     with atomic_file(out / "synth.json", "w") as f:
         json.dump(rows, f, indent=1)
-    keys = ["target", "n_pe", "lut4", "ff", "logic_cells", "block_ram", "dsp", "fmax_mhz", "critical_path",
-            "synthesis_s", "pnr_s", "command"]
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    lines = ["| " + " | ".join(KEYS) + " |", "|" + "---|" * len(KEYS)]
+    lines += ["| " + " | ".join(str(r[k]) for k in KEYS) + " |" for r in rows]
     with atomic_file(out / "synth.md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
