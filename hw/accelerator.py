@@ -136,7 +136,8 @@ class Accelerator(wiring.Component):
     Ports: `i`, the first layer's input (a stream of signed ``act_bits``
     values in index order); `o`, the last layer's outputs in index order
     (`data`, and `last` on the final one); `bus`, a Wishbone B4 target laid
-    out as `hw.hostmap` says; `irq`, high while the last run is done.
+    out as `hw.hostmap` says; `irq`, high while the last run is done;
+    `busy` and `error`, as ``STATUS`` says (for a board's LEDs).
 
     With `image`, every memory starts with the image's contents (this is what
     puts weights into a bitstream); without, they start empty and the host
@@ -165,7 +166,7 @@ class Accelerator(wiring.Component):
             "i": In(stream.Signature(signed(config.act_bits))),
             "o": Out(stream.Signature(output_layout(widths))),
             "bus": In(wishbone.Signature(addr_width=self.map.addr_width)),
-            "irq": Out(1),
+            "irq": Out(1), "busy": Out(1), "error": Out(1),
         })
 
     @staticmethod
@@ -213,7 +214,7 @@ class Accelerator(wiring.Component):
             ctl.host_layers.en.eq(host.layers_we),
             ctl.host_codebook.addr.eq(host.offset), ctl.host_codebook.data.eq(host.wdata),
             ctl.host_codebook.en.eq(host.codebook_we),
-            self.irq.eq(ctl.done),
+            self.irq.eq(ctl.done), self.busy.eq(ctl.busy), self.error.eq(ctl.error),
         ]
         # the host's writes into PE memories and its busy-counter reads, through
         # the registered fan-out (the answers come back through the host port's

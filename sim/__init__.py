@@ -5,6 +5,6 @@
 """
 
 from .build import BuildInfo, build
-from .runner import SimResult, SimulationError, run, run_job
+from .runner import SimResult, SimulationError, run, run_board, run_job
 
-__all__ = ["run", "run_job", "build", "SimResult", "SimulationError", "BuildInfo"]
+__all__ = ["run", "run_board", "run_job", "build", "SimResult", "SimulationError", "BuildInfo"]

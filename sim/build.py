@@ -95,13 +95,23 @@ _MODULE = re.compile(r"^module \\?(\S+)\s*\(")
 _MEMORY = re.compile(r"^(\s*)reg \[\d+:0\] (\S+) \[\d+:0\];\s*$")
 
 
-def generate_verilog(config: Config, out_dir: Path) -> Path:
+def design_for(config: Config, board: dict | None = None):
+    """The design a build simulates: the accelerator, or with `board`
+    (``divisor``, ``timeout``: `hw.board.BoardTop`'s) the board top, driven
+    through its UART pins."""
+    import hw
+    if board is None:
+        return hw.Accelerator(config)
+    from hw.board import BoardTop
+    return BoardTop(config, divisor=board["divisor"], timeout=board["timeout"])
+
+
+def generate_verilog(config: Config, out_dir: Path, board: dict | None = None) -> Path:
     """Write ``accelerator.v`` into `out_dir`, each image memory followed by
     its ``$readmemh`` loader. Returns the Verilog path."""
-    import hw
     from hw.export import rtlil_text, run_yosys
     out_dir.mkdir(parents=True, exist_ok=True)
-    acc = hw.Accelerator(config)
+    acc = design_for(config, board)
     where = {}
     for name, copies in acc.memory_locations().items():
         for module, memory in copies:
@@ -196,11 +206,13 @@ def _build_lock(build_dir: Path, progress):
         lock.release()
 
 
-def build(config: Config, *, waves: bool = False, progress=None) -> BuildInfo:
-    """Build (or find cached) the Verilator model for `config`."""
+def build(config: Config, *, waves: bool = False, progress=None, board: dict | None = None) -> BuildInfo:
+    """Build (or find cached) the Verilator model for `config` (with
+    `board`, of the board top: see `design_for`)."""
     fst = fst_flags() if waves else None
     digest = _sources_digest()
-    key = f"{config.key()}-{digest}{('-fst' if fst else '-vcd') if waves else ''}"
+    design = f"-board{board['divisor']}x{board['timeout']}" if board else ""
+    key = f"{config.key()}-{digest}{design}{('-fst' if fst else '-vcd') if waves else ''}"
     build_dir = cache_root() / key
     stamp = build_dir / "built.json"
     build_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -211,7 +223,7 @@ def build(config: Config, *, waves: bool = False, progress=None) -> BuildInfo:
             progress(f"building the Verilator model for n_pe={config.n_pe} (once per configuration; "
                      f"about a minute at 16 PEs, several at 64) ...")
         t0 = time.perf_counter()
-        verilog = generate_verilog(config, build_dir / "rtl")
+        verilog = generate_verilog(config, build_dir / "rtl", board)
         if progress:
             progress(f"  Verilog written in {time.perf_counter() - t0:.0f} s; compiling it with Verilator "
                      f"(log: {build_dir / 'build.log'})")

@@ -130,30 +130,36 @@ class _ProgressBar:
 
 
 def run_job(image: Image, steps: list[dict], *, waves: bool = False, keep: Path | None = None,
-            progress=stderr_progress, progress_bar: bool | None = None) -> tuple[dict, BuildInfo, float, Path | None]:
+            progress=stderr_progress, progress_bar: bool | None = None,
+            board: dict | None = None) -> tuple[dict, BuildInfo, float, Path | None]:
     """Run bench steps (see `sim.bench`) for `image`'s configuration; the
     image is loaded at simulator start. Returns `(results, build, seconds,
-    waves_file)`. `progress_bar`: None shows one on a terminal only."""
+    waves_file)`. `progress_bar`: None shows one on a terminal only.
+    With `board` (see `sim.build.design_for`) the board top is simulated
+    instead, its memories empty at start, and the steps are
+    `sim.board_bench`'s."""
     from cocotb_tools.runner import get_results
 
-    info = build(image.config, waves=waves, progress=progress)
+    info = build(image.config, waves=waves, progress=progress, board=board)
     root = cache_root() / "runs"
     root.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=root))
     try:
         image.save(run_dir / "image")
-        job = {"config": image.config.to_dict(), "steps": steps, "results": str(run_dir / "results.npz")}
+        job = {"config": image.config.to_dict(), "steps": steps, "results": str(run_dir / "results.npz"),
+               "board": board, "image": str(run_dir / "image")}
         (run_dir / "job.json").write_text(json.dumps(job))
         env = {"OEIE_JOB": str(run_dir / "job.json"), "OEIE_PROGRESS": str(run_dir / "progress"),
                # cocotb rewrites the asserts of every *.py it imports by default,
                # which made importing numpy take seconds inside the simulator
-               "COCOTB_REWRITE_ASSERTION_FILES": "bench.py"}
+               "COCOTB_REWRITE_ASSERTION_FILES": "bench.py board_bench.py"}
         total = sum(step.get("vectors", 0) for step in steps if step["op"] == "run")
         t0 = time.perf_counter()
         with verilator_environment(), _ProgressBar(total, run_dir / "progress", progress_bar):
             xml = verilator_runner().test(
-                test_module="sim.bench", hdl_toplevel=TOP, hdl_toplevel_lang="verilog", build_dir=info.build_dir,
-                test_dir=run_dir, plusargs=[f"+{PLUSARG}={run_dir / 'image'}"], extra_env=env, waves=waves,
+                test_module="sim.board_bench" if board else "sim.bench", hdl_toplevel=TOP,
+                hdl_toplevel_lang="verilog", build_dir=info.build_dir, test_dir=run_dir,
+                plusargs=[] if board else [f"+{PLUSARG}={run_dir / 'image'}"], extra_env=env, waves=waves,
                 results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log")
         seconds = time.perf_counter() - t0
         try:
@@ -248,3 +254,35 @@ def make_result(image: Image, x: np.ndarray, results: dict, key: str, info: Buil
         cycles=results[f"{key}_cycles"], layer_cycles=layer_cycles, stall_cycles=results[f"{key}_stall_cycles"],
         pe_busy=results[f"{key}_pe_busy"], ideal_cycles=ideal, efficiency=metrics.efficiency(ideal, layer_cycles),
         build=info, wall_seconds=wall, sim_seconds=sim_seconds, extra={"work": work, "waves": wave})
+
+
+# the simulated board: a UART bit every 8 clock cycles, requests abandoned after 20,000
+SIM_BOARD = {"divisor": 8, "timeout": 20_000}
+
+
+def run_board(image: Image, inputs, *, corrupt_byte: int | None = None, board: dict | None = None,
+              progress=stderr_progress) -> dict:
+    """Drive the simulated board top with the host driver over its UART
+    pins: load `image` (the memories start empty), run `inputs`, read the
+    counters. `corrupt_byte`: flip a bit of that byte of the host's stream
+    (counted from the first), to exercise the link's recovery. Returns
+    ``outputs``, ``cycles`` (on-chip, per vector), and the link's ``bytes_sent``,
+    ``bytes_received`` and cycles spent identifying the board, loading and
+    running."""
+    board = dict(board or SIM_BOARD)
+    x = golden.check_input(image, inputs)
+    root = cache_root() / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    fd, inputs_path = tempfile.mkstemp(prefix="inputs-", suffix=".npy", dir=root)
+    os.close(fd)
+    try:
+        np.save(inputs_path, x)
+        step = {"op": "board", "inputs": inputs_path, "vectors": 0, "corrupt_byte": corrupt_byte}
+        results, info, seconds, _ = run_job(image, [step], progress=progress, progress_bar=False, board=board)
+    finally:
+        os.unlink(inputs_path)
+    sent, received, ident, load, run_cycles = (int(v) for v in results["s0_link"])
+    return {"outputs": results["s0_outputs"].astype(golden.output_dtype(image.config.act_bits)),
+            "cycles": results["s0_cycles"], "bytes_sent": sent, "bytes_received": received,
+            "identify_cycles": ident, "load_cycles": load, "run_cycles": run_cycles, "board": board,
+            "sim_seconds": seconds, "build": info}
