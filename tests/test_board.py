@@ -1,0 +1,135 @@
+"""The board path without a board: the UART link's framing, and the host
+driver (`sw.board.Device`) against the board top over its simulated UART
+pins, bit for bit against the golden model."""
+
+import struct
+
+import numpy as np
+import pytest
+
+import sim
+import sw
+from sw import link
+from sw.board import BoardError, Device
+
+from models import random_inputs, random_model
+
+CONFIG = sw.Config(n_pe=2, weight_depth=256, pointer_depth=128, row_depth=16, max_layers=2, act_bits=8,
+                   weight_bits=8, acc_bits=24, fifo_depth=8)
+
+
+# ---- the framing ---------------------------------------------------------------
+
+def test_crc8_is_crc8_smbus():
+    assert link.crc8(b"123456789") == 0xF4          # the catalogued check value
+
+
+def test_request_layout():
+    frame = link.request("write", 0x1234, 2, struct.pack("<2I", 7, 0xDEADBEEF))
+    assert frame[:7] == bytes([0x57, 0x34, 0x12, 0, 0, 2, 0])
+    assert frame[7] == link.crc8(frame[:7])
+    assert frame[8:16] == struct.pack("<2I", 7, 0xDEADBEEF) and frame[16] == link.crc8(frame[8:16])
+    with pytest.raises(ValueError, match="payload of 8 bytes"):
+        link.request("write", 0, 2, b"\0" * 4)
+    with pytest.raises(ValueError, match="count"):
+        link.request("read", 0, 0)
+
+
+def reader(data: bytes):
+    buf = bytearray(data)
+
+    def read(n):
+        out = bytes(buf[:n])
+        del buf[:n]
+        return out
+    return read
+
+
+def reply(op, payload=b"", status=0):
+    body = bytes([link.OPS[op]]) + payload + bytes([status])
+    return body + bytes([link.crc8(body)])
+
+
+def test_read_reply_checks_everything():
+    words = struct.pack("<2I", 1, 2)
+    assert link.read_reply(reader(reply("read", words)), "read", 2) == words
+    with pytest.raises(link.LinkError, match="no reply"):
+        link.read_reply(reader(b""), "read", 1)
+    with pytest.raises(link.LinkError, match="stopped after"):
+        link.read_reply(reader(reply("read", words)[:5]), "read", 2)
+    bad = bytearray(reply("read", words))
+    bad[3] ^= 1
+    with pytest.raises(link.LinkError, match="CRC is wrong"):
+        link.read_reply(reader(bytes(bad)), "read", 2)
+    with pytest.raises(link.LinkError, match="payload_crc") as e:
+        link.read_reply(reader(reply("write", status=link.STATUS_BITS["payload_crc"])), "write", 1)
+    assert e.value.status == link.STATUS_BITS["payload_crc"]
+    nak = bytes([link.NAK, 1, link.crc8(bytes([link.NAK, 1]))])
+    with pytest.raises(link.LinkError, match="refused the request's header") as e:
+        link.read_reply(reader(nak), "read", 1)
+    assert e.value.acted is False
+    with pytest.raises(link.LinkError, match="out of step"):
+        link.read_reply(reader(reply("output", b"\0\0")), "read", 1)
+
+
+class FakeBoard:
+    """Answers the identification reads as a board of `config` would."""
+
+    def __init__(self, config, ident=None):
+        from hw.hostmap import CONFIG_FIELDS, HW_VERSION, ID_VALUE, HostMap
+        self.regs = {HostMap.ID: ID_VALUE if ident is None else ident,
+                     HostMap.VERSION: (HW_VERSION << 16) | sw.format.FORMAT_VERSION}
+        for i, f in enumerate(CONFIG_FIELDS):
+            self.regs[HostMap.CONFIG + i] = getattr(config, f)
+        self.out = b""
+
+    def write(self, frame):
+        op, addr, count = struct.unpack("<BIH", frame[:7])
+        assert op == link.OPS["read"]
+        self.out += reply("read", struct.pack(f"<{count}I", *[self.regs.get(addr + k, 0) for k in range(count)]))
+
+    def read(self, n):
+        out, self.out = self.out[:n], self.out[n:]
+        return out
+
+
+def test_device_refuses_another_design_and_another_configuration():
+    with pytest.raises(BoardError, match="not OpenEIE"):
+        Device(FakeBoard(CONFIG, ident=0x12345678))
+    dev = Device(FakeBoard(CONFIG))
+    assert dev.config == CONFIG
+    other = sw.pack(random_model(np.random.default_rng(0), CONFIG.replace(n_pe=1), [8, 8]), CONFIG.replace(n_pe=1))
+    with pytest.raises(BoardError, match="n_pe: board 2, image 1"):
+        dev.load(other)
+    with pytest.raises(BoardError, match="load an image first"):
+        dev.run(np.zeros(8, dtype=np.int64))
+
+
+# ---- the driver over the simulated UART -----------------------------------------
+
+@pytest.fixture(scope="module")
+def board_case():
+    rng = np.random.default_rng(7)
+    image = sw.pack(random_model(rng, CONFIG, [12, 20, 10]), CONFIG)
+    x = random_inputs(rng, 3, 12, CONFIG.act_bits, density=0.6)
+    x[1] = 0
+    return image, x, sim.run_board(image, x)
+
+
+def test_uart_host_runs_the_image_bit_exactly(board_case):
+    """Load over the UART (the memories start empty), run, compare every
+    output with the golden model."""
+    image, x, r = board_case
+    np.testing.assert_array_equal(r["outputs"], sw.golden.run(image, x))
+    words = sum(m.words.size for m in image.memories().values())
+    assert r["bytes_sent"] > 4 * words              # every word went over the line
+
+
+@pytest.mark.parametrize("corrupt", [2, 40, 1000], ids=["header", "payload", "later"])
+def test_a_corrupted_byte_costs_a_retry_not_a_wrong_answer(board_case, corrupt):
+    """One bit flipped in the host's stream: in the identification read's
+    header (a NAK), in a write's payload (a payload CRC error), later on."""
+    image, x, clean = board_case
+    r = sim.run_board(image, x, corrupt_byte=corrupt)
+    np.testing.assert_array_equal(r["outputs"], sw.golden.run(image, x))
+    assert r["bytes_sent"] > clean["bytes_sent"]    # the request went again
