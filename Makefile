@@ -15,13 +15,17 @@ WAVES  ?= 0
 SIM_ARGS = $(if $(MODEL),--image $(MODEL)) $(if $(INPUT),--input $(INPUT)) \
            $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--preset $(PRESET)) $(if $(filter 1 yes true,$(WAVES)),--waves)
 
+# make bitstream options
+BOARD ?= ulx3s
+BITSTREAM_ARGS = --board $(BOARD) $(if $(MODEL),--image $(MODEL)) $(if $(N_PE),--n-pe $(N_PE))
+
 # make synth options
 TARGET ?= ecp5
 SYNTH_ARGS = --target $(TARGET) $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--preset $(PRESET)) \
              $(if $(MODEL),--image $(MODEL))
 SYNTH_STAMP := $(VENV)/.installed-synth
 
-.PHONY: install test test-slow test-pnr sim synth bench bench-pack bench-sim bench-synth export clean
+.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-synth export clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -55,6 +59,10 @@ sim: $(STAMP)
 
 synth: $(SYNTH_STAMP)
 	$(BIN)/python -m synth $(SYNTH_ARGS)
+
+# a board's bitstream with the model inside: build/bitstream/$(BOARD)/ (ulx3s, icebreaker)
+bitstream: $(SYNTH_STAMP)
+	$(BIN)/python -m synth.bitstream $(BITSTREAM_ARGS)
 
 bench: bench-pack bench-sim
 

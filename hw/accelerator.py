@@ -141,7 +141,8 @@ class Accelerator(wiring.Component):
 
     With `image`, every memory starts with the image's contents (this is what
     puts weights into a bitstream); without, they start empty and the host
-    loads an image over `bus`.
+    loads an image over `bus`. `image` may also be a mapping from image
+    memory names to words (a bitstream's template contents, `synth.bitstream`).
     """
 
     def __init__(self, config: Config, image: Image | None = None):
@@ -156,8 +157,9 @@ class Accelerator(wiring.Component):
         init = {}
         if image is not None:
             specs = memory_specs(config)
-            for name, mem in image.memories().items():
-                words = signed_words(mem.words, mem.width) if specs[name].signed else mem.words
+            contents = image if isinstance(image, dict) else {n: m.words for n, m in image.memories().items()}
+            for name, words in contents.items():
+                words = signed_words(words, specs[name].width) if specs[name].signed else words
                 init[name] = [int(v) for v in words]
         self.core = Core(widths, self.map.pe_offset_bits, init)
         self.host = HostPort(config, fanout=self.core.fanout)
@@ -179,7 +181,11 @@ class Accelerator(wiring.Component):
             if bits > HOST_DATA_BITS:
                 raise HardwareError(f"{name} is {bits} bits; the host port loads memories through "
                                     f"{HOST_DATA_BITS}-bit words")
-        if image is not None and image.config != config:
+        if isinstance(image, dict):
+            unknown = set(image) - set(memory_specs(config))
+            if unknown:
+                raise HardwareError(f"no such memories in this configuration: {', '.join(sorted(unknown))}")
+        elif image is not None and image.config != config:
             raise HardwareError("the image was packed for another configuration; pack it for this one")
         if config.fifo_depth <= queue_slack(config):
             raise HardwareError(f"fifo_depth is {config.fifo_depth}, but at n_pe = {config.n_pe} the queues keep "

@@ -72,13 +72,15 @@ class Board:
     platform: str           # amaranth_boards module and class
     leds: tuple             # (resource, number) for busy, done, error
     n_pe: int               # PEs of the board's default build (the preset's memories per PE)
+    extras: str | None = None   # the platform's attribute listing resources to add (a snap-off board)
 
 
 BOARDS = {
     "ulx3s": Board("ulx3s", "ecp5", "ulx3s.ULX3S_85F_Platform", (("led", 0), ("led", 1), ("led", 2)), n_pe=16),
-    # LEDs: 2 on the board (red, green) and busy on the PMOD LED board that comes with it
+    # LEDs: 2 on the board (red, green) and busy on the PMOD LED board that comes with it;
+    # 1 PE: with the UART bridge, 2 PEs need 5,617 of the 5,280 logic cells
     "icebreaker": Board("icebreaker", "ice40", "icebreaker.ICEBreakerPlatform",
-                        (("led", 2), ("led_g", 0), ("led_r", 0)), n_pe=2),
+                        (("led", 2), ("led_g", 0), ("led_r", 0)), n_pe=1, extras="break_off_pmod"),
 }
 
 
@@ -91,7 +93,10 @@ def board(name: str) -> Board:
 def platform_for(b: Board):
     import importlib
     module, cls = b.platform.split(".")
-    return getattr(importlib.import_module(f"amaranth_boards.{module}"), cls)()
+    platform = getattr(importlib.import_module(f"amaranth_boards.{module}"), cls)()
+    if b.extras:
+        platform.add_resources(getattr(platform, b.extras))
+    return platform
 
 
 class BoardDesign(Elaboratable):

@@ -120,4 +120,7 @@ def spec_memory(config: Config, kind: str, init=()) -> memory.Memory:
     has them)."""
     spec = kind_specs(config)[kind]
     shape = signed(spec.width) if spec.signed else unsigned(spec.width)
-    return memory.Memory(shape=shape, depth=spec.depth, init=init)
+    # the small global memories too go to block RAM (Yosys would make LUT RAM
+    # of them on the ECP5): only there can a bitstream's copy be spliced
+    attrs = {"ram_style": "block"} if spec.pe is None and kind in ("layers", "codebook") else None
+    return memory.Memory(shape=shape, depth=spec.depth, init=init, attrs=attrs)

@@ -200,6 +200,60 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_splice(args) -> int:
+    from synth.bitstream import BitstreamError, splice
+
+    from .image import Image
+    image = Image.load(args.image)
+    try:
+        splice(args.build_dir, image, args.output, progress=_log, overwrite=args.force)
+    except BitstreamError as e:
+        raise ValueError(str(e)) from None
+    return 0
+
+
+def cmd_board(args) -> int:
+    from .board import BoardError, Device, LinkError
+    from .image import Image
+    if args.action != "info" and args.image is None:
+        raise ValueError(f"board {args.action} needs an image directory")
+    if args.action == "run" and args.input is None:
+        raise ValueError("board run needs an inputs .npy after the image directory")
+    if args.output:
+        output_path(args.output, overwrite=args.force)
+    try:
+        with Device(args.port, baud=args.baud) as dev:
+            _log(f"board on {args.port}: OpenEIE, {dev.config.n_pe} PEs")
+            if args.action == "info":
+                print(json.dumps(dev.config.to_dict(), indent=1))
+                return 0
+            image = Image.load(args.image)
+            if args.action == "load" or not args.no_load:
+                words = sum(m.words.size for m in image.memories().values())
+                _log(f"loading {words:,} words ...")
+                dev.load(image)
+            else:
+                dev.image = image
+            if args.action == "load":
+                return 0
+            x = load_inputs(args.input, image, quantize=args.quantize)
+            y = np.stack([dev.run(v) for v in x])
+            counters = dev.counters()
+            expected = golden.run(image, x)
+            same = bool(np.array_equal(y, expected))
+            _log(f"{len(x)} vectors; the last took {counters['cycles']:,} cycles on the board; "
+                 f"outputs {'equal' if same else 'DIFFER FROM'} the golden model")
+            if args.output:
+                with atomic_file(args.output, overwrite=args.force) as f:
+                    np.save(f, y)
+            else:
+                np.set_printoptions(threshold=200, linewidth=120)
+                print(y)
+            return 0 if same else 1
+    except (BoardError, LinkError) as e:
+        raise ValueError(str(e)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sw", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -232,6 +286,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantize", action="store_true", help="accept float inputs and quantise them")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("splice", help="put an image into a built bitstream (make bitstream), no new place and route")
+    p.add_argument("build_dir", type=Path, help="a bitstream build directory (build/bitstream/<board>)")
+    p.add_argument("image", type=Path, help="an image packed for the bitstream's configuration")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the new bitstream (.bit for ECP5, .bin for iCE40)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.set_defaults(func=cmd_splice)
+
+    p = sub.add_parser("board", help="drive a board over its UART (sw.board.Device)")
+    p.add_argument("action", choices=["info", "load", "run"],
+                   help="info: what the board is; load: write an image; run: load (unless --no-load) and run inputs")
+    p.add_argument("image", type=Path, nargs="?", help="the image (load, run)")
+    p.add_argument("input", type=Path, nargs="?", help="inputs .npy (run)")
+    p.add_argument("--port", required=True, help="the serial port, e.g. /dev/ttyUSB0")
+    p.add_argument("--baud", type=int, default=1_000_000, help="the board's bit rate (default 1000000)")
+    p.add_argument("--no-load", action="store_true", help="run: the board already holds the image (its bitstream)")
+    p.add_argument("--quantize", action="store_true", help="accept float inputs and quantise them")
+    p.add_argument("-o", "--output", type=Path, help="write outputs to this .npy file instead of printing")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.set_defaults(func=cmd_board)
     return parser
 
 

@@ -28,6 +28,7 @@ class Target:
     block_ram: tuple
     dsp: str
     available: dict         # what the part has of each (the report prefers nextpnr's own count)
+    runtime_kinds: tuple = ()   # image memories in SPRAM: no initial contents, the host loads them
 
 
 TARGETS = {
@@ -45,7 +46,8 @@ TARGETS = {
         nextpnr_args=("--up5k", "--package", "sg48", "--pcf-allow-unconstrained"),
         target_mhz=30.0, wrapped=True, lut="SB_LUT4", ff="SB_DFF", block_ram=("ICESTORM_RAM", "ICESTORM_SPRAM"),
         dsp="ICESTORM_DSP", available={"SB_LUT4": 5280, "SB_DFF": 5280, "ICESTORM_LC": 5280, "ICESTORM_RAM": 30,
-                                       "ICESTORM_SPRAM": 4, "ICESTORM_DSP": 8}),
+                                       "ICESTORM_SPRAM": 4, "ICESTORM_DSP": 8},
+        runtime_kinds=("entries",)),
 }
 
 
