@@ -220,21 +220,24 @@ class Accelerator(wiring.Component):
             ctl.host_layers.en.eq(host.layers_we),
             ctl.host_codebook.addr.eq(host.offset), ctl.host_codebook.data.eq(host.wdata),
             ctl.host_codebook.en.eq(host.codebook_we),
+            ctl.host_layers_read.eq(host.layers_re), ctl.host_codebook_read.eq(host.codebook_re),
+            host.layers_data.eq(ctl.host_layers_data), host.codebook_data.eq(ctl.host_codebook_data),
             self.irq.eq(ctl.done), self.busy.eq(ctl.busy), self.error.eq(ctl.error),
         ]
         # the host's writes into PE memories and its busy-counter reads, through
         # the registered fan-out (the answers come back through the host port's
         # selection tree)
         n = self.config.n_pe
-        writes = fanout(m, Cat(host.pe_we, host.pe_select, host.pe_kind, host.offset, host.wdata), n, "host_write")
-        layers = fanout(m, host.busy_read_layer, n, "busy_layer")
+        writes = fanout(m, Cat(host.pe_we, host.pe_re, host.pe_select, host.pe_kind, host.offset, host.wdata), n,
+                        "host_write")
+        layers = fanout(m, Cat(host.busy_read_layer, host.busy_read), n, "busy_layer")
         for k, pe in enumerate(core.pes):
-            we, select, kind, offset, data = Signal(), Signal.like(host.pe_select), Signal.like(host.pe_kind), \
-                Signal.like(host.offset), Signal.like(host.wdata)
+            we, re, select, kind, offset, data = Signal(), Signal(), Signal.like(host.pe_select), \
+                Signal.like(host.pe_kind), Signal.like(host.offset), Signal.like(host.wdata)
             m.d.comb += [
-                Cat(we, select, kind, offset, data).eq(writes[k]),
+                Cat(we, re, select, kind, offset, data).eq(writes[k]),
                 pe.host.kind.eq(kind), pe.host.addr.eq(offset), pe.host.data.eq(data),
-                pe.host.en.eq(we & (select == k)),
-                pe.busy_read_layer.eq(layers[k]), host.busy_read_data[k].eq(pe.busy_read_data),
+                pe.host.en.eq(we & (select == k)), pe.host.re.eq(re & (select == k)),
+                Cat(pe.busy_read_layer, pe.busy_read).eq(layers[k]), host.pe_read_data[k].eq(pe.host_read_data),
             ]
         return m

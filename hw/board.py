@@ -9,7 +9,7 @@ three LEDs (busy, done, error).
 from dataclasses import dataclass
 
 from amaranth import *
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
 from sw.config import Config
@@ -116,8 +116,11 @@ class BoardDesign(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.top = top = self.top
-        uart = platform.request("uart", 0)
-        m.d.comb += [top.uart_rx.eq(uart.rx.i), uart.tx.o.eq(top.uart_tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [top.uart_rx.eq(rx.i), tx.o.eq(top.uart_tx)]
         for bit, (resource, number) in enumerate(self.board.leds):
-            m.d.comb += platform.request(resource, number).o.eq(top.leds[bit])
+            m.submodules[f"led_{bit}"] = led = io.Buffer("o", platform.request(resource, number, dir="-"))
+            m.d.comb += led.o.eq(top.leds[bit])
         return m

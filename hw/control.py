@@ -20,14 +20,15 @@ class LayerTable(wiring.Component):
 
     `load` in cycle ``t`` (with `layer`, held while reading) reads that
     layer's words one per cycle from ``t + 1`` (the read address comes from
-    registers only); word ``w`` arrives in ``t + w + 2`` and is decoded by
-    `sw.format.DESCRIPTOR_FIELDS`, so `desc` is complete in cycle
-    ``t + LATENCY``. `overflow` is high if a field's value does not fit the
+    registers or the host's read address); word ``w`` leaves the block RAM in
+    ``t + w + 2`` into a register (a block RAM's output is slow) and is
+    decoded by `sw.format.DESCRIPTOR_FIELDS` from it, so `desc` is complete
+    in cycle ``t + LATENCY``. `overflow` is high if a field's value does not fit the
     hardware's width of it (the control unit refuses such a layer).
     """
 
     WORDS = 1 + max(word for word, _, _ in DESCRIPTOR_FIELDS.values())
-    LATENCY = WORDS + 2
+    LATENCY = WORDS + 3
 
     def __init__(self, widths: Widths, *, init=()):
         self._widths = widths
@@ -39,6 +40,8 @@ class LayerTable(wiring.Component):
             "desc": Out(descriptor_layout(widths)),
             "overflow": Out(1),
             "host": Out(memory.WritePort.Signature(addr_width=widths.desc_addr, shape=unsigned(32))),
+            # a host read (while idle) at `host.addr`: held on `host_data` from two cycles later
+            "host_read": In(1), "host_data": Out(32),
         })
 
     def elaborate(self, platform):
@@ -51,18 +54,25 @@ class LayerTable(wiring.Component):
         reading = Signal()
         arrived = Signal(range(self.WORDS + 1))     # the word on rd.data this cycle
         arriving = Signal()
-        m.d.comb += rd.addr.eq(Cat(word[:ceil_log2(DESC_WORDS)], self.layer))
+        decoded = Signal(range(self.WORDS + 1))     # the word in `got` this cycle
+        decoding = Signal()
+        m.d.comb += rd.addr.eq(Mux(self.host_read, self.host.addr, Cat(word[:ceil_log2(DESC_WORDS)], self.layer)))
+        host_reading = Signal()
+        m.d.sync += host_reading.eq(self.host_read)
+        with m.If(host_reading):
+            m.d.sync += self.host_data.eq(rd.data)
         with m.If(self.load):
             m.d.sync += [word.eq(0), reading.eq(1), self.overflow.eq(0)]
         with m.Elif(reading):
             m.d.sync += [word.eq(word + 1), reading.eq(word + 1 < self.WORDS)]
+        got = Signal(32, reset_less=True)           # the word that left the memory a cycle ago
         m.d.sync += [arriving.eq(reading), arrived.eq(word)]
-        got = rd.data
-        with m.If(arriving):
+        m.d.sync += [got.eq(rd.data), decoding.eq(arriving), decoded.eq(arrived)]
+        with m.If(decoding):
             for name, (w, lsb, width) in DESCRIPTOR_FIELDS.items():
                 field = self.desc[name]
                 hw_width = len(field)
-                with m.If(arrived == w):
+                with m.If(decoded == w):
                     m.d.sync += field.eq(got[lsb:lsb + width])
                     if hw_width < width:
                         with m.If(got[lsb + hw_width:lsb + width] != 0):
@@ -160,6 +170,9 @@ class ControlUnit(wiring.Component):
             "host_layers": Out(memory.WritePort.Signature(addr_width=widths.desc_addr, shape=unsigned(32))),
             "host_codebook": Out(memory.WritePort.Signature(addr_width=widths.codebook_addr,
                                                            shape=signed(widths.config.weight_bits))),
+            # host reads while idle (the addresses are the write ports'): held from two cycles later
+            "host_layers_read": In(1), "host_codebook_read": In(1),
+            "host_layers_data": Out(32), "host_codebook_data": Out(32),
             "log_read_layer": In(widths.layer),
             "log_cycles": Out(COUNTER_BITS), "log_stalls": Out(COUNTER_BITS),
         })
@@ -173,6 +186,8 @@ class ControlUnit(wiring.Component):
         desc = table.desc
         wiring.connect(m, wiring.flipped(self.host_layers), table.host)
         wiring.connect(m, wiring.flipped(self.host_codebook), store.host)
+        m.d.comb += [table.host_read.eq(self.host_layers_read), store.host_read.eq(self.host_codebook_read),
+                     self.host_layers_data.eq(table.host_data), self.host_codebook_data.eq(store.host_data)]
         m.d.comb += pe.cb_load.eq(store.load)
         settle_cycles = self.fanout + self.reduce
         m.d.comb += [log.read_layer.eq(self.log_read_layer), self.log_cycles.eq(log.read_cycles),

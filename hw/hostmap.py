@@ -13,14 +13,16 @@ region      contents                                       access
 1 layer     per layer ``l``: word ``2l`` cycles,            read
 counters    ``2l + 1`` broadcast stall cycles
 2 PE busy   word ``pe << layer_bits | l``                    read
-3 layers    the layer-descriptor memory (``sw.format``)     write
-4 codebook  the codebook memory (written into every PE)     write
+3 layers    the layer-descriptor memory (``sw.format``)     read, write
+4 codebook  the codebook memory (written into every PE)     read, write
 ==========  =============================================  ==========
 
 PE space (top bit 1): ``[kind:2][pe][offset]``, kinds numbered as
 `sw.format.PE_MEMORIES` (0 entries, 1 ptr_even, 2 ptr_odd; the pointer
-banks also hold the biases); write only. `HostMap.fields` gives every
-field's ``(lsb, width)``: the decoder and the bench both use it.
+banks also hold the biases); read and write. Memories are read back only
+while the accelerator is not busy (``STATUS`` bit 0; a read then gives 0),
+and written only while it is idle. `HostMap.fields` gives every field's
+``(lsb, width)``: the decoder and the bench both use it.
 
 ``CTRL`` (write): bit 0 start a run, bit 1 soft reset. ``STATUS`` (read):
 bit 0 busy, bit 1 done (the last run finished), bit 2 error (a descriptor was

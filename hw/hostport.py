@@ -24,10 +24,13 @@ class HostPort(wiring.Component):
     the request is seen in cycle ``t``, everything it drives into the design
     leaves from a register in ``t + 1`` (a write into a PE memory lands
     `fanout` cycles later still, through the registered fan-out; a read
-    addresses the counter memories), the answer is registered in ``t +
-    read_latency`` (a PE's busy counter takes ``1 + fanout`` cycles to
-    reach, one to read and ``reduce_stages(n_pe)`` to come back through a
-    registered selection tree), and `ack` is high a cycle later.
+    addresses the counter memories, the layer table, the codebook store or a
+    PE memory), the answer is registered in ``t + read_latency`` (a PE
+    memory takes ``1 + fanout`` cycles to reach, three to read into the PE's
+    held answer and ``reduce_stages(n_pe)`` to come back through a registered
+    selection tree), and `ack` is high a cycle later. Memory reads are
+    answered only while the accelerator is not busy (a read borrows the
+    datapath's address for a cycle); while it is, they read 0.
     A soft reset (`CTRL` bit 1) drives `soft_reset` from ``t + 1`` for
     `reset_cycles` cycles.
     """
@@ -35,7 +38,7 @@ class HostPort(wiring.Component):
     def __init__(self, config: Config, fanout: int = 0):
         self._config = config
         self._fanout = fanout
-        self.read_latency = 1 + fanout + 1 + reduce_stages(config.n_pe)
+        self.read_latency = 1 + fanout + 3 + reduce_stages(config.n_pe)
         self.reset_cycles = 2 * fanout + reduce_stages(config.n_pe) + 2
         self._map = HostMap(config)
         w = Widths(config)
@@ -49,9 +52,11 @@ class HostPort(wiring.Component):
             "layers_done": In(w.layer + 1),
             "log_read_layer": Out(w.layer),
             "log_cycles": In(COUNTER_BITS), "log_stalls": In(COUNTER_BITS),
-            "busy_read_layer": Out(w.layer),
-            "busy_read_data": In(w.busy).array(config.n_pe),
+            "busy_read_layer": Out(w.layer), "busy_read": Out(1),
+            "pe_read_data": In(HOST_DATA_BITS).array(config.n_pe),
             "layers_we": Out(1), "codebook_we": Out(1), "pe_we": Out(1),
+            "layers_re": Out(1), "codebook_re": Out(1), "pe_re": Out(1),
+            "layers_data": In(32), "codebook_data": In(32),
             "pe_select": Out(max(mp.pe_bits, 1)), "pe_kind": Out(HostMap.PE_KIND_BITS),
             "offset": Out(max(mp.pe_offset_bits, mp.global_offset_bits)),
             "wdata": Out(HOST_DATA_BITS),
@@ -69,6 +74,7 @@ class HostPort(wiring.Component):
         pending = Signal()          # between request and ack
         request = bus.cyc & bus.stb & ~pending & ~bus.ack
         write = request & bus.we
+        memory_read = request & ~bus.we & ~self.status.busy
         # everything the port drives into the design leaves from a register
         # (the bus's decode would otherwise reach far into it)
         m.d.sync += [
@@ -78,6 +84,10 @@ class HostPort(wiring.Component):
             self.pe_we.eq(write & top),
             self.layers_we.eq(write & ~top & (region == LAYER_TABLE)),
             self.codebook_we.eq(write & ~top & (region == CODEBOOK)),
+            self.pe_re.eq(memory_read & top),
+            self.layers_re.eq(memory_read & ~top & (region == LAYER_TABLE)),
+            self.codebook_re.eq(memory_read & ~top & (region == CODEBOOK)),
+            self.busy_read.eq(request & ~bus.we & ~top & (region == PE_BUSY)),
             self.start.eq(write & ~top & (region == REGS) & (goff == HostMap.CTRL) & bus.dat_w[0]),
             self.log_read_layer.eq(goff >> 1),
             self.busy_read_layer.eq(goff[:mp.layer_bits]),
@@ -105,15 +115,17 @@ class HostPort(wiring.Component):
         r_adr = Signal.like(bus.adr)
         answer = Signal(HOST_DATA_BITS)
         wait = Signal(range(self.read_latency + 1))
+        refused = Signal()
         with m.If(request):
-            m.d.sync += [pending.eq(1), r_adr.eq(bus.adr), wait.eq(0)]
+            m.d.sync += [pending.eq(1), r_adr.eq(bus.adr), wait.eq(0), refused.eq(self.status.busy)]
         with m.Elif(pending & (wait != self.read_latency)):
             m.d.sync += wait.eq(wait + 1)
         r_top = mp.field(r_adr, "top")
         r_region = mp.field(r_adr, "region")
         r_goff = mp.field(r_adr, "offset")
-        busy_pe = delay_line(m, (goff >> mp.layer_bits)[:max(mp.pe_bits, 1)], self._fanout + 2, "busy_pe")[-1]
-        busy = select(m, list(self.busy_read_data), busy_pe, "busy")
+        which = Mux(top, pe, (goff >> mp.layer_bits)[:max(mp.pe_bits, 1)])
+        read_pe = delay_line(m, which, self._fanout + 4, "read_pe")[-1]
+        from_pe = select(m, list(self.pe_read_data), read_pe, "pe_read")
         with m.If(~r_top & (r_region == REGS)):
             with m.Switch(r_goff):
                 for addr, value in regs.items():
@@ -122,7 +134,15 @@ class HostPort(wiring.Component):
         with m.Elif(~r_top & (r_region == LAYER_COUNTERS)):
             m.d.comb += answer.eq(Mux(r_goff[0], self.log_stalls, self.log_cycles))
         with m.Elif(~r_top & (r_region == PE_BUSY)):
-            m.d.comb += answer.eq(busy)
+            m.d.comb += answer.eq(from_pe)
+        with m.Elif(refused):
+            m.d.comb += answer.eq(0)
+        with m.Elif(r_top):
+            m.d.comb += answer.eq(from_pe)
+        with m.Elif(r_region == LAYER_TABLE):
+            m.d.comb += answer.eq(self.layers_data)
+        with m.Elif(r_region == CODEBOOK):
+            m.d.comb += answer.eq(self.codebook_data)
         m.d.sync += bus.ack.eq(0)
         with m.If(pending & ~bus.ack & (wait == self.read_latency - 1)):
             m.d.sync += [bus.dat_r.eq(answer), bus.ack.eq(1), pending.eq(0)]

@@ -45,6 +45,8 @@ class MatrixReader(wiring.Component):
             "issue": Out(1),
             "busy": Out(1),
             "host": Out(memory.WritePort.Signature(addr_width=widths.word_addr, shape=unsigned(c.word_bits))),
+            # a host read (while idle): the word at `host.addr` is on `host_word` two cycles later, for one
+            "host_read": In(1), "host_word": Out(c.word_bits),
         })
 
     def elaborate(self, platform):
@@ -73,7 +75,7 @@ class MatrixReader(wiring.Component):
         m.d.comb += [
             self.col.ready.eq(load),
             self.issue.eq(valid),
-            addr.eq(Mux(self.host.en, self.host.addr, cur >> w.lane)),
+            addr.eq(Mux(self.host.en | self.host_read, self.host.addr, cur >> w.lane)),
         ]
         with m.If(load):
             m.d.sync += [
@@ -91,6 +93,7 @@ class MatrixReader(wiring.Component):
         # entry's other fields travel beside it
         word = Signal(c.word_bits, reset_less=True)
         m.d.sync += word.eq(rd.data)
+        m.d.comb += self.host_word.eq(word)
         valids = delay_line(m, valid, self.LATENCY, "valid")
         lane = delay_line(m, cur[:w.lane] if w.lane else C(0, 1), self.LATENCY, "lane", data=True)[-1]
         out_value = delay_line(m, value, self.LATENCY, "value", data=True)[-1].as_signed()

@@ -14,6 +14,7 @@ from .hostmap import HostMap
 from .layouts import HOST_DATA_BITS, Widths, activation_layout, pe_control_signature, queued_layout
 from .matrix_reader import MatrixReader
 from .parts import add_parts
+from .pipeline import delay_line
 from .pointer_reader import PointerReader
 from .writeback import WriteBack
 
@@ -21,9 +22,10 @@ __all__ = ["ProcessingElement", "host_write_layout"]
 
 
 def host_write_layout(w: Widths, offset_bits: int) -> data.StructLayout:
-    """A host write into one PE memory: `kind` as in `hw.hostmap`."""
+    """A host access to one PE memory: `kind` as in `hw.hostmap`; `en`
+    writes `data`, `re` reads (into `host_read_data`)."""
     return data.StructLayout({"kind": unsigned(HostMap.PE_KIND_BITS), "addr": unsigned(offset_bits),
-                              "data": unsigned(HOST_DATA_BITS), "en": unsigned(1)})
+                              "data": unsigned(HOST_DATA_BITS), "en": unsigned(1), "re": unsigned(1)})
 
 
 class ProcessingElement(wiring.Component):
@@ -52,7 +54,7 @@ class ProcessingElement(wiring.Component):
 
     Everything the PE gets from the centre (`act`, `ctl`, the host's writes,
     the output stage's reads) and sends back (`almost_full`, `idle`,
-    `scan_done`, `out_data`, `busy_read_data`) passes registered trees
+    `scan_done`, `out_data`, `host_read_data`) passes registered trees
     outside it (`hw.pipeline`); `slack` sizes the queue's `almost_full` for
     their latency.
     """
@@ -81,8 +83,9 @@ class ProcessingElement(wiring.Component):
             "out_addr": In(widths.act_addr),
             "out_data": Out(signed(c.act_bits)),
             "idle": Out(1),
-            "busy_read_layer": In(widths.layer),
-            "busy_read_data": Out(widths.busy),
+            "busy_read_layer": In(widths.layer), "busy_read": In(1),
+            # the last host read, held: a memory word (`host.re`) or a layer's busy cycles (`busy_read`)
+            "host_read_data": Out(HOST_DATA_BITS),
             "host": In(host_write_layout(widths, host_offset_bits)),
         })
 
@@ -136,7 +139,7 @@ class ProcessingElement(wiring.Component):
             m.d.sync += busy.eq(busy + 1)
         m.d.comb += [
             log_wr.addr.eq(ctrl.layer), log_wr.data.eq(busy), log_wr.en.eq(ctl.count_save),
-            log_rd.addr.eq(self.busy_read_layer), self.busy_read_data.eq(log_rd.data),
+            log_rd.addr.eq(self.busy_read_layer),
         ]
 
         # host writes into this PE's memories (kinds numbered as sw.format.PE_MEMORIES)
@@ -145,4 +148,26 @@ class ProcessingElement(wiring.Component):
         for kind, name in enumerate(PE_MEMORIES):
             port = ports[name]
             m.d.comb += [port.addr.eq(h.addr), port.data.eq(h.data), port.en.eq(h.en & (h.kind == kind))]
+
+        # host reads (only while idle: the read borrows the datapath's address
+        # for one cycle): the word leaves its block RAM's register two cycles
+        # after `re`, and is held here until the next read; a busy-counter
+        # read, one cycle after `busy_read`
+        c = self._widths.config
+        m.d.comb += [mr.host_read.eq(h.re), p.host_read.eq(h.re)]
+        words = {"entries": mr.host_word, "ptr_even": p.host_words[:c.bank_bits],
+                 "ptr_odd": p.host_words[c.bank_bits:]}
+        reading = delay_line(m, h.re, 2, "host_reading")[-1]
+        kind = delay_line(m, h.kind, 2, "host_kind", data=True)[-1]
+        held = Signal(HOST_DATA_BITS, reset_less=True)
+        busy_reading = Signal()
+        m.d.sync += busy_reading.eq(self.busy_read)
+        with m.If(reading):
+            with m.Switch(kind):
+                for k, name in enumerate(PE_MEMORIES):
+                    with m.Case(k):
+                        m.d.sync += held.eq(words[name])
+        with m.Elif(busy_reading):
+            m.d.sync += held.eq(log_rd.data)
+        m.d.comb += self.host_read_data.eq(held)
         return m

@@ -66,6 +66,9 @@ class PointerReader(wiring.Component):
             "bias": Out(signed(c.acc_bits)),
             "host_even": Out(bank),
             "host_odd": Out(bank),
+            # a host read (while idle) of both banks at their host ports' address: on `host_words` (even in
+            # the low half) two cycles later, for one
+            "host_read": In(1), "host_words": Out(2 * c.bank_bits),
         })
 
     def elaborate(self, platform):
@@ -83,7 +86,8 @@ class PointerReader(wiring.Component):
             wr = mem.write_port()
             rd = mem.read_port(transparent_for=(wr,))
             read_addr = Signal(w.bank_addr, reset_less=True)       # P1: registered beside the RAM
-            m.d.comb += [wr.addr.eq(Mux(host.en, host.addr, read_addr)), wr.data.eq(host.data), wr.en.eq(host.en),
+            m.d.comb += [wr.addr.eq(Mux(host.en | self.host_read, host.addr, read_addr)),
+                         wr.data.eq(host.data), wr.en.eq(host.en),
                          rd.addr.eq(wr.addr), rd.en.eq(~host.en)]
             addresses.append((rd, read_addr))
         (rd_even, even_addr), (rd_odd, odd_addr) = addresses
@@ -114,6 +118,7 @@ class PointerReader(wiring.Component):
             p1_valid.eq(take), p2_valid.eq(p1_valid), p3_valid.eq(p2_valid),
             even.eq(rd_even.data), odd.eq(rd_odd.data),
         ]
+        m.d.comb += self.host_words.eq(Cat(even, odd))
 
         # P3: the column and whether it is empty; P4: into the FIFO, or
         # nothing for an empty one (the FIFO's write comes from registers)

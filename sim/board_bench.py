@@ -94,20 +94,33 @@ async def board_step(dut, spec: dict, step: dict, results: dict, index: int):
         dev = Device(transport, retries=2, quiet=2 * timeout_ns * 1e-9)
         marks["t_load"] = transport.now_cycles()
         dev.load(image)
+        marks["t_verify"] = transport.now_cycles()
+        dev.verify()
         marks["t_run"] = transport.now_cycles()
         outs, cycles = [], []
         for vec in x:
             outs.append(dev.run(vec))
             cycles.append(dev.counters()["cycles"])
         marks["t_end"] = transport.now_cycles()
+        # a changed word must be caught: the first entry word of PE 0, flipped
+        from hw.hostmap import HostMap
+        addr = HostMap(dev.config).memory("pe0.entries")
+        dev.write(addr, [dev.read(addr)[0] ^ 1])
+        try:
+            dev.verify()
+            marks["caught"] = 0
+        except Exception as e:                  # noqa: BLE001 - recorded, checked by the test
+            marks["caught"] = int("pe0.entries" in str(e))
         return np.array(outs, dtype=np.int64), np.array(cycles, dtype=np.int64), dev.bytes_sent, dev.bytes_received
 
     outputs, cycles, sent, received = await host()
     results[f"s{index}_outputs"] = outputs
     results[f"s{index}_cycles"] = cycles
-    # bytes each way; cycles to identify the board, to load the image, to run the vectors
-    results[f"s{index}_link"] = np.array([sent, received, marks["t_load"], marks["t_run"] - marks["t_load"],
-                                          marks["t_end"] - marks["t_run"]], dtype=np.int64)
+    # bytes each way; cycles to identify the board, to load the image, to verify it, to run the vectors;
+    # whether a changed word failed the verification
+    results[f"s{index}_link"] = np.array([sent, received, marks["t_load"], marks["t_verify"] - marks["t_load"],
+                                          marks["t_run"] - marks["t_verify"], marks["t_end"] - marks["t_run"],
+                                          marks["caught"]], dtype=np.int64)
 
 
 @cocotb.test()

@@ -267,8 +267,9 @@ def run_board(image: Image, inputs, *, corrupt_byte: int | None = None, board: d
     counters. `corrupt_byte`: flip a bit of that byte of the host's stream
     (counted from the first), to exercise the link's recovery. Returns
     ``outputs``, ``cycles`` (on-chip, per vector), and the link's ``bytes_sent``,
-    ``bytes_received`` and cycles spent identifying the board, loading and
-    running."""
+    ``bytes_received`` and cycles spent identifying the board, loading,
+    verifying (`Device.verify`: every memory read back) and running, and
+    whether a verification caught a word changed afterwards."""
     board = dict(board or SIM_BOARD)
     x = golden.check_input(image, inputs)
     root = cache_root() / "runs"
@@ -281,8 +282,9 @@ def run_board(image: Image, inputs, *, corrupt_byte: int | None = None, board: d
         results, info, seconds, _ = run_job(image, [step], progress=progress, progress_bar=False, board=board)
     finally:
         os.unlink(inputs_path)
-    sent, received, ident, load, run_cycles = (int(v) for v in results["s0_link"])
+    sent, received, ident, load, verify, run_cycles, caught = (int(v) for v in results["s0_link"])
     return {"outputs": results["s0_outputs"].astype(golden.output_dtype(image.config.act_bits)),
             "cycles": results["s0_cycles"], "bytes_sent": sent, "bytes_received": received,
-            "identify_cycles": ident, "load_cycles": load, "run_cycles": run_cycles, "board": board,
+            "identify_cycles": ident, "load_cycles": load, "verify_cycles": verify, "run_cycles": run_cycles,
+            "verify_caught_a_change": bool(caught), "board": board,
             "sim_seconds": seconds, "build": info}

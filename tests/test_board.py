@@ -105,6 +105,12 @@ def test_device_refuses_another_design_and_another_configuration():
         dev.run(np.zeros(8, dtype=np.int64))
 
 
+def test_board_command_line_says_what_is_missing(capsys):
+    from sw.cli import main
+    assert main(["board", "run", "--port", "/dev/null"]) == 2
+    assert "needs an image directory" in capsys.readouterr().err
+
+
 # ---- the driver over the simulated UART -----------------------------------------
 
 @pytest.fixture(scope="module")
@@ -116,13 +122,16 @@ def board_case():
     return image, x, sim.run_board(image, x)
 
 
-def test_uart_host_runs_the_image_bit_exactly(board_case):
-    """Load over the UART (the memories start empty), run, compare every
-    output with the golden model."""
+def test_uart_host_loads_verifies_and_runs_the_image_bit_exactly(board_case):
+    """Load over the UART (the memories start empty), read every memory back
+    (`Device.verify`: the host port's readback of PE memories, layer table
+    and codebook), run, compare every output with the golden model; a word
+    changed after loading fails the verification."""
     image, x, r = board_case
     np.testing.assert_array_equal(r["outputs"], sw.golden.run(image, x))
-    words = sum(m.words.size for m in image.memories().values())
-    assert r["bytes_sent"] > 4 * words              # every word went over the line
+    words = sum(m.depth for m in image.memories().values())
+    assert r["bytes_sent"] > 4 * words and r["bytes_received"] > 4 * words     # all of it, both ways
+    assert r["verify_caught_a_change"]
 
 
 @pytest.mark.parametrize("corrupt", [2, 40, 1000], ids=["header", "payload", "later"])
