@@ -25,7 +25,7 @@ SYNTH_ARGS = --target $(TARGET) $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--pr
              $(if $(MODEL),--image $(MODEL))
 SYNTH_STAMP := $(VENV)/.installed-synth
 
-.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-synth export clean
+.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-board bench-synth export clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -64,13 +64,17 @@ synth: $(SYNTH_STAMP)
 bitstream: $(SYNTH_STAMP)
 	$(BIN)/python -m synth.bitstream $(BITSTREAM_ARGS)
 
-bench: bench-pack bench-sim
+bench: bench-pack bench-sim bench-board
 
 bench-pack: $(STAMP)
 	$(BIN)/python bench/pack_alex6.py
 
 bench-sim: $(STAMP)
 	$(BIN)/python bench/sim_layer.py
+
+# the simulated board over its UART: link-bound against on-chip cycles
+bench-board: $(STAMP)
+	$(BIN)/python bench/board_link.py $(if $(BOARD),--board $(BOARD))
 
 # every PE count of both targets through place and route (hours on 2 cores)
 bench-synth: $(SYNTH_STAMP)

@@ -131,13 +131,13 @@ class _ProgressBar:
 
 def run_job(image: Image, steps: list[dict], *, waves: bool = False, keep: Path | None = None,
             progress=stderr_progress, progress_bar: bool | None = None,
-            board: dict | None = None) -> tuple[dict, BuildInfo, float, Path | None]:
+            board: dict | None = None, preloaded: bool = False) -> tuple[dict, BuildInfo, float, Path | None]:
     """Run bench steps (see `sim.bench`) for `image`'s configuration; the
     image is loaded at simulator start. Returns `(results, build, seconds,
     waves_file)`. `progress_bar`: None shows one on a terminal only.
     With `board` (see `sim.build.design_for`) the board top is simulated
-    instead, its memories empty at start, and the steps are
-    `sim.board_bench`'s."""
+    instead, its memories empty at start unless `preloaded`, and the steps
+    are `sim.board_bench`'s."""
     from cocotb_tools.runner import get_results
 
     info = build(image.config, waves=waves, progress=progress, board=board)
@@ -159,7 +159,8 @@ def run_job(image: Image, steps: list[dict], *, waves: bool = False, keep: Path 
             xml = verilator_runner().test(
                 test_module="sim.board_bench" if board else "sim.bench", hdl_toplevel=TOP,
                 hdl_toplevel_lang="verilog", build_dir=info.build_dir, test_dir=run_dir,
-                plusargs=[] if board else [f"+{PLUSARG}={run_dir / 'image'}"], extra_env=env, waves=waves,
+                plusargs=[] if board and not preloaded else [f"+{PLUSARG}={run_dir / 'image'}"], extra_env=env,
+                waves=waves,
                 results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log")
         seconds = time.perf_counter() - t0
         try:
@@ -261,14 +262,16 @@ SIM_BOARD = {"divisor": 8, "timeout": 20_000}
 
 
 def run_board(image: Image, inputs, *, corrupt_byte: int | None = None, board: dict | None = None,
-              progress=stderr_progress) -> dict:
+              preloaded: bool = False, verify: bool = True, progress=stderr_progress) -> dict:
     """Drive the simulated board top with the host driver over its UART
     pins: load `image` (the memories start empty), run `inputs`, read the
-    counters. `corrupt_byte`: flip a bit of that byte of the host's stream
+    counters (`preloaded`: the memories start with the image, as from a
+    bitstream, and are only verified). `corrupt_byte`: flip a bit of that byte of the host's stream
     (counted from the first), to exercise the link's recovery. Returns
     ``outputs``, ``cycles`` (on-chip, per vector), and the link's ``bytes_sent``,
     ``bytes_received`` and cycles spent identifying the board, loading,
-    verifying (`Device.verify`: every memory read back) and running, and
+    verifying (`Device.verify`: every memory read back) and running
+    (`Device.run` alone, the counter reads after each vector left out), and
     whether a verification caught a word changed afterwards."""
     board = dict(board or SIM_BOARD)
     x = golden.check_input(image, inputs)
@@ -278,13 +281,15 @@ def run_board(image: Image, inputs, *, corrupt_byte: int | None = None, board: d
     os.close(fd)
     try:
         np.save(inputs_path, x)
-        step = {"op": "board", "inputs": inputs_path, "vectors": 0, "corrupt_byte": corrupt_byte}
-        results, info, seconds, _ = run_job(image, [step], progress=progress, progress_bar=False, board=board)
+        step = {"op": "board", "inputs": inputs_path, "vectors": 0, "corrupt_byte": corrupt_byte,
+                "preloaded": preloaded, "verify": verify}
+        results, info, seconds, _ = run_job(image, [step], progress=progress, progress_bar=False, board=board,
+                                            preloaded=preloaded)
     finally:
         os.unlink(inputs_path)
     sent, received, ident, load, verify, run_cycles, caught = (int(v) for v in results["s0_link"])
     return {"outputs": results["s0_outputs"].astype(golden.output_dtype(image.config.act_bits)),
             "cycles": results["s0_cycles"], "bytes_sent": sent, "bytes_received": received,
             "identify_cycles": ident, "load_cycles": load, "verify_cycles": verify, "run_cycles": run_cycles,
-            "verify_caught_a_change": bool(caught), "board": board,
+            "verify_caught_a_change": bool(caught) if verify else None, "board": board,
             "sim_seconds": seconds, "build": info}
