@@ -17,7 +17,8 @@ SIM_ARGS = $(if $(MODEL),--image $(MODEL)) $(if $(INPUT),--input $(INPUT)) \
 
 # make bitstream options
 BOARD ?= ulx3s
-BITSTREAM_ARGS = --board $(BOARD) $(if $(MODEL),--image $(MODEL)) $(if $(N_PE),--n-pe $(N_PE))
+BITSTREAM_ARGS = --board $(BOARD) $(if $(MODEL),--image $(MODEL)) $(if $(N_PE),--n-pe $(N_PE)) \
+                 $(if $(filter 1 yes true,$(FORCE)),--force)
 
 # make synth options
 TARGET ?= ecp5

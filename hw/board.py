@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from amaranth import *
 from amaranth.lib import io, wiring
+from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from sw.config import Config
@@ -72,15 +73,21 @@ class Board:
     platform: str           # amaranth_boards module and class
     leds: tuple             # (resource, number) for busy, done, error
     n_pe: int               # PEs of the board's default build (the preset's memories per PE)
+    pll_mhz: float          # the design's clock, from the oscillator through the part's PLL
+    pll: dict               # the PLL's parameters for it (from `ecppll` / `icepll`, both in the YoWASP packages)
     extras: str | None = None   # the platform's attribute listing resources to add (a snap-off board)
 
 
 BOARDS = {
-    "ulx3s": Board("ulx3s", "ecp5", "ulx3s.ULX3S_85F_Platform", (("led", 0), ("led", 1), ("led", 2)), n_pe=16),
+    # 25 -> 50 MHz (`yowasp-ecppll -i 25 -o 50`: VCO 600 MHz); 16 PEs route at 88 MHz here
+    "ulx3s": Board("ulx3s", "ecp5", "ulx3s.ULX3S_85F_Platform", (("led", 0), ("led", 1), ("led", 2)), n_pe=16,
+                   pll_mhz=50.0, pll=dict(CLKI_DIV=1, CLKFB_DIV=2, CLKOP_DIV=12, CLKOP_CPHASE=5, CLKOP_FPHASE=0)),
     # LEDs: 2 on the board (red, green) and busy on the PMOD LED board that comes with it;
     # 1 PE: with the UART bridge, 2 PEs need 5,617 of the 5,280 logic cells
+    # 12 -> 24 MHz (`yowasp-icepll -i 12 -o 24`: VCO 768 MHz); 1 PE routes at 33.8 MHz here
     "icebreaker": Board("icebreaker", "ice40", "icebreaker.ICEBreakerPlatform",
-                        (("led", 2), ("led_g", 0), ("led_r", 0)), n_pe=1, extras="break_off_pmod"),
+                        (("led", 2), ("led_g", 0), ("led_r", 0)), n_pe=1, extras="break_off_pmod",
+                        pll_mhz=24.0, pll=dict(DIVR=0, DIVF=63, DIVQ=5, FILTER_RANGE=1)),
 }
 
 
@@ -100,12 +107,14 @@ def platform_for(b: Board):
 
 
 class BoardDesign(Elaboratable):
-    """`BoardTop` on board `b`'s platform, clocked by its oscillator."""
+    """`BoardTop` on board `b`'s platform, clocked by its oscillator
+    through the part's PLL (`Board.pll_mhz`); held in reset until the PLL
+    locks."""
 
     def __init__(self, b: Board, config: Config, image=None, *, baud: int = DEFAULT_BAUD):
         self.board = b
         self.platform = platform_for(b)
-        clk_hz = self.platform.default_clk_frequency
+        clk_hz = b.pll_mhz * 1e6
         self.clk_hz, self.baud = clk_hz, baud
         self.top = BoardTop(config, image, divisor=divisor_for(clk_hz, baud), timeout=int(clk_hz * FRAME_TIMEOUT_S))
 
@@ -116,6 +125,7 @@ class BoardDesign(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.top = top = self.top
+        self._clock(m, platform)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.rx = rx = io.Buffer("i", uart.rx)
         m.submodules.tx = tx = io.Buffer("o", uart.tx)
@@ -124,3 +134,27 @@ class BoardDesign(Elaboratable):
             m.submodules[f"led_{bit}"] = led = io.Buffer("o", platform.request(resource, number, dir="-"))
             m.d.comb += led.o.eq(top.leds[bit])
         return m
+
+    def _clock(self, m: Module, platform):
+        b = self.board
+        m.domains.sync = cd = ClockDomain("sync")
+        locked = Signal()
+        pin = platform.request(platform.default_clk, dir="-")
+        osc_mhz = platform.default_clk_frequency / 1e6
+        if b.target == "ecp5":
+            m.submodules.osc = osc = io.Buffer("i", pin)
+            m.submodules.pll = Instance(
+                "EHXPLLL",
+                a_FREQUENCY_PIN_CLKI=f"{osc_mhz:g}", a_FREQUENCY_PIN_CLKOP=f"{b.pll_mhz:g}",
+                a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_ENABLE="ENABLED",
+                p_FEEDBK_PATH="CLKOP", **{f"p_{k}": v for k, v in b.pll.items()},
+                i_RST=0, i_STDBY=0, i_CLKI=osc.i, o_CLKOP=cd.clk, i_CLKFB=cd.clk, i_PHASESEL0=0, i_PHASESEL1=0,
+                i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
+        else:
+            m.submodules.pll = Instance(
+                "SB_PLL40_PAD", p_FEEDBACK_PATH="SIMPLE", **{f"p_{k}": v for k, v in b.pll.items()},
+                io_PACKAGEPIN=pin.io, i_RESETB=1, i_BYPASS=0, o_PLLOUTGLOBAL=cd.clk, o_LOCK=locked)
+        # (nextpnr derives the PLL output's clock constraint from the oscillator's)
+        m.submodules.reset = ResetSynchronizer(~locked, domain="sync")

@@ -238,13 +238,29 @@ def build(board_name: str, image: Image, *, out_dir: Path | None = None, seed: i
     """Build `board_name`'s bitstream holding `image` (see the module
     docstring). Returns the build directory: ``openeie.bit`` / ``.bin``,
     ``template.*`` (the random contents, for later splices), ``report.json``
-    (the synthesis report), ``manifest.json``."""
+    (the synthesis report), ``manifest.json``. A build directory whose
+    design (board, configuration, seed, hardware and flow sources, tools)
+    is unchanged only gets the new image spliced in, unless `force`."""
     from hw.board import board
     b = board(board_name)
     t = get_target(b.target)
     config = image.config
     out = Path(out_dir) if out_dir else bitstream_root() / b.name
-    output_path(out / "manifest.json", overwrite=True)
+    manifest_path = output_path(out / "manifest.json", overwrite=True)
+    digest = design_digest(b.name, config, seed)
+    if manifest_path.is_file() and not force:
+        try:
+            old = load_manifest(out)
+        except BitstreamError:
+            old = None
+        if old is not None and old.get("design") == digest:
+            progress(f"{out} holds a build of this design: splicing the image into it (force rebuilds)")
+            splice(out, image, out / old["bitstream"], progress=progress, overwrite=True)
+            old["image_sha256"] = image_digest(image)
+            with atomic_file(manifest_path, "w") as f:
+                json.dump(old, f, indent=1)
+            return out
+    manifest_path.unlink(missing_ok=True)       # until the new one is complete, this is no build directory
     work = out / "work"
     if work.exists() and force:
         shutil.rmtree(work)
@@ -304,7 +320,8 @@ def build(board_name: str, image: Image, *, out_dir: Path | None = None, seed: i
     for name, words in template.items():
         if memories[name]["place"] == "bitstream":
             (tdir / f"{name}.hex").write_bytes(_hex(words, memories[name]["width"], CHUNK[t.name]))
-    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "board": b.name, "target": t.name,
+    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "design": digest, "board": b.name,
+                "target": t.name,
                 "device": t.part, "config": config.to_dict(), "seed": seed, "template": f"template.{TEXT[t.name]}",
                 "bitstream": f"openeie{SUFFIX[t.name]}", "image_sha256": None, "memories": memories,
                 "clock_mhz": design.clk_hz / 1e6, "baud": design.baud}
@@ -318,6 +335,20 @@ def build(board_name: str, image: Image, *, out_dir: Path | None = None, seed: i
     with atomic_file(out / "manifest.json", "w") as f:
         json.dump(manifest, f, indent=1)
     return out
+
+
+def design_digest(board_name: str, config: Config, seed: int) -> str:
+    """What a build's placed design depends on: the board, the configuration,
+    the seed, the hardware and flow sources and the tools."""
+    import hashlib
+
+    from hw.board import board
+    from hw.export import sources_digest
+    t = get_target(board(board_name).target)
+    h = hashlib.sha256(json.dumps({"board": board_name, "config": config.to_dict(), "seed": seed,
+                                   "tools": tool_versions(t)}, sort_keys=True).encode())
+    h.update(sources_digest(sorted(Path(__file__).parent.glob("*.py"))).encode())
+    return h.hexdigest()[:16]
 
 
 def _hex(words, width: int, chunk: int) -> bytes:
@@ -461,6 +492,8 @@ def main(argv=None) -> int:
     parser.add_argument("--n-pe", type=int, help="PEs for the default model (default: the board's)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr's placement seed and the template's (default 1)")
     parser.add_argument("-o", "--output", type=Path, help="build directory (default build/bitstream/<board>)")
+    parser.add_argument("--force", action="store_true",
+                        help="place and route again even if the build directory holds this design")
     args = parser.parse_args(argv)
 
     def log(line):
@@ -481,7 +514,7 @@ def main(argv=None) -> int:
             image = sw.pack(sw.compress(layers, density=1.0, calibration=data["x_cal"], config=config), config)
             log(f"model: the digits MLP, packed for the {t.preset} preset at {config.n_pe} PEs")
         t0 = time.perf_counter()
-        out = build(args.board, image, out_dir=args.output, seed=args.seed, progress=log)
+        out = build(args.board, image, out_dir=args.output, seed=args.seed, force=args.force, progress=log)
     except (BitstreamError, SynthesisError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

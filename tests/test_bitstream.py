@@ -104,3 +104,8 @@ def test_splice_equals_a_full_rebuild(tmp_path, board, preset, suffix, runtime):
     rebuilt = bs.rebuild(board, second, tmp_path / "rebuild")
     assert (tmp_path / f"second{suffix}").read_bytes() == rebuilt.read_bytes()
     assert (out / f"openeie{suffix}").read_bytes() != rebuilt.read_bytes()
+    # building again with the second image, the design unchanged: a splice, the same bytes
+    lines = []
+    bs.build(board, second, out_dir=tmp_path / "build", progress=lines.append)
+    assert "splicing the image into it" in lines[0]
+    assert (out / f"openeie{suffix}").read_bytes() == rebuilt.read_bytes()
