@@ -265,7 +265,7 @@ def build(board_name: str, image: Image, *, out_dir: Path | None = None, seed: i
     if work.exists() and force:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    progress(f"building the {b.name} bitstream ({config.n_pe} PEs, {t.part}); place and route takes minutes "
+    progress(f"building the {b.name} bitstream ({_pes(config.n_pe)}, {t.part}); place and route takes minutes "
              f"(logs in {work})")
 
     template = template_contents(config, seed, t.runtime_kinds)
@@ -351,6 +351,10 @@ def design_digest(board_name: str, config: Config, seed: int) -> str:
     return h.hexdigest()[:16]
 
 
+def _pes(n: int) -> str:
+    return f"{n} PE{'s' if n != 1 else ''}"
+
+
 def _hex(words, width: int, chunk: int) -> bytes:
     """A hex file for ecpbram/icebram: whole hex digits, padded to a whole chunk."""
     digits = -(-width // 4)
@@ -402,7 +406,8 @@ def splice(build_dir: Path, image: Image, output: Path, *, progress=print, overw
         raise BitstreamError(f"the image was packed for another configuration than the bitstream's ({'; '.join(diff)});"
                              f" pack it with `python -m sw pack --preset {t.preset} --n-pe {config.n_pe}`")
     if output.suffix != SUFFIX[t.name]:
-        raise BitstreamError(f"a {t.name} bitstream is written as {SUFFIX[t.name]}, not {output.suffix or 'no suffix'}")
+        raise BitstreamError(f"a bitstream for the {t.part} is written as {SUFFIX[t.name]}, "
+                             f"not {output.suffix or 'no suffix'}")
     output_path(output, overwrite=overwrite)
     t0 = time.perf_counter()
     memories = {n: m for n, m in manifest["memories"].items() if m["place"] == "bitstream"}
@@ -453,8 +458,8 @@ def splice(build_dir: Path, image: Image, output: Path, *, progress=print, overw
     progress(f"spliced {len(memories)} memories ({words:,} words) in {seconds_splice:.1f} s, packed in "
              f"{time.perf_counter() - t2:.1f} s")
     if runtime:
-        progress(f"  {len(runtime)} memories in SPRAM are not in a bitstream: the host loads them "
-                 f"(`python -m sw board load`)")
+        progress(f"  {', '.join(runtime)} in SPRAM: not in a bitstream, the host loads "
+                 f"{'it' if len(runtime) == 1 else 'them'} (`python -m sw board load`)")
     progress(f"checked: all {len(memories)} memories read back from the new bitstream equal the image -> {output}")
     return {"memories": len(memories), "words": words, "runtime": runtime, "splice_seconds": seconds_splice,
             "check_seconds": seconds_check, "output": str(output)}
@@ -512,7 +517,7 @@ def main(argv=None) -> int:
             layers = sw.load_model(root / "digits_mlp.npz")
             data = np.load(root / "digits_data.npz")
             image = sw.pack(sw.compress(layers, density=1.0, calibration=data["x_cal"], config=config), config)
-            log(f"model: the digits MLP, packed for the {t.preset} preset at {config.n_pe} PEs")
+            log(f"model: the digits MLP, packed for the {t.preset} preset at {_pes(config.n_pe)}")
         t0 = time.perf_counter()
         out = build(args.board, image, out_dir=args.output, seed=args.seed, force=args.force, progress=log)
     except (BitstreamError, SynthesisError, ValueError, OSError) as e:
@@ -521,7 +526,7 @@ def main(argv=None) -> int:
     report = json.loads((out / "report.json").read_text())
     manifest = load_manifest(out)
     c = report["cells"]
-    log(f"{b.name}: {report['n_pe']} PEs at {report['clock_mhz']:g} MHz (nextpnr: {report['fmax_mhz']} MHz), "
+    log(f"{b.name}: {_pes(report['n_pe'])} at {report['clock_mhz']:g} MHz (nextpnr: {report['fmax_mhz']} MHz), "
         f"{c['lut4']['used']:,} {c['lut4']['cell']}, {sum(v['used'] for v in c['block_ram'].values())} block RAMs; "
         f"built in {time.perf_counter() - t0:.0f} s")
     log(f"bitstream: {out / manifest['bitstream']}; new weights in seconds: "
