@@ -38,9 +38,11 @@ class PinTransport:
     """`sw.board.Device`'s transport over the simulated UART pins. Called
     from the driver's thread; every call runs on the simulator's side."""
 
-    def __init__(self, source: UartSource, sink: UartSink, read_timeout_ns: int, corrupt: int | None = None):
+    def __init__(self, source: UartSource, sink: UartSink, read_timeout_ns: int, corrupt: int | None = None,
+                 drop: int | None = None):
         self.source, self.sink, self.read_timeout_ns = source, sink, read_timeout_ns
         self.corrupt = corrupt          # flip a bit of the byte with this index in the stream (once)
+        self.drop = drop                # leave out the byte with this index (once)
         self.sent = 0
 
     def write(self, data: bytes):
@@ -48,7 +50,11 @@ class PinTransport:
         if self.corrupt is not None and self.sent <= self.corrupt < self.sent + len(data):
             data[self.corrupt - self.sent] ^= 0x10
             self.corrupt = None
-        self.sent += len(data)
+        n = len(data)
+        if self.drop is not None and self.sent <= self.drop < self.sent + n:
+            del data[self.drop - self.sent]
+            self.drop = None
+        self.sent += n
         resume(self.source.write)(bytes(data))
 
     def read(self, n: int) -> bytes:
@@ -86,7 +92,8 @@ async def board_step(dut, spec: dict, step: dict, results: dict, index: int):
     source = UartSource(dut.uart_rx, baud=baud, bits=8, stop_bits=1)
     sink = UartSink(dut.uart_tx, baud=baud, bits=8, stop_bits=1)
     timeout_ns = board["timeout"] * CLOCK_NS
-    transport = PinTransport(source, sink, read_timeout_ns=3 * timeout_ns, corrupt=step.get("corrupt_byte"))
+    transport = PinTransport(source, sink, read_timeout_ns=3 * timeout_ns, corrupt=step.get("corrupt_byte"),
+                             drop=step.get("drop_byte"))
     image = Image.load(Path(spec["image"]))
     x = np.load(step["inputs"]).astype(np.int64)
     marks = {}

@@ -261,13 +261,15 @@ def make_result(image: Image, x: np.ndarray, results: dict, key: str, info: Buil
 SIM_BOARD = {"divisor": 8, "timeout": 20_000}
 
 
-def run_board(image: Image, inputs, *, corrupt_byte: int | None = None, board: dict | None = None,
+def run_board(image: Image, inputs, *, corrupt_byte: int | None = None, drop_byte: int | None = None,
+              board: dict | None = None,
               preloaded: bool = False, verify: bool = True, progress=stderr_progress) -> dict:
     """Drive the simulated board top with the host driver over its UART
     pins: load `image` (the memories start empty), run `inputs`, read the
     counters (`preloaded`: the memories start with the image, as from a
     bitstream, and are only verified). `corrupt_byte`: flip a bit of that byte of the host's stream
-    (counted from the first), to exercise the link's recovery. Returns
+    (counted from the first), to exercise the link's recovery; `drop_byte`:
+    leave that byte out (the board abandons the request after its timeout). Returns
     ``outputs``, ``cycles`` (on-chip, per vector), and the link's ``bytes_sent``,
     ``bytes_received`` and cycles spent identifying the board, loading,
     verifying (`Device.verify`: every memory read back) and running
@@ -282,6 +284,7 @@ def run_board(image: Image, inputs, *, corrupt_byte: int | None = None, board: d
     try:
         np.save(inputs_path, x)
         step = {"op": "board", "inputs": inputs_path, "vectors": 0, "corrupt_byte": corrupt_byte,
+                "drop_byte": drop_byte,
                 "preloaded": preloaded, "verify": verify}
         results, info, seconds, _ = run_job(image, [step], progress=progress, progress_bar=False, board=board,
                                             preloaded=preloaded)

@@ -142,3 +142,15 @@ def test_a_corrupted_byte_costs_a_retry_not_a_wrong_answer(board_case, corrupt):
     r = sim.run_board(image, x, corrupt_byte=corrupt)
     np.testing.assert_array_equal(r["outputs"], sw.golden.run(image, x))
     assert r["bytes_sent"] > clean["bytes_sent"]    # the request went again
+
+
+@pytest.mark.parametrize("drop", [5, 60], ids=["header", "payload"])
+def test_a_lost_byte_costs_a_timeout_and_a_retry(board_case, drop):
+    """A byte left out of the host's stream: the board waits for it, abandons
+    the request after its timeout, the host hears nothing and sends again."""
+    image, x, clean = board_case
+    r = sim.run_board(image, x, drop_byte=drop)
+    np.testing.assert_array_equal(r["outputs"], sw.golden.run(image, x))
+    assert r["bytes_sent"] > clean["bytes_sent"]
+    assert r["identify_cycles"] + r["load_cycles"] > clean["identify_cycles"] + clean["load_cycles"] \
+        + sim.runner.SIM_BOARD["timeout"]
