@@ -28,6 +28,7 @@ from cocotb.utils import get_sim_time
 from cocotbext.uart import UartSink, UartSource
 
 from sw.board import Device
+from sw.link import STATUS_BITS, LinkError
 from sw.config import Config
 from sw.image import Image
 
@@ -101,6 +102,13 @@ async def board_step(dut, spec: dict, step: dict, results: dict, index: int):
     @bridge
     def host():
         dev = Device(transport, retries=2, quiet=2 * timeout_ns * 1e-9)
+        if step.get("probe_timeout"):
+            # outputs asked for with no run going: the bridge gives up after its timeout
+            try:
+                dev._transfer("output", 0, 2)
+                marks["timed_out"] = 0
+            except LinkError as e:
+                marks["timed_out"] = int(e.status is not None and bool(e.status & STATUS_BITS["stream_timeout"]))
         marks["t_load"] = transport.now_cycles()
         if step.get("preloaded"):
             dev.image = image
@@ -135,10 +143,10 @@ async def board_step(dut, spec: dict, step: dict, results: dict, index: int):
     results[f"s{index}_cycles"] = cycles
     # bytes each way; cycles to identify the board, to load the image, to verify it, to run the vectors
     # (`Device.run` alone);
-    # whether a changed word failed the verification
+    # whether a changed word failed the verification; whether a wait for outputs timed out
     results[f"s{index}_link"] = np.array([sent, received, marks["t_load"], marks["t_verify"] - marks["t_load"],
                                           marks["t_run"] - marks["t_verify"], marks["t_end"] - marks["t_run"],
-                                          marks["caught"]], dtype=np.int64)
+                                          marks["caught"], marks.get("timed_out", -1)], dtype=np.int64)
 
 
 @cocotb.test()

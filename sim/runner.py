@@ -263,13 +263,16 @@ SIM_BOARD = {"divisor": 8, "timeout": 20_000}
 
 def run_board(image: Image, inputs, *, corrupt_byte: int | None = None, drop_byte: int | None = None,
               board: dict | None = None,
-              preloaded: bool = False, verify: bool = True, progress=stderr_progress) -> dict:
+              preloaded: bool = False, verify: bool = True, probe_timeout: bool = False,
+              progress=stderr_progress) -> dict:
     """Drive the simulated board top with the host driver over its UART
     pins: load `image` (the memories start empty), run `inputs`, read the
     counters (`preloaded`: the memories start with the image, as from a
     bitstream, and are only verified). `corrupt_byte`: flip a bit of that byte of the host's stream
     (counted from the first), to exercise the link's recovery; `drop_byte`:
-    leave that byte out (the board abandons the request after its timeout). Returns
+    leave that byte out (the board abandons the request after its timeout);
+    `probe_timeout`: first ask for outputs with no run going (the bridge
+    answers `stream_timeout` after its timeout). Returns
     ``outputs``, ``cycles`` (on-chip, per vector), and the link's ``bytes_sent``,
     ``bytes_received`` and cycles spent identifying the board, loading,
     verifying (`Device.verify`: every memory read back) and running
@@ -285,14 +288,15 @@ def run_board(image: Image, inputs, *, corrupt_byte: int | None = None, drop_byt
         np.save(inputs_path, x)
         step = {"op": "board", "inputs": inputs_path, "vectors": 0, "corrupt_byte": corrupt_byte,
                 "drop_byte": drop_byte,
-                "preloaded": preloaded, "verify": verify}
+                "preloaded": preloaded, "verify": verify, "probe_timeout": probe_timeout}
         results, info, seconds, _ = run_job(image, [step], progress=progress, progress_bar=False, board=board,
                                             preloaded=preloaded)
     finally:
         os.unlink(inputs_path)
-    sent, received, ident, load, verify, run_cycles, caught = (int(v) for v in results["s0_link"])
+    sent, received, ident, load, verify, run_cycles, caught, timed_out = (int(v) for v in results["s0_link"])
     return {"outputs": results["s0_outputs"].astype(golden.output_dtype(image.config.act_bits)),
             "cycles": results["s0_cycles"], "bytes_sent": sent, "bytes_received": received,
             "identify_cycles": ident, "load_cycles": load, "verify_cycles": verify, "run_cycles": run_cycles,
-            "verify_caught_a_change": bool(caught) if verify else None, "board": board,
+            "verify_caught_a_change": bool(caught) if verify else None,
+            "stream_timed_out": bool(timed_out) if probe_timeout else None, "board": board,
             "sim_seconds": seconds, "build": info}

@@ -67,8 +67,16 @@ class Device:
         self._pause = getattr(self.transport, "pause", time.sleep)     # a simulation waits simulated time
         self.bytes_sent = self.bytes_received = 0
         self.image: Image | None = None
-        from hw.hostmap import HostMap, ID_VALUE, HW_VERSION, CONFIG_FIELDS
-        self._HostMap, self._fields = HostMap, CONFIG_FIELDS
+        try:
+            self._identify()
+        except BaseException:
+            self.close()
+            raise
+
+    def _identify(self):
+        """Check that the board is OpenEIE of this version and read its configuration."""
+        from hw.hostmap import CONFIG_FIELDS, HW_VERSION, ID_VALUE, HostMap
+        self._HostMap = HostMap
         probe = HostMap(Config())          # the registers' addresses do not depend on the configuration
         self._ctrl = probe.reg(HostMap.CTRL)
         ident = self._transfer("read", probe.reg(HostMap.ID), 2)

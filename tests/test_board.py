@@ -144,6 +144,13 @@ def test_a_corrupted_byte_costs_a_retry_not_a_wrong_answer(board_case, corrupt):
     assert r["bytes_sent"] > clean["bytes_sent"]    # the request went again
 
 
+def test_a_wait_for_outputs_that_never_come_times_out_and_the_board_goes_on(board_case):
+    image, x, _ = board_case
+    r = sim.run_board(image, x, probe_timeout=True)
+    assert r["stream_timed_out"]
+    np.testing.assert_array_equal(r["outputs"], sw.golden.run(image, x))
+
+
 @pytest.mark.parametrize("drop", [5, 60], ids=["header", "payload"])
 def test_a_lost_byte_costs_a_timeout_and_a_retry(board_case, drop):
     """A byte left out of the host's stream: the board waits for it, abandons
