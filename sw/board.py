@@ -39,7 +39,8 @@ class _Serial:
             import serial
         except ImportError as e:
             raise BoardError("talking to a board needs pyserial: pip install -e '.[board]'") from e
-        self.port = serial.Serial(port, baudrate=baud, timeout=timeout)
+        # a device path, or any pyserial URL (socket://host:port, rfc2217://...)
+        self.port = serial.serial_for_url(port, baudrate=baud, timeout=timeout)
 
     def write(self, data: bytes):
         self.port.write(data)

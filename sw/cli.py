@@ -215,11 +215,7 @@ def cmd_splice(args) -> int:
 def cmd_board(args) -> int:
     from .board import BoardError, Device, LinkError
     from .image import Image
-    if args.action != "info" and args.image is None:
-        raise ValueError(f"board {args.action} needs an image directory")
-    if args.action == "run" and args.input is None:
-        raise ValueError("board run needs an inputs .npy after the image directory")
-    if args.output:
+    if getattr(args, "output", None):
         output_path(args.output, overwrite=args.force)
     try:
         with Device(args.port, baud=args.baud) as dev:
@@ -229,10 +225,19 @@ def cmd_board(args) -> int:
                 return 0
             image = Image.load(args.image)
             if args.action == "load" or not args.no_load:
-                words = sum(m.words.size for m in image.memories().values())
+                words = sum(m.depth for m in image.memories().values())
                 _log(f"loading {words:,} words ...")
                 dev.load(image)
+                dev.verify(image)
+                _log("loaded; every memory read back equals the image")
             else:
+                # the bitstream should hold the image: check that it does (an iCE40's
+                # SPRAM never does, a bitstream cannot initialise it)
+                _log("checking that the board holds the image (every memory read back) ...")
+                try:
+                    dev.verify(image)
+                except BoardError as e:
+                    raise BoardError(f"{e}; load the image first (board run without --no-load)") from None
                 dev.image = image
             if args.action == "load":
                 return 0
@@ -295,17 +300,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_splice)
 
     p = sub.add_parser("board", help="drive a board over its UART (sw.board.Device)")
-    p.add_argument("action", choices=["info", "load", "run"],
-                   help="info: what the board is; load: write an image; run: load (unless --no-load) and run inputs")
-    p.add_argument("image", type=Path, nargs="?", help="the image (load, run)")
-    p.add_argument("input", type=Path, nargs="?", help="inputs .npy (run)")
-    p.add_argument("--port", required=True, help="the serial port, e.g. /dev/ttyUSB0")
-    p.add_argument("--baud", type=int, default=1_000_000, help="the board's bit rate (default 1000000)")
-    p.add_argument("--no-load", action="store_true", help="run: the board already holds the image (its bitstream)")
-    p.add_argument("--quantize", action="store_true", help="accept float inputs and quantise them")
-    p.add_argument("-o", "--output", type=Path, help="write outputs to this .npy file instead of printing")
-    p.add_argument("--force", action="store_true", help="replace an existing output file")
-    p.set_defaults(func=cmd_board)
+    actions = p.add_subparsers(dest="action", required=True)
+
+    def board_parser(name, help):
+        q = actions.add_parser(name, help=help)
+        q.add_argument("--port", required=True, help="the serial port, e.g. /dev/ttyUSB0 (or a pyserial URL)")
+        q.add_argument("--baud", type=int, default=1_000_000, help="the board's bit rate (default 1000000)")
+        q.set_defaults(func=cmd_board)
+        return q
+
+    board_parser("info", "what the board is: its configuration")
+    q = board_parser("load", "write an image into the board's memories and read it back")
+    q.add_argument("image", type=Path)
+    q = board_parser("run", "load an image (unless --no-load), run inputs, compare with the golden model")
+    q.add_argument("image", type=Path)
+    q.add_argument("input", type=Path, help="inputs .npy: integers (n_in,) or (B, n_in)")
+    q.add_argument("--no-load", action="store_true",
+                   help="the board already holds the image (its bitstream); checked by reading it back")
+    q.add_argument("--quantize", action="store_true", help="accept float inputs and quantise them")
+    q.add_argument("-o", "--output", type=Path, help="write outputs to this .npy file instead of printing")
+    q.add_argument("--force", action="store_true", help="replace an existing output file")
     return parser
 
 

@@ -2,6 +2,7 @@
 driver (`sw.board.Device`) against the board top over its simulated UART
 pins, bit for bit against the golden model."""
 
+import json
 import struct
 
 import numpy as np
@@ -107,8 +108,26 @@ def test_device_refuses_another_design_and_another_configuration():
 
 def test_board_command_line_says_what_is_missing(capsys):
     from sw.cli import main
-    assert main(["board", "run", "--port", "/dev/null"]) == 2
-    assert "needs an image directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["board", "run", "--port", "/dev/null"])
+    assert "the following arguments are required: image, input" in capsys.readouterr().err
+
+
+def test_board_command_line_talks_to_a_board(monkeypatch, capsys, tmp_path):
+    """`board info` prints the board's configuration; `board run --no-load`
+    reads the image back first and, where the board does not hold it, says
+    to load it."""
+    import sw.board
+    from sw.cli import main
+    monkeypatch.setattr(sw.board, "_Serial", lambda port, baud, timeout: FakeBoard(CONFIG))
+    assert main(["board", "info", "--port", "fake"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_pe"] == CONFIG.n_pe
+    image = sw.pack(random_model(np.random.default_rng(1), CONFIG, [8, 6]), CONFIG)
+    image.save(tmp_path / "img")
+    np.save(tmp_path / "x.npy", np.zeros((1, 8), dtype=np.int64))
+    assert main(["board", "run", "--no-load", "--port", "fake", str(tmp_path / "img"), str(tmp_path / "x.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "memories differ from the image" in err and "without --no-load" in err
 
 
 # ---- the driver over the simulated UART -----------------------------------------
