@@ -39,7 +39,7 @@ class CodebookStore(wiring.Component):
             "done": Out(1),
             "host": Out(memory.WritePort.Signature(addr_width=widths.codebook_addr, shape=signed(c.weight_bits))),
             # a host read (while idle) at `host.addr`: the value's bits held on `host_data` from two cycles later
-            "host_read": In(1), "host_data": Out(32),
+            "host_read": In(1), "host_data": Out(c.weight_bits),
         })
 
     def elaborate(self, platform):

@@ -172,7 +172,7 @@ class ControlUnit(wiring.Component):
                                                            shape=signed(widths.config.weight_bits))),
             # host reads while idle (the addresses are the write ports'): held from two cycles later
             "host_layers_read": In(1), "host_codebook_read": In(1),
-            "host_layers_data": Out(32), "host_codebook_data": Out(32),
+            "host_layers_data": Out(32), "host_codebook_data": Out(widths.config.weight_bits),
             "log_read_layer": In(widths.layer),
             "log_cycles": Out(COUNTER_BITS), "log_stalls": Out(COUNTER_BITS),
         })

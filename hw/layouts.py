@@ -42,6 +42,9 @@ class Widths:
         # a PE's busy cycles in one layer: at most its entries of the layer (each
         # column is streamed once per layer), so no wider than a pointer
         self.busy = c.pointer_bits
+        # what a PE answers a host read with: its widest memory word or busy count
+        # (not the bus's 32 bits: the answers come back through an n_pe-way tree)
+        self.pe_read = max(c.word_bits, c.bank_bits, self.busy)
         self.desc_addr = ceil_log2(DESC_WORDS * c.max_layers)
         self.codebook_addr = self.layer + c.code_bits
         self.act_addr = self.row + 1                  # ping-pong: bank bit on top

@@ -85,7 +85,7 @@ class ProcessingElement(wiring.Component):
             "idle": Out(1),
             "busy_read_layer": In(widths.layer), "busy_read": In(1),
             # the last host read, held: a memory word (`host.re`) or a layer's busy cycles (`busy_read`)
-            "host_read_data": Out(HOST_DATA_BITS),
+            "host_read_data": Out(widths.pe_read),
             "host": In(host_write_layout(widths, host_offset_bits)),
         })
 
@@ -159,7 +159,7 @@ class ProcessingElement(wiring.Component):
                  "ptr_odd": p.host_words[c.bank_bits:]}
         reading = delay_line(m, h.re, 2, "host_reading")[-1]
         kind = delay_line(m, h.kind, 2, "host_kind", data=True)[-1]
-        held = Signal(HOST_DATA_BITS, reset_less=True)
+        held = Signal(self._widths.pe_read, reset_less=True)
         busy_reading = Signal()
         m.d.sync += busy_reading.eq(self.busy_read)
         with m.If(reading):
