@@ -230,7 +230,7 @@ class Accelerator(wiring.Component):
         n = self.config.n_pe
         writes = fanout(m, Cat(host.pe_we, host.pe_re, host.pe_select, host.pe_kind, host.offset, host.wdata), n,
                         "host_write")
-        layers = fanout(m, Cat(host.busy_read_layer, host.busy_read), n, "busy_layer")
+        layers = fanout(m, host.busy_read_layer, n, "busy_layer")
         for k, pe in enumerate(core.pes):
             we, re, select, kind, offset, data = Signal(), Signal(), Signal.like(host.pe_select), \
                 Signal.like(host.pe_kind), Signal.like(host.offset), Signal.like(host.wdata)
@@ -238,6 +238,6 @@ class Accelerator(wiring.Component):
                 Cat(we, re, select, kind, offset, data).eq(writes[k]),
                 pe.host.kind.eq(kind), pe.host.addr.eq(offset), pe.host.data.eq(data),
                 pe.host.en.eq(we & (select == k)), pe.host.re.eq(re & (select == k)),
-                Cat(pe.busy_read_layer, pe.busy_read).eq(layers[k]), host.pe_read_data[k].eq(pe.host_read_data),
+                pe.busy_read_layer.eq(layers[k]), host.pe_read_data[k].eq(pe.host_read_data),
             ]
         return m

@@ -38,7 +38,8 @@ class CodebookStore(wiring.Component):
             "load": Out(codebook_load_layout(widths)),
             "done": Out(1),
             "host": Out(memory.WritePort.Signature(addr_width=widths.codebook_addr, shape=signed(c.weight_bits))),
-            # a host read (while idle) at `host.addr`: the value's bits held on `host_data` from two cycles later
+            # a host read (while idle): while `host_read` holds, the value's bits at `host.addr` are on
+            # `host_data` from two cycles after it rose
             "host_read": In(1), "host_data": Out(c.weight_bits),
         })
 
@@ -58,10 +59,7 @@ class CodebookStore(wiring.Component):
         m.d.comb += self.done.eq(done & ~start)
         layer = Signal.like(self.layer)             # latched: `layer` need only be valid with `start`
         m.d.comb += rd.addr.eq(Mux(self.host_read, self.host.addr, Cat(code, layer)))
-        host_reading = Signal()
-        m.d.sync += host_reading.eq(self.host_read)
-        with m.If(host_reading):
-            m.d.sync += self.host_data.eq(Value.cast(rd.data).as_unsigned())
+        m.d.sync += self.host_data.eq(Value.cast(rd.data).as_unsigned())      # registered: the RAM's output is slow
         with m.If(start):
             m.d.sync += [code.eq(0), reading.eq(1), done.eq(0), layer.eq(start_layer)]
         with m.Elif(reading):

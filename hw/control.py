@@ -40,7 +40,8 @@ class LayerTable(wiring.Component):
             "desc": Out(descriptor_layout(widths)),
             "overflow": Out(1),
             "host": Out(memory.WritePort.Signature(addr_width=widths.desc_addr, shape=unsigned(32))),
-            # a host read (while idle) at `host.addr`: held on `host_data` from two cycles later
+            # a host read (while idle): while `host_read` holds, the word at `host.addr` is on
+            # `host_data` from two cycles after it rose
             "host_read": In(1), "host_data": Out(32),
         })
 
@@ -57,10 +58,6 @@ class LayerTable(wiring.Component):
         decoded = Signal(range(self.WORDS + 1))     # the word in `got` this cycle
         decoding = Signal()
         m.d.comb += rd.addr.eq(Mux(self.host_read, self.host.addr, Cat(word[:ceil_log2(DESC_WORDS)], self.layer)))
-        host_reading = Signal()
-        m.d.sync += host_reading.eq(self.host_read)
-        with m.If(host_reading):
-            m.d.sync += self.host_data.eq(rd.data)
         with m.If(self.load):
             m.d.sync += [word.eq(0), reading.eq(1), self.overflow.eq(0)]
         with m.Elif(reading):
@@ -68,6 +65,7 @@ class LayerTable(wiring.Component):
         got = Signal(32, reset_less=True)           # the word that left the memory a cycle ago
         m.d.sync += [arriving.eq(reading), arrived.eq(word)]
         m.d.sync += [got.eq(rd.data), decoding.eq(arriving), decoded.eq(arrived)]
+        m.d.comb += self.host_data.eq(got)
         with m.If(decoding):
             for name, (w, lsb, width) in DESCRIPTOR_FIELDS.items():
                 field = self.desc[name]
@@ -170,7 +168,8 @@ class ControlUnit(wiring.Component):
             "host_layers": Out(memory.WritePort.Signature(addr_width=widths.desc_addr, shape=unsigned(32))),
             "host_codebook": Out(memory.WritePort.Signature(addr_width=widths.codebook_addr,
                                                            shape=signed(widths.config.weight_bits))),
-            # host reads while idle (the addresses are the write ports'): held from two cycles later
+            # host reads while idle, held high for the access (the addresses are the write ports'):
+            # the words from two cycles after they rise
             "host_layers_read": In(1), "host_codebook_read": In(1),
             "host_layers_data": Out(32), "host_codebook_data": Out(widths.config.weight_bits),
             "log_read_layer": In(widths.layer),

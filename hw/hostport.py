@@ -26,11 +26,12 @@ class HostPort(wiring.Component):
     `fanout` cycles later still, through the registered fan-out; a read
     addresses the counter memories, the layer table, the codebook store or a
     PE memory), the answer is registered in ``t + read_latency`` (a PE
-    memory takes ``1 + fanout`` cycles to reach, three to read into the PE's
-    held answer and ``reduce_stages(n_pe)`` to come back through a registered
-    selection tree), and `ack` is high a cycle later. Memory reads are
-    answered only while the accelerator is not busy (a read borrows the
-    datapath's address for a cycle); while it is, they read 0.
+    memory takes ``1 + fanout`` cycles to reach, two to be read into the
+    register behind it, where it stays while the read holds the address, and
+    ``reduce_stages(n_pe)`` to come back through a registered selection
+    tree), and `ack` is high a cycle later. Memory reads are answered only
+    while the accelerator is not busy (a read borrows the datapath's address
+    until it is answered); while it is, they read 0.
     A soft reset (`CTRL` bit 1) drives `soft_reset` from ``t + 1`` for
     `reset_cycles` cycles.
     """
@@ -52,7 +53,7 @@ class HostPort(wiring.Component):
             "layers_done": In(w.layer + 1),
             "log_read_layer": Out(w.layer),
             "log_cycles": In(COUNTER_BITS), "log_stalls": In(COUNTER_BITS),
-            "busy_read_layer": Out(w.layer), "busy_read": Out(1),
+            "busy_read_layer": Out(w.layer),
             "pe_read_data": In(w.pe_read).array(config.n_pe),
             "layers_we": Out(1), "codebook_we": Out(1), "pe_we": Out(1),
             "layers_re": Out(1), "codebook_re": Out(1), "pe_re": Out(1),
@@ -84,10 +85,6 @@ class HostPort(wiring.Component):
             self.pe_we.eq(write & top),
             self.layers_we.eq(write & ~top & (region == LAYER_TABLE)),
             self.codebook_we.eq(write & ~top & (region == CODEBOOK)),
-            self.pe_re.eq(memory_read & top),
-            self.layers_re.eq(memory_read & ~top & (region == LAYER_TABLE)),
-            self.codebook_re.eq(memory_read & ~top & (region == CODEBOOK)),
-            self.busy_read.eq(request & ~bus.we & ~top & (region == PE_BUSY)),
             self.start.eq(write & ~top & (region == REGS) & (goff == HostMap.CTRL) & bus.dat_w[0]),
             self.log_read_layer.eq(goff >> 1),
             self.busy_read_layer.eq(goff[:mp.layer_bits]),
@@ -144,6 +141,14 @@ class HostPort(wiring.Component):
         with m.Elif(r_region == CODEBOOK):
             m.d.comb += answer.eq(self.codebook_data)
         m.d.sync += bus.ack.eq(0)
+        # a memory read holds its memory's address from t + 1 until the answer
+        # is taken: the word then stays in the register behind the memory (no
+        # copy is held anywhere)
+        reads = [self.pe_re, self.layers_re, self.codebook_re]
+        with m.If(request):
+            m.d.sync += [self.pe_re.eq(memory_read & top),
+                         self.layers_re.eq(memory_read & ~top & (region == LAYER_TABLE)),
+                         self.codebook_re.eq(memory_read & ~top & (region == CODEBOOK))]
         with m.If(pending & ~bus.ack & (wait == self.read_latency - 1)):
-            m.d.sync += [bus.dat_r.eq(answer), bus.ack.eq(1), pending.eq(0)]
+            m.d.sync += [bus.dat_r.eq(answer), bus.ack.eq(1), pending.eq(0), *[r.eq(0) for r in reads]]
         return m

@@ -14,7 +14,6 @@ from .hostmap import HostMap
 from .layouts import HOST_DATA_BITS, Widths, activation_layout, pe_control_signature, queued_layout
 from .matrix_reader import MatrixReader
 from .parts import add_parts
-from .pipeline import delay_line
 from .pointer_reader import PointerReader
 from .writeback import WriteBack
 
@@ -83,8 +82,8 @@ class ProcessingElement(wiring.Component):
             "out_addr": In(widths.act_addr),
             "out_data": Out(signed(c.act_bits)),
             "idle": Out(1),
-            "busy_read_layer": In(widths.layer), "busy_read": In(1),
-            # the last host read, held: a memory word (`host.re`) or a layer's busy cycles (`busy_read`)
+            "busy_read_layer": In(widths.layer),
+            # what the host reads: while `host.re`, a memory word; else the busy cycles of `busy_read_layer`
             "host_read_data": Out(widths.pe_read),
             "host": In(host_write_layout(widths, host_offset_bits)),
         })
@@ -150,24 +149,16 @@ class ProcessingElement(wiring.Component):
             m.d.comb += [port.addr.eq(h.addr), port.data.eq(h.data), port.en.eq(h.en & (h.kind == kind))]
 
         # host reads (only while idle: the read borrows the datapath's address
-        # for one cycle): the word leaves its block RAM's register two cycles
-        # after `re`, and is held here until the next read; a busy-counter
-        # read, one cycle after `busy_read`
+        # while `re` is high): the word is in the register behind its block RAM
+        # two cycles after `re` rises and stays there while `re` holds
         c = self._widths.config
         m.d.comb += [mr.host_read.eq(h.re), p.host_read.eq(h.re)]
         words = {"entries": mr.host_word, "ptr_even": p.host_words[:c.bank_bits],
                  "ptr_odd": p.host_words[c.bank_bits:]}
-        reading = delay_line(m, h.re, 2, "host_reading")[-1]
-        kind = delay_line(m, h.kind, 2, "host_kind", data=True)[-1]
-        held = Signal(self._widths.pe_read, reset_less=True)
-        busy_reading = Signal()
-        m.d.sync += busy_reading.eq(self.busy_read)
-        with m.If(reading):
-            with m.Switch(kind):
-                for k, name in enumerate(PE_MEMORIES):
-                    with m.Case(k):
-                        m.d.sync += held.eq(words[name])
-        with m.Elif(busy_reading):
-            m.d.sync += held.eq(log_rd.data)
-        m.d.comb += self.host_read_data.eq(held)
+        word = Signal(self._widths.pe_read)
+        with m.Switch(h.kind):
+            for k, name in enumerate(PE_MEMORIES):
+                with m.Case(k):
+                    m.d.comb += word.eq(words[name])
+        m.d.comb += self.host_read_data.eq(Mux(h.re, word, log_rd.data))
         return m
