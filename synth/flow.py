@@ -240,9 +240,10 @@ def _critical_path(pnr: dict) -> dict | None:
 KEEP_REGISTERS = "proc; setattr -set keep 1 a:keep %ci1:+$dff,$adff[Q] a:keep %d"
 
 
-def yosys_script(t: Target, rtlil: str = "design.il") -> str:
-    """The Yosys commands that synthesise `rtlil` for target `t`."""
-    return f"read_rtlil {rtlil}; {KEEP_REGISTERS}; {t.yosys_synth} -top {TOP}"
+def yosys_script(t: Target, rtlil: str = "design.il", top: str = TOP) -> str:
+    """The Yosys commands that synthesise `rtlil` (top module `top`) for target `t`."""
+    prep = f"{t.yosys_prep}; " if t.yosys_prep else ""
+    return f"read_rtlil {rtlil}; {KEEP_REGISTERS}; {prep}{t.yosys_synth} -top {top}"
 
 
 def yosys_only(config: Config, target_name: str, out_dir: Path, *, image=None) -> tuple[dict, dict]:

@@ -29,6 +29,7 @@ class Target:
     dsp: str
     available: dict         # what the part has of each (the report prefers nextpnr's own count)
     runtime_kinds: tuple = ()   # image memories in SPRAM: no initial contents, the host loads them
+    yosys_prep: str = ""        # Yosys commands before synthesis
 
 
 TARGETS = {
@@ -47,7 +48,11 @@ TARGETS = {
         target_mhz=30.0, wrapped=True, lut="SB_LUT4", ff="SB_DFF", block_ram=("ICESTORM_RAM", "ICESTORM_SPRAM"),
         dsp="ICESTORM_DSP", available={"SB_LUT4": 5280, "SB_DFF": 5280, "ICESTORM_LC": 5280, "ICESTORM_RAM": 30,
                                        "ICESTORM_SPRAM": 4, "ICESTORM_DSP": 8},
-        runtime_kinds=("entries",)),
+        runtime_kinds=("entries",),
+        # logic cells, not EBR, run out first on the UP5K: the few-word memories read
+        # through a register (the activation queues, the counter logs; not the busy logs:
+        # no EBR is left for them) go to EBR too, not to flip-flops
+        yosys_prep="setattr -set ram_style \"block\" *queue.fifo/m:storage *control.log/m:*"),
 }
 
 
