@@ -83,10 +83,10 @@ BOARDS = {
     "ulx3s": Board("ulx3s", "ecp5", "ulx3s.ULX3S_85F_Platform", (("led", 0), ("led", 1), ("led", 2)), n_pe=16,
                    pll_mhz=50.0, pll=dict(CLKI_DIV=1, CLKFB_DIV=2, CLKOP_DIV=12, CLKOP_CPHASE=5, CLKOP_FPHASE=0)),
     # LEDs: 2 on the board (red, green) and busy on the PMOD LED board that comes with it;
-    # 1 PE: with the UART bridge, 2 PEs need 5,617 of the 5,280 logic cells
-    # 12 -> 24 MHz (`yowasp-icepll -i 12 -o 24`: VCO 768 MHz); 1 PE routes at 33.8 MHz here
+    # 2 PEs with the UART bridge: 5,243 of the 5,280 logic cells, 30 of the 30 EBR
+    # 12 -> 24 MHz (`yowasp-icepll -i 12 -o 24`: VCO 768 MHz); 2 PEs route at 30.9 MHz here
     "icebreaker": Board("icebreaker", "ice40", "icebreaker.ICEBreakerPlatform",
-                        (("led", 2), ("led_g", 0), ("led_r", 0)), n_pe=1, extras="break_off_pmod",
+                        (("led", 2), ("led_g", 0), ("led_r", 0)), n_pe=2, extras="break_off_pmod",
                         pll_mhz=24.0, pll=dict(DIVR=0, DIVF=63, DIVQ=5, FILTER_RANGE=1)),
 }
 

@@ -223,9 +223,9 @@ PRESETS = {
     },
     "ice40-up5k": {
         "part": "Lattice iCE40 UP5K (iCEBreaker)",
-        # 2 PEs: 4,981 of the 5,280 logic cells and 21 of the 30 EBR (the FIFOs are
-        # EBR too); 4 need 8,128 and 39 EBR (the pipeline's registers rarely pair
-        # with a LUT in an iCE40 logic cell)
+        # 2 PEs: 4,592 of the 5,280 logic cells and 29 of the 30 EBR (the FIFOs and
+        # counter logs are EBR too); 4 need 7,464 and 51 EBR (the pipeline's registers
+        # rarely pair with a LUT in an iCE40 logic cell)
         "config": dict(n_pe=2, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=8,
                        entries_per_word=2, weight_depth=32768, pointer_depth=512, row_depth=64, max_layers=4),
         "holds": "32,768 entries per PE (one SPRAM each: it has no initial contents, so the sparse matrix is "
