@@ -13,6 +13,12 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["UartRx", "UartTx"]
 
 
+def _check_divisor(divisor: int) -> int:
+    if divisor < 4:
+        raise ValueError(f"a UART needs at least 4 clock cycles a bit, got divisor {divisor}")
+    return divisor
+
+
 class UartRx(wiring.Component):
     """Samples each bit in its middle. Timing: a byte's stop bit is sampled
     ``9.5 * divisor`` cycles after its start bit's falling edge (plus the
@@ -25,9 +31,7 @@ class UartRx(wiring.Component):
     framing_error: Out(1)
 
     def __init__(self, divisor: int):
-        if divisor < 4:
-            raise ValueError(f"a UART needs at least 4 clock cycles a bit, got divisor {divisor}")
-        self.divisor = divisor
+        self.divisor = _check_divisor(divisor)
         super().__init__()
 
     def elaborate(self, platform):
@@ -81,9 +85,7 @@ class UartTx(wiring.Component):
     tx: Out(1, init=1)
 
     def __init__(self, divisor: int):
-        if divisor < 4:
-            raise ValueError(f"a UART needs at least 4 clock cycles a bit, got divisor {divisor}")
-        self.divisor = divisor
+        self.divisor = _check_divisor(divisor)
         super().__init__()
 
     def elaborate(self, platform):

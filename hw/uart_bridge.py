@@ -99,6 +99,22 @@ class UartBridge(wiring.Component):
                 m.d.sync += crc_out.eq(crc8_next(crc_out, value))
                 m.next = then
 
+        def send_word(last_byte, here, then):
+            """Send `word` low byte first, bytes 0 .. `last_byte`, staying in
+            `here`, then go to `then`."""
+            send(word[:8], here)
+            with m.If(tx.ready):
+                m.d.sync += [word.eq(word >> 8), k.eq(k + 1)]
+                with m.If(k == last_byte):
+                    m.next = then
+
+        def next_item(done, more):
+            """After an item: `done` when none is left, else `more`."""
+            with m.If(left == 0):
+                m.next = done
+            with m.Else():
+                m.next = more
+
         def take():
             """Take the request's next byte (`got`); the request is
             abandoned, with no reply, if it does not come in time."""
@@ -166,10 +182,7 @@ class UartBridge(wiring.Component):
                     m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
                     m.next = "W_DONE"
             with m.State("W_DONE"):
-                with m.If(left == 0):
-                    m.next = "STATUS"
-                with m.Else():
-                    m.next = "W_DATA"
+                next_item("STATUS", "W_DATA")
 
             # ---- read: words out
             with m.State("R_BUS"):
@@ -178,17 +191,9 @@ class UartBridge(wiring.Component):
                     m.d.sync += [word.eq(bus.dat_r), addr.eq(addr + 1), left.eq(left - 1), k.eq(0)]
                     m.next = "R_SEND"
             with m.State("R_SEND"):
-                with m.If(k == 3):
-                    send(word[:8], "R_DONE")
-                with m.Else():
-                    send(word[:8], "R_SEND")
-                with m.If(tx.ready):
-                    m.d.sync += [word.eq(word >> 8), k.eq(k + 1)]
+                send_word(3, "R_SEND", "R_DONE")
             with m.State("R_DONE"):
-                with m.If(left == 0):
-                    m.next = "STATUS"
-                with m.Else():
-                    m.next = "R_BUS"
+                next_item("STATUS", "R_BUS")
 
             # ---- input: activations into the input stream
             with m.State("I_DATA"):
@@ -207,10 +212,7 @@ class UartBridge(wiring.Component):
                     m.d.sync += left.eq(left - 1)
                     m.next = "I_DONE"
             with m.State("I_DONE"):
-                with m.If(left == 0):
-                    m.next = "I_CRC"
-                with m.Else():
-                    m.next = "I_DATA"
+                next_item("I_CRC", "I_DATA")
             with m.State("I_CRC"):
                 take()
                 with m.If(got):
@@ -231,17 +233,9 @@ class UartBridge(wiring.Component):
                     m.d.sync += [left.eq(left - 1), k.eq(0)]
                     m.next = "O_SEND"
             with m.State("O_SEND"):
-                with m.If(k == 1):
-                    send(word[:8], "O_DONE")
-                with m.Else():
-                    send(word[:8], "O_SEND")
-                with m.If(tx.ready):
-                    m.d.sync += [word.eq(word >> 8), k.eq(k + 1)]
+                send_word(1, "O_SEND", "O_DONE")
             with m.State("O_DONE"):
-                with m.If(left == 0):
-                    m.next = "STATUS"
-                with m.Else():
-                    m.next = "O_POP"
+                next_item("STATUS", "O_POP")
 
             # ---- the reply's end
             with m.State("STATUS"):

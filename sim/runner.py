@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -129,6 +130,20 @@ class _ProgressBar:
         self.bar.close()
 
 
+@contextlib.contextmanager
+def _saved_inputs(x: np.ndarray):
+    """`x` in a temporary ``.npy`` beside the runs (the bench reads it), removed afterwards."""
+    root = cache_root() / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="inputs-", suffix=".npy", dir=root)
+    os.close(fd)
+    try:
+        np.save(path, x)
+        yield path
+    finally:
+        os.unlink(path)
+
+
 def run_job(image: Image, steps: list[dict], *, waves: bool = False, keep: Path | None = None,
             progress=stderr_progress, progress_bar: bool | None = None,
             board: dict | None = None, preloaded: bool = False) -> tuple[dict, BuildInfo, float, Path | None]:
@@ -227,17 +242,10 @@ def run(image: Image, inputs, *, waves: bool = False, waves_path: Path | None = 
         if not 0 <= p < 1:
             raise ValueError(f"{name} is a probability in [0, 1), got {p!r}")
     t0 = time.perf_counter()
-    root = cache_root() / "runs"
-    root.mkdir(parents=True, exist_ok=True)
-    fd, inputs_path = tempfile.mkstemp(prefix="inputs-", suffix=".npy", dir=root)
-    os.close(fd)
-    try:
-        np.save(inputs_path, x)
+    with _saved_inputs(x) as inputs_path:
         step = make_run_step(image, inputs_path, idle=idle, backpressure=backpressure, seed=seed)
         results, info, seconds, wave = run_job(image, [step], waves=waves, keep=waves_path, progress=progress,
                                                progress_bar=progress_bar)
-    finally:
-        os.unlink(inputs_path)
     t1 = time.perf_counter()
     result = make_result(image, x, results, "s0", info, t1 - t0, seconds, wave)
     result.wall_seconds = time.perf_counter() - t0
@@ -280,19 +288,12 @@ def run_board(image: Image, inputs, *, corrupt_byte: int | None = None, drop_byt
     whether a verification caught a word changed afterwards."""
     board = dict(board or SIM_BOARD)
     x = golden.check_input(image, inputs)
-    root = cache_root() / "runs"
-    root.mkdir(parents=True, exist_ok=True)
-    fd, inputs_path = tempfile.mkstemp(prefix="inputs-", suffix=".npy", dir=root)
-    os.close(fd)
-    try:
-        np.save(inputs_path, x)
+    with _saved_inputs(x) as inputs_path:
         step = {"op": "board", "inputs": inputs_path, "vectors": 0, "corrupt_byte": corrupt_byte,
                 "drop_byte": drop_byte,
                 "preloaded": preloaded, "verify": verify, "probe_timeout": probe_timeout}
         results, info, seconds, _ = run_job(image, [step], progress=progress, progress_bar=False, board=board,
                                             preloaded=preloaded)
-    finally:
-        os.unlink(inputs_path)
     sent, received, ident, load, verify, run_cycles, caught, timed_out = (int(v) for v in results["s0_link"])
     return {"outputs": results["s0_outputs"].astype(golden.output_dtype(image.config.act_bits)),
             "cycles": results["s0_cycles"], "bytes_sent": sent, "bytes_received": received,

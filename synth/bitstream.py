@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -135,13 +134,18 @@ def _slices(family: str, text: str):
     return out
 
 
+def _chunked(words, chunk: int) -> np.ndarray:
+    """`words` zero-filled to a whole number of `chunk`-word slices (what the tools match)."""
+    out = np.zeros(-(-len(words) // chunk) * chunk, dtype=np.int64)
+    out[:len(words)] = words
+    return out
+
+
 def _memory_slices(words: np.ndarray, width: int, chunk: int) -> dict[tuple[int, int], np.ndarray]:
     """A memory's bit slices: ``{(bit, chunk index): bits}``."""
-    depth = -(-len(words) // chunk) * chunk
-    padded = np.zeros(depth, dtype=np.int64)
-    padded[:len(words)] = words
+    padded = _chunked(words, chunk)
     return {(bit, c): ((padded[c * chunk:(c + 1) * chunk] >> bit) & 1).astype(np.uint8)
-            for bit in range(width) for c in range(depth // chunk)}
+            for bit in range(width) for c in range(len(padded) // chunk)}
 
 
 # ---- build ---------------------------------------------------------------------
@@ -164,14 +168,7 @@ def _tool_python(package: str, wasm: str, argv: list[str], cwd: Path, log: Path,
     console script does not mount it, and then cannot find its database)."""
     code = (f"import sys, yowasp_runtime; sys.exit(yowasp_runtime.run_wasm({package!r}, {wasm!r}, "
             f"resources=['share'], argv=[{wasm[:-5]!r}, *sys.argv[1:]]))")
-    if stdin is None:
-        return _run_tool([sys.executable, "-c", code, *argv], cwd, log, what, progress)
-    t0 = time.perf_counter()
-    with open(stdin, "rb") as fi, open(stdout, "wb") as fo, open(log, "w") as fl:
-        proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=cwd, stdin=fi, stdout=fo, stderr=fl)
-    if proc.returncode:
-        raise SynthesisError(f"{what} failed (exit {proc.returncode}): {log.read_text(errors='replace')[-2000:]}")
-    return time.perf_counter() - t0
+    return _run_tool([sys.executable, "-c", code, *argv], cwd, log, what, progress, stdin=stdin, stdout=stdout)
 
 
 def _place(b, config: Config, contents: dict, work: Path, seed: int, progress):
@@ -358,10 +355,7 @@ def _pes(n: int) -> str:
 def _hex(words, width: int, chunk: int) -> bytes:
     """A hex file for ecpbram/icebram: whole hex digits, padded to a whole chunk."""
     digits = -(-width // 4)
-    depth = -(-len(words) // chunk) * chunk
-    padded = np.zeros(depth, dtype=np.int64)
-    padded[:len(words)] = words
-    return ("\n".join(f"{int(w):0{digits}x}" for w in padded) + "\n").encode()
+    return ("\n".join(f"{int(w):0{digits}x}" for w in _chunked(words, chunk)) + "\n").encode()
 
 
 def image_digest(image: Image) -> str:

@@ -13,6 +13,7 @@ versions), like the simulator's builds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -109,12 +110,16 @@ def failure_summary(log_text: str) -> str:
     return "; ".join(parts) or "no ERROR line in its log"
 
 
-def _run_tool(argv: list[str], cwd: Path, log: Path, what: str, progress, every: float = 30.0):
-    """Run a tool with its output in `log`; every `every` seconds tell
-    `progress` how long it has run and the log's last ``Info:`` line."""
+def _run_tool(argv: list[str], cwd: Path, log: Path, what: str, progress, every: float = 30.0, *,
+              stdin: Path | None = None, stdout: Path | None = None):
+    """Run a tool with its output in `log` (its standard output in `stdout`
+    instead, if given, and its input from `stdin`); every `every` seconds
+    tell `progress` how long it has run and the log's last ``Info:`` line."""
     t0 = time.perf_counter()
-    with open(log, "w") as f:
-        proc = subprocess.Popen(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+    with open(log, "w") as f, open(stdin or os.devnull, "rb") as fi, \
+            open(stdout, "wb") if stdout else contextlib.nullcontext() as fo:
+        proc = subprocess.Popen(argv, cwd=cwd, stdin=fi, stdout=fo or f,
+                                stderr=f if stdout else subprocess.STDOUT)
     stop = threading.Event()
 
     def beat():
