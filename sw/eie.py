@@ -1,0 +1,103 @@
+"""EIE's nine benchmark layers (docs/design.md §8) as synthetic models.
+
+EIE (Han et al., ISCA 2016) measured nine fully connected layers of
+AlexNet, VGG-16 and NeuralTalk on 64 PEs at 800 MHz. Its matrices are not
+published, so `layer` draws a matrix and input vectors of the same shape
+and densities from fixed seeds: the same name and seed always give the
+same model and inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .config import Config
+from .model import CompressedLayer, CompressedModel
+
+__all__ = ["EieLayer", "LAYERS", "layer", "suite_config", "EIE_CLOCK_MHZ", "EIE_N_PE"]
+
+EIE_CLOCK_MHZ = 800
+EIE_N_PE = 64
+
+
+@dataclass(frozen=True)
+class EieLayer:
+    """One of EIE's layers: shape, densities and EIE's published times
+    (microseconds at 800 MHz on 64 PEs, theoretical and actual)."""
+    name: str
+    n_in: int
+    n_out: int
+    weight_density: float
+    act_density: float
+    eie_ideal_us: float
+    eie_actual_us: float
+    relu: bool
+
+    @property
+    def eie_cycles(self) -> int:
+        """EIE's actual cycles: its microseconds times 800 MHz."""
+        return round(self.eie_actual_us * EIE_CLOCK_MHZ)
+
+    @property
+    def eie_efficiency(self) -> float:
+        """EIE's load-balance efficiency: theoretical over actual time."""
+        return self.eie_ideal_us / self.eie_actual_us
+
+
+# (name, n_in, n_out, weight density, activation density, EIE theoretical us, actual us)
+# The AlexNet and VGG layers feed a ReLU; NeuralTalk's embedding and LSTM
+# layers do not (their inputs are dense and signed).
+LAYERS = tuple(EieLayer(*row) for row in (
+    ("Alex-6", 9216, 4096, 0.09, 0.351, 28.1, 30.3, True),
+    ("Alex-7", 4096, 4096, 0.09, 0.353, 11.7, 12.2, True),
+    ("Alex-8", 4096, 1000, 0.25, 0.375, 8.9, 9.9, True),
+    ("VGG-6", 25088, 4096, 0.04, 0.183, 28.1, 34.4, True),
+    ("VGG-7", 4096, 4096, 0.04, 0.375, 7.9, 8.7, True),
+    ("VGG-8", 4096, 1000, 0.23, 0.411, 7.3, 8.4, True),
+    ("NT-We", 4096, 600, 0.10, 1.0, 5.2, 8.0, False),
+    ("NT-Wd", 600, 8791, 0.11, 1.0, 13.0, 13.9, False),
+    ("NT-LSTM", 1201, 2400, 0.10, 1.0, 6.5, 7.5, False),
+))
+_BY_NAME = {spec.name: spec for spec in LAYERS}
+
+
+def suite_config(n_pe: int = EIE_N_PE, **overrides) -> Config:
+    """One configuration that holds every layer of the suite at `n_pe` PEs
+    (so that one simulator build runs all nine): the default arithmetic,
+    memories sized for the largest layer (VGG-6) with its padding."""
+    per_pe = max(spec.n_in * spec.n_out * spec.weight_density for spec in LAYERS) / n_pe
+    weight_depth = 1 << max(10, math.ceil(math.log2(per_pe * 1.35)))
+    pointer_depth = 1 << math.ceil(math.log2(max(spec.n_in + 1 + 2 * math.ceil(spec.n_out / n_pe)
+                                                 for spec in LAYERS)))
+    row_depth = 1 << math.ceil(math.log2(max(math.ceil(spec.n_out / n_pe) for spec in LAYERS)))
+    base = dict(n_pe=n_pe, weight_depth=weight_depth, pointer_depth=pointer_depth, row_depth=row_depth)
+    return Config(**{**base, **overrides})
+
+
+def layer(name: str, vectors: int = 1, seed: int = 0) -> tuple[CompressedModel, np.ndarray]:
+    """`name`'s synthetic one-layer model (16-bit activations, 4-bit codes)
+    and `vectors` input vectors at its activation density.
+
+    Nonzero weights are uniform over the matrix (``scipy.sparse.random``),
+    codes uniform over 1..15, inputs uniform nonzero magnitudes below 2**10
+    (non-negative where the layer follows a ReLU) with each element nonzero
+    with the layer's activation density. Sums stay far inside the 32-bit
+    accumulator: no layer saturates."""
+    if name not in _BY_NAME:
+        raise KeyError(f"no EIE layer {name!r}; the layers are {', '.join(_BY_NAME)}")
+    spec = _BY_NAME[name]
+    rng = np.random.default_rng([seed, LAYERS.index(spec)])
+    codes = sp.random(spec.n_out, spec.n_in, density=spec.weight_density, format="csr", random_state=rng,
+                      data_rvs=lambda k: rng.integers(1, 16, k)).astype(np.uint8)
+    codebook = np.concatenate([[0], rng.integers(-2048, 2048, 15)])
+    bias = rng.integers(-4096, 4096, spec.n_out)
+    model = CompressedModel([CompressedLayer(codes, codebook, bias, spec.relu, fa=8, fw=12, fo=8)], 8)
+    lo = 1 if spec.relu else -1023
+    x = rng.integers(lo, 1024, size=(vectors, spec.n_in))
+    x[x == 0] = 1
+    x[rng.random(x.shape) >= spec.act_density] = 0
+    return model, x.astype(np.int16)
