@@ -25,8 +25,9 @@ TARGET ?= ecp5
 SYNTH_ARGS = --target $(TARGET) $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--preset $(PRESET)) \
              $(if $(MODEL),--image $(MODEL))
 SYNTH_STAMP := $(VENV)/.installed-synth
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-board bench-synth export clean
+.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-board bench-eie bench-synth export clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -44,6 +45,11 @@ install: $(STAMP)
 # Yosys and nextpnr (YoWASP, from PyPI) for synthesis and place and route
 $(SYNTH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,synth]'
+	touch $@
+
+# matplotlib, for the benchmarks' plots
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $@
 
 test: $(STAMP)
@@ -65,7 +71,7 @@ synth: $(SYNTH_STAMP)
 bitstream: $(SYNTH_STAMP)
 	$(BIN)/python -m synth.bitstream $(BITSTREAM_ARGS)
 
-bench: bench-pack bench-sim bench-board
+bench: bench-pack bench-sim bench-board bench-eie
 
 bench-pack: $(STAMP)
 	$(BIN)/python bench/pack_alex6.py
@@ -76,6 +82,10 @@ bench-sim: $(STAMP)
 # the simulated board over its UART: link-bound against on-chip cycles
 bench-board: $(STAMP)
 	$(BIN)/python bench/board_link.py $(if $(BOARD),--board $(BOARD))
+
+# EIE's nine layers at 64 PEs on the RTL beside EIE's numbers, and the cycle model's sweeps and plots
+bench-eie: $(BENCH_STAMP)
+	$(BIN)/python bench/eie.py
 
 # every PE count of both targets through place and route (hours on 2 cores)
 bench-synth: $(SYNTH_STAMP)

@@ -9,6 +9,7 @@ same model and inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -18,7 +19,8 @@ import scipy.sparse as sp
 from .config import Config
 from .model import CompressedLayer, CompressedModel
 
-__all__ = ["EieLayer", "LAYERS", "layer", "suite_config", "EIE_CLOCK_MHZ", "EIE_N_PE"]
+__all__ = ["EieLayer", "LAYERS", "layer", "synthetic", "config_for", "pack", "suite_config", "EIE_CLOCK_MHZ",
+           "EIE_N_PE"]
 
 EIE_CLOCK_MHZ = 800
 EIE_N_PE = 64
@@ -65,39 +67,73 @@ LAYERS = tuple(EieLayer(*row) for row in (
 _BY_NAME = {spec.name: spec for spec in LAYERS}
 
 
-def suite_config(n_pe: int = EIE_N_PE, **overrides) -> Config:
-    """One configuration that holds every layer of the suite at `n_pe` PEs
-    (so that one simulator build runs all nine): the default arithmetic,
-    memories sized for the largest layer (VGG-6) with its padding."""
-    per_pe = max(spec.n_in * spec.n_out * spec.weight_density for spec in LAYERS) / n_pe
-    weight_depth = 1 << max(10, math.ceil(math.log2(per_pe * 1.35)))
-    pointer_depth = 1 << math.ceil(math.log2(max(spec.n_in + 1 + 2 * math.ceil(spec.n_out / n_pe)
-                                                 for spec in LAYERS)))
-    row_depth = 1 << math.ceil(math.log2(max(math.ceil(spec.n_out / n_pe) for spec in LAYERS)))
+def config_for(shapes, n_pe: int = EIE_N_PE, **overrides) -> Config:
+    """A configuration whose memories hold every layer of `shapes` (each an
+    `EieLayer`, or ``(n_in, n_out, weight_density)``) at `n_pe` PEs with
+    room for padding, the other parameters the defaults (or `overrides`)."""
+    shapes = [(s.n_in, s.n_out, s.weight_density) if isinstance(s, EieLayer) else s for s in shapes]
+    run_bits = overrides.get("run_bits", Config.run_bits)
+    per_pe = max(n_in * n_out * d for n_in, n_out, d in shapes) / n_pe
+    # padding: an entry per max_run zeros in a column at worst; 35% covers the
+    # suite's sparsest layers at 4-bit runs, more for shorter runs
+    room = 1.35 * max(1.0, 4 / run_bits)
+    entries = per_pe * room + max(n_in for n_in, _, _ in shapes)
+    epw = overrides.get("entries_per_word", Config.entries_per_word)
+    weight_depth = max(epw, 1 << max(10, math.ceil(math.log2(entries))))
+    pointer_depth = 1 << math.ceil(math.log2(max(n_in + 1 + 2 * math.ceil(n_out / n_pe) for n_in, n_out, _ in shapes)))
+    row_depth = 1 << math.ceil(math.log2(max(math.ceil(n_out / n_pe) for _, n_out, _ in shapes)))
     base = dict(n_pe=n_pe, weight_depth=weight_depth, pointer_depth=pointer_depth, row_depth=row_depth)
     return Config(**{**base, **overrides})
 
 
-def layer(name: str, vectors: int = 1, seed: int = 0) -> tuple[CompressedModel, np.ndarray]:
-    """`name`'s synthetic one-layer model (16-bit activations, 4-bit codes)
-    and `vectors` input vectors at its activation density.
+def pack(model: CompressedModel, n_pe: int = EIE_N_PE, **overrides):
+    """`model` packed for `n_pe` PEs in a `config_for` its shape, the sparse
+    matrix memory doubled (up to `Config`'s limit) while the padding does not
+    fit."""
+    from .pack import PackError, pack as pack_
+    shapes = [(l.codes.shape[1], l.codes.shape[0], l.codes.nnz / max(1, np.prod(l.codes.shape)))
+              for l in model.layers]
+    config = config_for(shapes, n_pe, **overrides)
+    while True:
+        try:
+            return pack_(model, config)
+        except PackError:
+            if "weight_depth" in overrides or config.weight_depth >= Config._RANGES["weight_depth"][1]:
+                raise
+            config = dataclasses.replace(config, weight_depth=2 * config.weight_depth)
+
+
+def suite_config(n_pe: int = EIE_N_PE, **overrides) -> Config:
+    """One configuration that holds every layer of the suite at `n_pe` PEs
+    (so that one simulator build runs all nine)."""
+    return config_for(LAYERS, n_pe, **overrides)
+
+
+def synthetic(n_in: int, n_out: int, weight_density: float, act_density: float, *, relu: bool = True,
+              vectors: int = 1, seed=0) -> tuple[CompressedModel, np.ndarray]:
+    """A one-layer model of that shape and weight density (16-bit
+    activations, 4-bit codes) and `vectors` inputs at `act_density`.
 
     Nonzero weights are uniform over the matrix (``scipy.sparse.random``),
     codes uniform over 1..15, inputs uniform nonzero magnitudes below 2**10
-    (non-negative where the layer follows a ReLU) with each element nonzero
-    with the layer's activation density. Sums stay far inside the 32-bit
-    accumulator: no layer saturates."""
+    (non-negative with `relu`). Sums stay far inside the 32-bit accumulator."""
+    rng = np.random.default_rng(seed)
+    codes = sp.random(n_out, n_in, density=weight_density, format="csr", random_state=rng,
+                      data_rvs=lambda k: rng.integers(1, 16, k)).astype(np.uint8)
+    codebook = np.concatenate([[0], rng.integers(-2048, 2048, 15)])
+    bias = rng.integers(-4096, 4096, n_out)
+    model = CompressedModel([CompressedLayer(codes, codebook, bias, relu, fa=8, fw=12, fo=8)], 8)
+    x = rng.integers(1 if relu else -1023, 1024, size=(vectors, n_in))
+    x[x == 0] = 1
+    x[rng.random(x.shape) >= act_density] = 0
+    return model, x.astype(np.int16)
+
+
+def layer(name: str, vectors: int = 1, seed: int = 0) -> tuple[CompressedModel, np.ndarray]:
+    """EIE layer `name` as a `synthetic` model with `vectors` inputs (the
+    NeuralTalk layers' inputs are signed, the others follow a ReLU)."""
     if name not in _BY_NAME:
         raise KeyError(f"no EIE layer {name!r}; the layers are {', '.join(_BY_NAME)}")
     spec = _BY_NAME[name]
-    rng = np.random.default_rng([seed, LAYERS.index(spec)])
-    codes = sp.random(spec.n_out, spec.n_in, density=spec.weight_density, format="csr", random_state=rng,
-                      data_rvs=lambda k: rng.integers(1, 16, k)).astype(np.uint8)
-    codebook = np.concatenate([[0], rng.integers(-2048, 2048, 15)])
-    bias = rng.integers(-4096, 4096, spec.n_out)
-    model = CompressedModel([CompressedLayer(codes, codebook, bias, spec.relu, fa=8, fw=12, fo=8)], 8)
-    lo = 1 if spec.relu else -1023
-    x = rng.integers(lo, 1024, size=(vectors, spec.n_in))
-    x[x == 0] = 1
-    x[rng.random(x.shape) >= spec.act_density] = 0
-    return model, x.astype(np.int16)
+    return synthetic(spec.n_in, spec.n_out, spec.weight_density, spec.act_density, relu=spec.relu,
+                     vectors=vectors, seed=[seed, LAYERS.index(spec)])

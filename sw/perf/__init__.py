@@ -1,0 +1,144 @@
+"""An exact cycle model of the RTL: `simulate(image, x)` predicts every
+counter `sim.run` reads (docs/design.md §7 and §8) from the packed image and
+the inputs, without simulating the design.
+
+Each block of the hardware has a fixed timing (the docstrings of `hw/`); the
+model follows an activation through it as a chain of ``max`` recurrences,
+one activation at a time, all PEs at once (numpy over PEs):
+
+* broadcast: activation ``i`` is loaded in cycle ``L_i`` (when its source
+  offers it and the broadcast register is free) and pushed in the first
+  cycle ``B_i > L_i`` in which no queue was almost full ``reduce + 1``
+  cycles earlier;
+* queue: written in ``W_i = B_i + fanout``; read into the output register
+  in ``max(W_i + 1, Rd_{i-1})``; taken by the pointer reader in ``Rd_i``,
+  the first cycle after that with a column credit free (seven credits, one
+  per column-FIFO entry, back four cycles after an empty column is taken,
+  or when a nonempty one leaves the FIFO);
+* matrix reader: a nonempty column leaves the FIFO in ``M = max(Rd + 6,
+  end of the previous column)`` and issues its ``n`` entries in ``M + 1 ..
+  M + n``; the arithmetic unit's last stage is six cycles after an issue.
+
+A queue's level in cycle ``t`` is the number of activations written before
+``t`` less those taken before ``t``, so "no queue almost full" only needs,
+per activation, the latest take over all PEs. Later layers' sources (the
+per-PE scanners and the nonzero tree, whose arbitration decides the order of
+the broadcast) are stepped cycle by cycle, the PEs still per activation.
+The tests compare this model with the RTL on random images and require zero
+difference on every counter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..golden import check_input
+from ..image import Image
+from .. import metrics
+from . import kernels
+from .kernels import NEVER
+
+__all__ = ["simulate", "PerfReport", "Timing"]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The configuration's fixed numbers, taken from the hardware's own
+    classes (`hw.pipeline`, `hw.accelerator`, `hw.control`, ...)."""
+    fanout: int
+    reduce: int
+    threshold: int       # a queue is almost full at this level
+    room_delay: int
+    credits: int         # column-FIFO entries
+    drain: int           # write-back cycles after the last row
+    desc: int            # DESC cycles when the codebook is ready
+    codebook_load: int   # codebook store: start -> done
+    output_latency: int
+
+    @classmethod
+    def of(cls, config) -> "Timing":
+        from hw.accelerator import ROOM_DELAY, queue_slack
+        from hw.control import LayerTable
+        from hw.pipeline import fanout_stages, reduce_stages
+        from hw.pointer_reader import PointerReader
+        from hw.writeback import WriteBack
+        f, r = fanout_stages(config.n_pe), reduce_stages(config.n_pe)
+        return cls(fanout=f, reduce=r, threshold=config.fifo_depth - queue_slack(config), room_delay=ROOM_DELAY,
+                   credits=PointerReader.COLUMN_FIFO_DEPTH, drain=WriteBack.LATENCY + f,
+                   desc=LayerTable.LATENCY + 3, codebook_load=config.n_codes + 3,
+                   output_latency=f + 1 + r)     # OutputStage.latency
+
+
+@dataclass
+class PerfReport:
+    """The timing fields of `sim.SimResult`, with the same shapes and
+    meanings: per input ``b``, layer ``l``, PE ``k``."""
+    cycles: np.ndarray            # (B,) start to done
+    layer_cycles: np.ndarray      # (B, L) T_measured
+    stall_cycles: np.ndarray      # (B, L) broadcast stalls
+    pe_busy: np.ndarray           # (B, L, K) issue cycles (= work)
+    ideal_cycles: np.ndarray      # (B, L)
+    efficiency: np.ndarray        # (B, L)
+    extra: dict = field(default_factory=dict)
+
+
+def run_layer(t: Timing, counts_by_column: np.ndarray, a: np.ndarray, n_pe: int, first_layer: bool):
+    """One layer for one input vector: (first push or None, exit cycle, stalls, busy per PE)."""
+    rd = np.full(n_pe, NEVER, dtype=np.int64)
+    cred = np.full((n_pe, t.credits), NEVER, dtype=np.int64)
+    col_end = np.full(n_pe, NEVER, dtype=np.int64)
+    last_busy = np.full(n_pe, NEVER, dtype=np.int64)
+    busy = np.zeros(n_pe, dtype=np.int64)
+    n_items = int(np.count_nonzero(a))
+    writes = np.zeros(max(n_items, 1), dtype=np.int64)
+    max_rd = np.zeros(max(n_items, 1), dtype=np.int64)
+    state = (rd, cred, col_end, last_busy, busy, writes, max_rd)
+    if first_layer:
+        first, exit_, stalls = kernels.first_layer(np.flatnonzero(a).astype(np.int64), len(a), counts_by_column,
+                                                   t.fanout, t.reduce, t.room_delay, t.threshold, *state)
+    else:
+        first, exit_, stalls = kernels.later_layer(a.astype(np.int64), n_pe, counts_by_column, t.fanout,
+                                                   t.reduce, t.room_delay, t.threshold, *state)
+    return (None if first == NEVER else int(first)), int(exit_), int(stalls), busy
+
+
+def simulate(image: Image, x) -> PerfReport:
+    """The RTL's cycles for inputs `x` (``(n_in,)`` or ``(B, n_in)``),
+    exactly as `sim.run` measures them: per vector the cycles from start to
+    done, per layer ``T_measured`` and the broadcast's stalls, per PE its
+    busy cycles. `cycles` assumes what `sim.run` does: the input stream
+    offers a value in every cycle and the output stream is always ready,
+    and layer 0's codebook is in the PEs when the run starts."""
+    x = check_input(image, x)
+    c = image.config
+    t = Timing.of(c)
+    inputs = metrics.layer_inputs(image, x)
+    B, L = x.shape[0], len(image.layers)
+    cycles = np.zeros(B, dtype=np.int64)
+    layer_cycles = np.zeros((B, L), dtype=np.int64)
+    stall_cycles = np.zeros((B, L), dtype=np.int64)
+    pe_busy = np.zeros((B, L, c.n_pe), dtype=np.int64)
+    by_column = [np.ascontiguousarray(layer.column_counts.T, dtype=np.int64) for layer in image.layers]
+    for b in range(B):
+        total, codebook_ready = 0, 0        # the codebook of the next layer is ready this many cycles into it
+        for l, layer in enumerate(image.layers):
+            first, exit_, stalls, busy = run_layer(t, by_column[l], inputs[l][b], c.n_pe, l == 0)
+            tail = layer.rows + t.drain                 # write-back rows, then the drain
+            desc = max(t.desc, codebook_ready)
+            if first is not None:
+                layer_cycles[b, l] = exit_ - first + 1 + tail
+                total += desc + first + layer_cycles[b, l]
+            else:                                       # counted from the first write-back cycle
+                layer_cycles[b, l] = tail
+                total += desc + exit_ + 1 + tail
+            # the next codebook loads from the first write-back row: ready
+            # codebook_load cycles later, counted from the next DESC's start
+            codebook_ready = t.codebook_load - tail + 1
+            stall_cycles[b, l] = stalls
+            pe_busy[b, l] = busy
+        cycles[b] = total + image.n_out + t.output_latency + 2
+    work = metrics.work(image, x)
+    ideal = metrics.ideal_cycles(work, c.n_pe)
+    return PerfReport(cycles, layer_cycles, stall_cycles, pe_busy, ideal, metrics.efficiency(ideal, layer_cycles))

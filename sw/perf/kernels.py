@@ -1,0 +1,251 @@
+"""The cycle model's inner loops (`sw.perf`), written as plain Python loops
+over arrays so that numba compiles them (about 100 times faster than numpy
+per activation); without numba they run as they are."""
+
+import numpy as np
+
+# latencies that follow from the blocks' structure (their docstrings give them)
+TAKE_TO_FIFO_READ = 6      # take -> earliest column-FIFO read (P0 .. P4, then the buffered FIFO)
+EMPTY_CREDIT_BACK = 4      # take of an empty column -> its credit returns (dropped at P4)
+ISSUE_TO_LAST_STAGE = 6    # issue -> the arithmetic unit's S4
+NEVER = -(1 << 40)
+TREE_FAN_IN = 4            # hw.broadcast.NonzeroTree
+
+
+try:                        # the kernels below are plain Python; numba compiles them when it is there
+    from numba import njit as _njit
+
+    def _kernel(f):
+        return _njit(cache=True, nogil=True)(f)
+except ImportError:         # pragma: no cover - numba is a dependency; this keeps the model usable without it
+    def _kernel(f):
+        return f
+
+
+@_kernel
+def push(w, counts, rd, cred, col_end, last_busy, busy):
+    """An activation written into every queue in cycle `w`, its column holding
+    `counts[k]` entries in PE ``k``: each PE's take, column-FIFO read and
+    issue cycles. `cred[k]` holds the cycles after which each of the PE's
+    column credits comes back. Returns the latest take over the PEs."""
+    latest = NEVER
+    for k in range(rd.shape[0]):
+        t0 = max(w + 1, rd[k]) + 1          # in the queue's output register, then taken at the earliest
+        low, slot, full = cred[k, 0], 0, True
+        for s in range(cred.shape[1]):
+            v = cred[k, s]
+            if v < t0:
+                full = False                # a credit is free in t0
+            if v < low:
+                low, slot = v, s
+        take = low + 1 if full else t0      # every credit out: the first one back
+        n = counts[k]
+        if n > 0:
+            read = max(take + TAKE_TO_FIFO_READ, col_end[k])
+            cred[k, slot] = read
+            col_end[k] = read + n
+            end = read + n + ISSUE_TO_LAST_STAGE
+        else:
+            cred[k, slot] = take + EMPTY_CREDIT_BACK
+            end = take + EMPTY_CREDIT_BACK
+        if end > last_busy[k]:
+            last_busy[k] = end
+        busy[k] += n
+        rd[k] = take
+        if take > latest:
+            latest = take
+    return latest
+
+
+@_kernel
+def room(b, reduce, room_delay, threshold, writes, max_rd, n_items, seen):
+    """Whether no queue was almost full as the broadcast sees it in cycle
+    `b`, and the updated count of queue writes before that (ask with `b`
+    non-decreasing)."""
+    tau = b - reduce - room_delay
+    while seen < n_items and writes[seen] < tau:
+        seen += 1
+    over = seen - threshold
+    return (over < 0 or max_rd[over] < tau), seen
+
+
+@_kernel
+def first_layer(nonzeros, n_in, counts, fanout, reduce, room_delay, threshold, rd, cred, col_end, last_busy,
+                 busy, writes, max_rd):
+    """Layer 0: the input stream offers a value in every cycle from the first
+    COMPUTE cycle (cycle 0); zeros pass one per cycle, a nonzero waits for the
+    broadcast register. Returns (first push or NEVER, exit cycle, stalls)."""
+    b_prev, cursor, pos, stalls, first, seen = NEVER, 0, 0, 0, NEVER, 0
+    for i in range(nonzeros.shape[0]):
+        p = nonzeros[i]
+        cursor += p - pos                   # the zeros before it
+        load = max(cursor, b_prev)
+        b = load + 1
+        while True:
+            ok, seen = room(b, reduce, room_delay, threshold, writes, max_rd, i, seen)
+            if ok:
+                break
+            b += 1
+        stalls += b - load - 1
+        if first == NEVER:
+            first = b
+        writes[i] = b + fanout
+        max_rd[i] = push(b + fanout, counts[p], rd, cred, col_end, last_busy, busy)
+        b_prev, cursor, pos = b, load + 1, p + 1
+    cursor += n_in - pos                    # the stage has taken all n_in values
+    settle = fanout + reduce
+    exit_ = max(cursor, b_prev + 1 + settle if first != NEVER else settle)
+    return first, max(exit_, last_busy.max() + reduce + 1), stalls
+
+
+@_kernel
+def tree_shape(n, fan_in):
+    """`hw.broadcast.NonzeroTree`'s nodes, level by level: per node the range
+    of its inputs in the level below (level 0's inputs are the PEs).
+    Returns (first node of each level, input ranges)."""
+    starts, lo, hi = [0], [0], [0]
+    lo.pop()
+    hi.pop()
+    width, depth = n, 0
+    while width > 1 or depth == 0:
+        count = 0
+        for i in range(0, width, fan_in):
+            lo.append(i)
+            hi.append(min(i + fan_in, width))
+            count += 1
+        starts.append(starts[-1] + count)
+        width, depth = count, depth + 1
+    return np.array(starts), np.array(lo), np.array(hi)
+
+
+@_kernel
+def tree_step(starts, lo, hi, ov, out, sv, skid, leaf_valid, leaf_payload, root_ready, take, leaf_taken):
+    """One cycle of the tree: each node takes its lowest-numbered valid input
+    while its skid register is empty, and moves its skid or the taken pair
+    into its output register when that is free (read by the node above, or
+    by the broadcast for the root). `leaf_taken[k]` says whether PE ``k``'s
+    pair was taken."""
+    levels = starts.shape[0] - 1
+    for node in range(starts[levels]):
+        take[node] = -1
+    for k in range(leaf_taken.shape[0]):
+        leaf_taken[k] = False
+    for d in range(levels):
+        for node in range(starts[d], starts[d + 1]):
+            if sv[node]:
+                continue
+            for i in range(lo[node], hi[node]):
+                valid = leaf_valid[i] if d == 0 else ov[starts[d - 1] + i]
+                if valid:
+                    take[node] = i
+                    if d == 0:
+                        leaf_taken[i] = True
+                    break
+    for d in range(levels - 1, -1, -1):     # the root first: it reads its inputs' old registers
+        for node in range(starts[d], starts[d + 1]):
+            if d + 1 < levels:
+                ready = False
+                for parent in range(starts[d + 1], starts[d + 2]):
+                    if take[parent] == node - starts[d]:
+                        ready = True
+            else:
+                ready = root_ready
+            taken = take[node]
+            if taken >= 0:
+                value = leaf_payload[taken] if d == 0 else out[starts[d - 1] + taken]
+            else:
+                value = 0
+            if not ov[node] or ready:
+                if sv[node]:
+                    out[node], sv[node] = skid[node], False
+                elif taken >= 0:
+                    ov[node], out[node] = True, value
+                else:
+                    ov[node] = False
+            elif taken >= 0:
+                skid[node], sv[node] = value, True
+
+
+@_kernel
+def later_layer(a, n_pe, counts, fanout, reduce, room_delay, threshold, rd, cred, col_end, last_busy, busy,
+                 writes, max_rd):
+    """A layer fed from the PEs' activation buffers (`hw.activation_buffer`:
+    row ``r`` of PE ``k`` holds element ``r * n_pe + k``; a scanner per PE
+    reads a row per cycle and offers each nonzero through a one-pair
+    register), merged by the nonzero tree into the broadcast; stepped cycle
+    by cycle from the first COMPUTE cycle (cycle 0), the PEs seeing the
+    scan's start `fanout` cycles later. Returns as `first_layer`."""
+    n_in = a.shape[0]
+    scanning = np.zeros(n_pe, dtype=np.bool_)
+    row = np.zeros(n_pe, dtype=np.int64)
+    last_row = np.zeros(n_pe, dtype=np.int64)
+    r1_valid = np.zeros(n_pe, dtype=np.bool_)
+    r1_row = np.zeros(n_pe, dtype=np.int64)
+    out_valid = np.zeros(n_pe, dtype=np.bool_)
+    out_j = np.zeros(n_pe, dtype=np.int64)
+    for k in range(n_pe):
+        scanning[k] = k < n_in
+        last_row[k] = (n_in - 1 - k) // n_pe if k < n_in else 0
+    starts, lo, hi = tree_shape(n_pe, TREE_FAN_IN)
+    nodes = starts[-1]
+    ov = np.zeros(nodes, dtype=np.bool_)
+    out = np.zeros(nodes, dtype=np.int64)
+    sv = np.zeros(nodes, dtype=np.bool_)
+    skid = np.zeros(nodes, dtype=np.int64)
+    take = np.zeros(nodes, dtype=np.int64)
+    leaf_taken = np.zeros(n_pe, dtype=np.bool_)
+    no_leaves = np.zeros(n_pe, dtype=np.bool_)
+    advance = np.zeros(n_pe, dtype=np.bool_)
+    load_out = np.zeros(n_pe, dtype=np.bool_)
+    done_at = []            # per cycle: every scanner done (stale, high, before the PEs see the start)
+    bc_valid, bc_j, stalls, first, last, n_items, seen, cycle = False, 0, 0, NEVER, NEVER, 0, 0, 0
+    settle = fanout + reduce
+    while True:
+        scanned = cycle >= fanout
+        all_done = True
+        for k in range(n_pe):
+            if scanned:
+                j = r1_row[k] * n_pe + k
+                value = a[j] if r1_valid[k] and j < n_in else 0
+                nonzero = r1_valid[k] and value != 0
+                advance[k] = not r1_valid[k] or not nonzero or not out_valid[k]
+                load_out[k] = nonzero and not out_valid[k]
+                if scanning[k] or r1_valid[k] or out_valid[k]:
+                    all_done = False
+        done_at.append(all_done)
+        ok, seen = room(cycle, reduce, room_delay, threshold, writes, max_rd, n_items, seen)
+        pushing = bc_valid and ok
+        if bc_valid and not ok:
+            stalls += 1
+        # the control unit's exit test, on this cycle's registers
+        seen_done = done_at[cycle - reduce] if cycle >= reduce else True
+        tree_idle = not ov.any()
+        settled = cycle >= (last + 1 if first != NEVER else 0) + settle
+        if seen_done and tree_idle and not bc_valid and settled and cycle >= last_busy.max() + reduce + 1:
+            return first, cycle, stalls
+        load = not bc_valid or pushing
+        root_valid, root_j = ov[nodes - 1], out[nodes - 1]
+        if pushing:
+            if first == NEVER:
+                first = cycle
+            last = cycle
+            writes[n_items] = cycle + fanout
+            max_rd[n_items] = push(cycle + fanout, counts[bc_j], rd, cred, col_end, last_busy, busy)
+            n_items += 1
+        if load:
+            bc_valid, bc_j = root_valid, root_j
+        if scanned:
+            tree_step(starts, lo, hi, ov, out, sv, skid, out_valid, out_j, load, take, leaf_taken)
+            for k in range(n_pe):
+                if load_out[k]:
+                    out_valid[k], out_j[k] = True, r1_row[k] * n_pe + k
+                elif leaf_taken[k]:
+                    out_valid[k] = False
+                if advance[k]:
+                    r1_valid[k], r1_row[k] = scanning[k], row[k]
+                    if scanning[k]:
+                        scanning[k] = row[k] != last_row[k]
+                        row[k] += 1
+        else:
+            tree_step(starts, lo, hi, ov, out, sv, skid, no_leaves, out_j, load, take, leaf_taken)
+        cycle += 1
