@@ -76,41 +76,52 @@ def csr_microseconds(model: sw.CompressedModel, x: np.ndarray) -> float:
     return min(timeit.repeat(lambda: w @ v, number=number, repeat=5)) / number * 1e6
 
 
-def run_layer(spec, n_pe: int, vectors: int, fmax) -> tuple[dict, object, object]:
-    model, x = eie.layer(spec.name, vectors)
-    image = sw.pack(model, eie.suite_config(n_pe))
+def measure(spec, model, x, n_pe: int, balance: bool):
+    """One RTL run of a layer, checked against the golden model and the cycle model."""
+    image = sw.pack(model, eie.suite_config(n_pe), balance=balance)
     result = sim.run(image, x, progress=print, progress_bar=False)
     perf.simulate(image, x[:1])                         # warm (compiles the kernels once per process)
     t0 = time.perf_counter()
     model_result = perf.simulate(image, x)
     model_seconds = time.perf_counter() - t0
-    model_exact = all(np.array_equal(getattr(result, c), getattr(model_result, c))
-                      for c in ("cycles", "layer_cycles", "stall_cycles", "pe_busy"))
     busy = result.pe_busy[:, 0, :].astype(np.float64)
-    entries = int(image.layers[0].pe_entry_counts().sum())
-    t_measured = float(result.layer_cycles[:, 0].mean())
-    path, mhz = fmax
-    row = {
-        "layer": spec.name, "n_in": spec.n_in, "n_out": spec.n_out, "weight_density": spec.weight_density,
-        "act_density": spec.act_density, "n_pe": n_pe, "vectors": vectors,
-        "t_measured": t_measured, "t_ideal": float(result.ideal_cycles[:, 0].mean()),
+    return {
+        "t_measured": float(result.layer_cycles[:, 0].mean()), "t_ideal": float(result.ideal_cycles[:, 0].mean()),
         "efficiency": float(np.mean(result.efficiency[:, 0])),
-        "eie_cycles": spec.eie_cycles, "eie_ideal_cycles": round(spec.eie_ideal_us * eie.EIE_CLOCK_MHZ),
-        "eie_efficiency": spec.eie_efficiency, "cycles_vs_eie": t_measured / spec.eie_cycles,
         "bit_exact": bool(np.array_equal(result.outputs, sw.golden.run(image, x))),
-        "model_exact": bool(model_exact),
-        "padding_entries": entries - int(model.layers[0].codes.nnz), "padding_share": 1 - model.layers[0].codes.nnz / entries,
+        "model_exact": all(np.array_equal(getattr(result, c), getattr(model_result, c))
+                           for c in ("cycles", "layer_cycles", "stall_cycles", "pe_busy")),
         "stall_cycles": float(result.stall_cycles[:, 0].mean()),
         "busy_max": float(busy.max(axis=1).mean()), "busy_mean": float(busy.mean()),
         "busy_max_over_mean": float((busy.max(axis=1) / busy.mean(axis=1)).mean()),
+        "entries": int(image.layers[0].pe_entry_counts().sum()),
+        "rtl_sim_seconds": result.sim_seconds, "model_seconds": model_seconds,
+    }, result
+
+
+def run_layer(spec, n_pe: int, vectors: int, fmax) -> tuple[dict, object]:
+    """The layer packed both ways: rows balanced (`sw.pack(balance=True)`, the
+    headline numbers) and row ``r`` on PE ``r % n_pe`` (``*_unbalanced``)."""
+    model, x = eie.layer(spec.name, vectors)
+    plain, _ = measure(spec, model, x, n_pe, False)
+    row, result = measure(spec, model, x, n_pe, True)
+    path, mhz = fmax
+    row = {
+        "layer": spec.name, "n_in": spec.n_in, "n_out": spec.n_out, "weight_density": spec.weight_density,
+        "act_density": spec.act_density, "n_pe": n_pe, "vectors": vectors, **row,
+        "eie_cycles": spec.eie_cycles, "eie_ideal_cycles": round(spec.eie_ideal_us * eie.EIE_CLOCK_MHZ),
+        "eie_efficiency": spec.eie_efficiency, "cycles_vs_eie": row["t_measured"] / spec.eie_cycles,
+        "padding_entries": row["entries"] - int(model.layers[0].codes.nnz),
+        "padding_share": 1 - model.layers[0].codes.nnz / row["entries"],
+        **{f"{k}_unbalanced": plain[k] for k in ("t_measured", "t_ideal", "efficiency", "bit_exact", "model_exact",
+                                                 "stall_cycles", "busy_max_over_mean")},
         "fmax_report": path, "fmax_mhz": mhz,
-        "microseconds_at_fmax": t_measured / mhz if mhz else None,
+        "microseconds_at_fmax": row["t_measured"] / mhz if mhz else None,
         "eie_microseconds": spec.eie_actual_us,
         "scipy_csr_microseconds": csr_microseconds(model, x),
-        "rtl_sim_seconds": result.sim_seconds, "model_seconds": model_seconds,
-        "model_speedup": result.sim_seconds / model_seconds,
+        "model_speedup": row["rtl_sim_seconds"] / row["model_seconds"],
     }
-    return row, result, image
+    return row, result
 
 
 def plots(rows, sweeps, work, out: Path):
@@ -128,8 +139,9 @@ def plots(rows, sweeps, work, out: Path):
     names = [r["layer"] for r in rows]
     pos = np.arange(len(rows))
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
-    a1.bar(pos - 0.2, [r["efficiency"] for r in rows], 0.4, label="OpenEIE (RTL)")
-    a1.bar(pos + 0.2, [r["eie_efficiency"] for r in rows], 0.4, label="EIE (published)")
+    a1.bar(pos - 0.27, [r["efficiency"] for r in rows], 0.27, label="OpenEIE, balanced rows (RTL)")
+    a1.bar(pos, [r["efficiency_unbalanced"] for r in rows], 0.27, label="OpenEIE, row r on PE r % n_pe")
+    a1.bar(pos + 0.27, [r["eie_efficiency"] for r in rows], 0.27, label="EIE (published)")
     a1.axhline(0.95, color="grey", lw=0.8, ls="--")
     a1.set_ylabel("T_ideal / T_measured")
     a1.set_ylim(0, 1.05)
@@ -180,14 +192,16 @@ def plots(rows, sweeps, work, out: Path):
 
 
 def markdown(rows) -> str:
-    lines = ["| layer | T_measured | T_ideal | efficiency | EIE cycles | EIE efficiency | RTL / EIE cycles "
-             "| padding | stalls | busy max/mean | bit-exact | model exact |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| layer | T_measured | T_ideal | efficiency | unbalanced | EIE cycles | EIE efficiency "
+             "| RTL / EIE cycles | padding | stalls | busy max/mean | bit-exact | model exact |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['layer']} | {r['t_measured']:,.0f} | {r['t_ideal']:,.0f} | {r['efficiency']:.3f} "
+                     f"| {r['efficiency_unbalanced']:.3f} "
                      f"| {r['eie_cycles']:,} | {r['eie_efficiency']:.3f} | {r['cycles_vs_eie']:.2f} "
                      f"| {r['padding_share']:.1%} | {r['stall_cycles']:,.0f} | {r['busy_max_over_mean']:.3f} "
-                     f"| {'yes' if r['bit_exact'] else 'NO'} | {'yes' if r['model_exact'] else 'NO'} |")
+                     f"| {'yes' if r['bit_exact'] and r['bit_exact_unbalanced'] else 'NO'} "
+                     f"| {'yes' if r['model_exact'] and r['model_exact_unbalanced'] else 'NO'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -212,12 +226,13 @@ def main():
           f"{eie.suite_config(args.n_pe)}; Fmax from {fmax[0] or 'no synthesis report'}")
     rows, work = [], None
     for spec in specs:
-        row, result, _ = run_layer(spec, args.n_pe, args.vectors, fmax)
+        row, result = run_layer(spec, args.n_pe, args.vectors, fmax)
         rows.append(row)
         if spec.name == WORK_LAYER or work is None:
             work = (spec.name, result)
         print(f"  {spec.name:8s} T_measured {row['t_measured']:9,.0f}  T_ideal {row['t_ideal']:9,.0f}  "
-              f"efficiency {row['efficiency']:.3f} (EIE {row['eie_efficiency']:.3f})  "
+              f"efficiency {row['efficiency']:.3f} (unbalanced {row['efficiency_unbalanced']:.3f}, "
+              f"EIE {row['eie_efficiency']:.3f})  "
               f"cycles / EIE's {row['cycles_vs_eie']:.2f}  stalls {row['stall_cycles']:,.0f}  "
               f"bit-exact {'yes' if row['bit_exact'] else 'NO'}  model exact {'yes' if row['model_exact'] else 'NO'}  "
               f"(Verilator {row['rtl_sim_seconds']:.1f} s, model {row['model_seconds'] * 1e3:.1f} ms)")
@@ -231,8 +246,9 @@ def main():
         names = [s.name for s in specs]
         least = queue_slack(eie.suite_config(args.n_pe)) + 1            # the hardware refuses shallower queues
         depths = sorted({least, *(d for d in QUEUE_DEPTHS if d > least)})
-        points = {"queue_depth": grid(layer=names, n_pe=[args.n_pe], fifo_depth=depths),
-                  "pe_count": grid(layer=names, n_pe=PE_COUNTS)}
+        suite = dict(run_bits=[eie.SUITE_RUN_BITS], input_width=[eie.SUITE_INPUT_WIDTH], balance=[True])
+        points = {"queue_depth": grid(layer=names, n_pe=[args.n_pe], fifo_depth=depths, **suite),
+                  "pe_count": grid(layer=names, n_pe=PE_COUNTS, fifo_depth=[eie.SUITE_FIFO_DEPTH], **suite)}
         sweeps = {}
         t0 = time.perf_counter()
         with ProcessPoolExecutor(args.jobs) as pool:
@@ -244,7 +260,8 @@ def main():
             json.dump(sweeps, f, indent=1)
         plots(rows, sweeps, work, OUT)
         print(f"wrote {OUT / 'eie_sweeps.json'} and the plots eie_*.png")
-    bad = [r["layer"] for r in rows if not (r["bit_exact"] and r["model_exact"])]
+    bad = [r["layer"] for r in rows if not all(r[k] for k in ("bit_exact", "model_exact", "bit_exact_unbalanced",
+                                                             "model_exact_unbalanced"))]
     if bad:
         print(f"NOT EXACT: {', '.join(bad)}")
         sys.exit(1)

@@ -15,7 +15,7 @@ from .broadcast import Broadcast, InputStage, NonzeroTree
 from .control import ControlUnit
 from .hostmap import HostMap
 from .hostport import HostPort
-from .layouts import HOST_DATA_BITS, Widths
+from .layouts import HOST_DATA_BITS, Widths, input_layout
 from .output_stage import OutputStage, output_layout
 from .parts import add_parts, image_memory_paths
 from .pe import ProcessingElement
@@ -59,7 +59,7 @@ class Core(wiring.Component):
         self.parts = {"control": self.control, "tree": self.tree, "input": self.input, "broadcast": self.broadcast,
                       "output": self.output, **{f"pe_{k}": pe for k, pe in enumerate(self.pes)}}
         super().__init__({
-            "i": In(stream.Signature(signed(c.act_bits))),
+            "i": In(stream.Signature(input_layout(widths))),
             "o": Out(stream.Signature(output_layout(widths))),
             "soft_reset": In(1),
         })
@@ -133,8 +133,8 @@ def queue_slack(config: Config) -> int:
 class Accelerator(wiring.Component):
     """An EIE-style sparse accelerator for `config`.
 
-    Ports: `i`, the first layer's input (a stream of signed ``act_bits``
-    values in index order); `o`, the last layer's outputs in index order
+    Ports: `i`, the first layer's input (a stream of beats of
+    ``input_width`` signed ``act_bits`` values, in index order); `o`, the last layer's outputs in index order
     (`data`, and `last` on the final one); `bus`, a Wishbone B4 target laid
     out as `hw.hostmap` says; `irq`, high while the last run is done;
     `busy` and `error`, as ``STATUS`` says (for a board's LEDs).
@@ -165,7 +165,7 @@ class Accelerator(wiring.Component):
         self.host = HostPort(config, fanout=self.core.fanout)
         self.parts = {"host": self.host, "core": self.core}
         super().__init__({
-            "i": In(stream.Signature(signed(config.act_bits))),
+            "i": In(stream.Signature(input_layout(widths))),
             "o": Out(stream.Signature(output_layout(widths))),
             "bus": In(wishbone.Signature(addr_width=self.map.addr_width)),
             "irq": Out(1), "busy": Out(1), "error": Out(1),

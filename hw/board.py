@@ -43,8 +43,12 @@ class BoardTop(wiring.Component):
     leds: Out(3)
 
     def __init__(self, config: Config, image=None, *, divisor: int, timeout: int):
+        if config.input_width != 1:
+            raise HardwareError(f"the UART bridge feeds the input stream one value per beat; this configuration "
+                                f"has input_width {config.input_width} (use 1 on a board)")
         self.accelerator = Accelerator(config, image)
         self.bridge = UartBridge(addr_width=self.accelerator.map.addr_width, act_bits=config.act_bits,
+                                 input_layout=self.accelerator.i.payload.shape(),
                                  output_layout=self.accelerator.o.payload.shape(), divisor=divisor,
                                  timeout=timeout)
         self.config, self.divisor, self.timeout = config, divisor, timeout

@@ -4,7 +4,9 @@ from amaranth import *
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import Widths, activation_layout, queued_layout
+from amaranth.utils import ceil_log2
+
+from .layouts import Widths, activation_layout, input_layout, queued_layout
 
 __all__ = ["ArbiterNode", "NonzeroTree", "InputStage", "Broadcast"]
 
@@ -91,15 +93,20 @@ class NonzeroTree(wiring.Component):
 
 
 class InputStage(wiring.Component):
-    """Layer 0's input arrives on a stream in index order; each value is
-    numbered ``j`` and zeros are dropped on the fly (accepted, never
-    broadcast). Takes one value per cycle while `active` and ``j < n_in``;
-    `done` is high once `n_in` values have arrived. `start` restarts ``j``."""
+    """Layer 0's input: a stream of beats of `input_width` values in index
+    order (the last beat's values beyond `n_in` are ignored). A beat is
+    taken into a register; its nonzeros leave it one per cycle, numbered
+    ``j``, and its zeros cost nothing: the next beat is taken in the cycle the
+    register's last nonzero leaves, or the cycle after an all-zero beat
+    arrived. So a beat costs ``max(1, nonzeros)`` cycles, and a value taken
+    in cycle ``t`` is offered from ``t + 1``. Takes beats while `active` and
+    values remain; `done` is high once `n_in` values have arrived and left.
+    `start` restarts the count."""
 
     def __init__(self, widths: Widths):
         self._widths = widths
         super().__init__({
-            "i": In(stream.Signature(signed(widths.act))),
+            "i": In(stream.Signature(input_layout(widths))),
             "out": Out(stream.Signature(activation_layout(widths))),
             "start": In(1),
             "active": In(1),
@@ -108,21 +115,42 @@ class InputStage(wiring.Component):
         })
 
     def elaborate(self, platform):
+        w = self._widths
+        lanes = w.config.input_width
+        lane_bits = ceil_log2(lanes)
         m = Module()
-        j = Signal(self._widths.count)
-        open_ = self.active & (j < self.n_in)
-        nonzero = self.i.payload != 0
+        beat = Signal(input_layout(w), reset_less=True)
+        pending = Signal(lanes)                     # lanes of the beat still to leave: nonzero and below n_in
+        base = Signal(w.count, reset_less=True)     # index of the beat's first lane
+        nxt = Signal(w.count, reset_less=True)      # index of the next beat's first lane
+        left = Signal(w.count)                      # values not yet taken (registered: no subtractor per lane)
+        # the lowest pending lane (a priority encoder, the last assignment wins)
+        lane = Signal(range(lanes))
+        for l in reversed(range(lanes)):
+            with m.If(pending[l]):
+                m.d.comb += lane.eq(l)
+        only = (pending & (pending - 1)) == 0       # at most one lane pending
+        offering = pending.any()
+        leaving = offering & self.out.ready
+        free = ~offering | (only & self.out.ready)
+        take = self.active & (left != 0) & self.i.valid & free
         m.d.comb += [
-            self.out.valid.eq(open_ & self.i.valid & nonzero),
-            self.out.payload.index.eq(j),
-            self.out.payload.value.eq(self.i.payload),
-            self.i.ready.eq(open_ & (~nonzero | self.out.ready)),
-            self.done.eq(j == self.n_in),
+            self.out.valid.eq(offering),
+            self.out.payload.index.eq(Cat(lane, base[lane_bits:]) if lane_bits else base),
+            self.out.payload.value.eq(beat[lane]),
+            self.i.ready.eq(self.active & (left != 0) & free),
+            self.done.eq((left == 0) & ~offering),
         ]
         with m.If(self.start):
-            m.d.sync += j.eq(0)
-        with m.Elif(self.i.valid & self.i.ready):
-            m.d.sync += j.eq(j + 1)
+            m.d.sync += [pending.eq(0), left.eq(self.n_in), nxt.eq(0)]
+        with m.Elif(take):
+            m.d.sync += [
+                beat.eq(self.i.payload), base.eq(nxt), nxt.eq(nxt + lanes),
+                pending.eq(Cat((self.i.payload[l] != 0) & (left > l) for l in range(lanes))),
+                left.eq(Mux(left > lanes, left - lanes, 0)),
+            ]
+        with m.Elif(leaving):
+            m.d.sync += pending.eq(pending & (pending - 1))        # the lowest lane has left
         return m
 
 

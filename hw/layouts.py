@@ -11,7 +11,7 @@ from amaranth.utils import ceil_log2
 from sw.config import Config
 from sw.format import DESC_WORDS, kind_specs
 
-__all__ = ["Widths", "activation_layout", "queued_layout", "column_layout", "entry_layout", "spec_memory", "descriptor_layout",
+__all__ = ["Widths", "input_layout", "activation_layout", "queued_layout", "column_layout", "entry_layout", "spec_memory", "descriptor_layout",
            "layer_control_layout", "pe_control_signature", "codebook_load_layout", "HOST_DATA_BITS",
            "COUNTER_BITS"]
 
@@ -48,6 +48,12 @@ class Widths:
         self.desc_addr = ceil_log2(DESC_WORDS * c.max_layers)
         self.codebook_addr = self.layer + c.code_bits
         self.act_addr = self.row + 1                  # ping-pong: bank bit on top
+
+
+def input_layout(w: Widths) -> data.ArrayLayout:
+    """A beat of layer 0's input stream: `input_width` values, the first the
+    lowest-numbered."""
+    return data.ArrayLayout(signed(w.act), w.config.input_width)
 
 
 def activation_layout(w: Widths) -> data.StructLayout:

@@ -43,7 +43,7 @@ class UartBridge(wiring.Component):
     next byte or for a stream, before it is abandoned (see `sw.link`).
     """
 
-    def __init__(self, *, addr_width: int, act_bits: int, output_layout, divisor: int, timeout: int,
+    def __init__(self, *, addr_width: int, act_bits: int, input_layout, output_layout, divisor: int, timeout: int,
                  rx_depth: int = 16):
         if act_bits > 8 * link.ACT_BYTES:
             raise ValueError(f"the UART link carries activations of up to {8 * link.ACT_BYTES} bits, "
@@ -53,7 +53,7 @@ class UartBridge(wiring.Component):
         super().__init__({
             "rx": In(1, init=1), "tx": Out(1, init=1),
             "bus": Out(wishbone.Signature(addr_width=addr_width)),
-            "i": Out(stream.Signature(signed(act_bits))),
+            "i": Out(stream.Signature(input_layout)),       # beats of one value
             "o": In(stream.Signature(output_layout)),
         })
 
@@ -204,7 +204,7 @@ class UartBridge(wiring.Component):
                         m.d.sync += k.eq(0)
                         m.next = "I_PUSH"
             with m.State("I_PUSH"):
-                m.d.comb += [self.i.valid.eq(~drop), self.i.payload.eq(word[:self._act_bits]),
+                m.d.comb += [self.i.valid.eq(~drop), self.i.payload[0].eq(word[:self._act_bits]),
                              stalled.eq(~drop), progress.eq(self.i.ready)]
                 with m.If(drop | self.i.ready | expired):
                     with m.If(~drop & ~self.i.ready):

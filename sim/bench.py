@@ -102,19 +102,24 @@ class TB:
     # ---- streams -------------------------------------------------------------
 
     async def feed(self, x: list[int], idle: float, rng: random.Random, limit: int | None = None):
-        """Stream `x` into `i`; with probability `idle` a cycle offers nothing.
+        """Stream `x` into `i`, `input_width` values a beat; with probability
+        `idle` a cycle offers nothing.
         Without idle cycles, a refused value waits for `i.ready` to rise
         rather than being offered again every clock (the design runs freely
         while its queues are full). Stops early after `limit` cycles (for the
         abort step)."""
         d = self.dut
+        width, bits = self.config.input_width, self.config.act_bits
+        padded = list(x) + [0] * (-len(x) % width)          # the last beat's extra lanes are ignored
+        x = [sum((padded[b + l] & self.act_mask) << (l * bits) for l in range(width))
+             for b in range(0, len(padded), width)]          # beats, the first value in the low bits
         k = cycles = 0
         while k < len(x):
             if limit is not None and cycles >= limit:
                 break
             offered = rng.random() >= idle
             d.i__valid.value = int(offered)
-            d.i__payload.value = x[k] & self.act_mask
+            d.i__payload.value = x[k]
             await RisingEdge(self.clk)
             cycles += 1
             if not offered:

@@ -259,7 +259,7 @@ def make_result(image: Image, x: np.ndarray, results: dict, key: str, info: Buil
     ideal = metrics.ideal_cycles(work, image.config.n_pe)
     layer_cycles = results[f"{key}_layer_cycles"]
     return SimResult(
-        outputs=results[f"{key}_outputs"].astype(golden.output_dtype(image.config.act_bits)),
+        outputs=image.model_order(results[f"{key}_outputs"]).astype(golden.output_dtype(image.config.act_bits)),
         cycles=results[f"{key}_cycles"], layer_cycles=layer_cycles, stall_cycles=results[f"{key}_stall_cycles"],
         pe_busy=results[f"{key}_pe_busy"], ideal_cycles=ideal, efficiency=metrics.efficiency(ideal, layer_cycles),
         build=info, wall_seconds=wall, sim_seconds=sim_seconds, extra={"work": work, "waves": wave})
@@ -295,7 +295,7 @@ def run_board(image: Image, inputs, *, corrupt_byte: int | None = None, drop_byt
         results, info, seconds, _ = run_job(image, [step], progress=progress, progress_bar=False, board=board,
                                             preloaded=preloaded)
     sent, received, ident, load, verify, run_cycles, caught, timed_out = (int(v) for v in results["s0_link"])
-    return {"outputs": results["s0_outputs"].astype(golden.output_dtype(image.config.act_bits)),
+    return {"outputs": results["s0_outputs"].astype(golden.output_dtype(image.config.act_bits)),   # Device.run's order
             "cycles": results["s0_cycles"], "bytes_sent": sent, "bytes_received": received,
             "identify_cycles": ident, "load_cycles": load, "verify_cycles": verify, "run_cycles": run_cycles,
             "verify_caught_a_change": bool(caught) if verify else None,

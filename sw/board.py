@@ -179,7 +179,7 @@ class Device:
 
     def run(self, x, *, max_wait: float = 10.0) -> np.ndarray:
         """Run the loaded image on `x` (one vector or a batch); returns the
-        last layer's outputs as integers."""
+        last layer's outputs as integers, in the model's order."""
         if self.image is None:
             raise BoardError("load an image first (Device.load)")
         layers = self.image.layers
@@ -205,6 +205,7 @@ class Device:
             if status & HM.STATUS_ERROR or not status & HM.STATUS_DONE:
                 raise BoardError(f"vector {b}: the accelerator reports STATUS {status:#x} (error: a layer "
                                  f"descriptor is invalid; reload the image)")
+        out = self.image.model_order(out)            # a balanced image's outputs leave in hardware order
         return out[0] if single else out
 
     def _wait(self, bit: int, max_wait: float) -> int:

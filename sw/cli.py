@@ -155,9 +155,9 @@ def cmd_pack(args) -> int:
     elif args.density is not None or args.calibration or args.save_compressed:
         raise ModelError(f"{args.model} is already compressed: --density, --calibration and "
                          f"--save-compressed do not apply")
-    image = pack(model, config)
+    image = pack(model, config, balance=args.balance)
     image.save(args.output, overwrite=args.force)
-    _log(f"wrote {image} to {args.output}")
+    _log(f"wrote {image} to {args.output}" + (" (rows placed to even the PEs' work)" if image.balanced else ""))
     print(image.stats().table())
     return 0
 
@@ -275,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inputs may be this many times the calibration's before an accumulator wraps "
                         f"(default {DEFAULT_ACC_HEADROOM:g})")
     p.add_argument("--save-compressed", type=Path, metavar="NPZ", help="also write the compressed model")
+    p.add_argument("--balance", action="store_true",
+                   help="place each layer's rows to even the PEs' work instead of row r on PE r %% n_pe "
+                        "(outputs stay in the model's order)")
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     add_config_options(p)
     p.set_defaults(func=cmd_pack)

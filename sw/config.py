@@ -31,6 +31,8 @@ class Config:
     bank); ``max_layers`` layer descriptors. For each layer on its own:
     ``row_depth`` output rows per PE (a layer uses ``ceil(n_out / n_pe)``;
     the depth of the accumulator and of each half of the activation buffer).
+    ``input_width``: layer 0's input values per beat of the input stream (its
+    zeros are skipped a beat at a time, its nonzeros broadcast one per cycle).
     """
 
     n_pe: int = 16
@@ -40,6 +42,7 @@ class Config:
     weight_bits: int = 16
     acc_bits: int = 32
     fifo_depth: int = 8
+    input_width: int = 1
     entries_per_word: int = 2
     weight_depth: int = 65536
     pointer_depth: int = 32768
@@ -56,6 +59,7 @@ class Config:
         "weight_bits": (2, 32),
         "acc_bits": (2, 64),
         "fifo_depth": (2, 1024),
+        "input_width": (1, 64),
         "entries_per_word": (1, 64),
         "weight_depth": (1, 1 << 24),
         "pointer_depth": (2, 1 << 24),
@@ -71,7 +75,7 @@ class Config:
             lo, hi = self._RANGES[field.name]
             if not lo <= value <= hi:
                 raise ConfigError(f"Config.{field.name} must be in [{lo}, {hi}], got {value}")
-        for name in ("n_pe", "entries_per_word"):
+        for name in ("n_pe", "entries_per_word", "input_width"):
             if not _is_pow2(getattr(self, name)):
                 raise ConfigError(f"Config.{name} must be a power of two, got {getattr(self, name)}")
         if self.acc_bits < self.act_bits:
@@ -214,8 +218,9 @@ PRESETS = {
         "part": "Lattice ECP5 LFE5U-85F (ULX3S)",
         # int8 activations and codebook values, 24-bit accumulators: what fits 64 PEs
         # (77% of the LUTs; 16-bit activations need about 25% more per PE)
+        # input_width 1: a board's UART bridge feeds one value a beat
         "config": dict(n_pe=64, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=16,
-                       entries_per_word=1, weight_depth=2048, pointer_depth=2048, row_depth=32, max_layers=4),
+                       input_width=1, entries_per_word=1, weight_depth=2048, pointer_depth=2048, row_depth=32, max_layers=4),
         "holds": "2,048 entries (nonzeros and padding) per PE, 131,072 in all, in one 2048 x 9 block RAM; 2,048 "
                  "pointer-bank slots per PE in two 1024-word block RAMs (n_in + 1 per layer, and 2 per output row "
                  "for the biases); 32 output rows per PE in any one layer (2,048 outputs); 4 layers. A 384 -> "
@@ -227,7 +232,7 @@ PRESETS = {
         # counter logs are EBR too); 4 need 7,464 and 51 EBR (the pipeline's registers
         # rarely pair with a LUT in an iCE40 logic cell)
         "config": dict(n_pe=2, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=8,
-                       entries_per_word=2, weight_depth=32768, pointer_depth=512, row_depth=64, max_layers=4),
+                       input_width=1, entries_per_word=2, weight_depth=32768, pointer_depth=512, row_depth=64, max_layers=4),
         "holds": "32,768 entries per PE (one SPRAM each: it has no initial contents, so the sparse matrix is "
                  "loaded at run time), 512 pointer-bank slots per PE (n_in + 1 per layer and 2 per output row), "
                  "64 output rows in any one layer, 4 layers: the digits MLP fits.",

@@ -86,27 +86,42 @@ def config_for(shapes, n_pe: int = EIE_N_PE, **overrides) -> Config:
     return Config(**{**base, **overrides})
 
 
-def pack(model: CompressedModel, n_pe: int = EIE_N_PE, **overrides):
-    """`model` packed for `n_pe` PEs in a `config_for` its shape, the sparse
-    matrix memory doubled (up to `Config`'s limit) while the padding does not
-    fit."""
+def pack(model: CompressedModel, n_pe: int = EIE_N_PE, *, balance: bool = False, **overrides):
+    """`model` packed for `n_pe` PEs in a `config_for` its shape (`balance`
+    as `sw.pack`'s), the sparse matrix memory doubled (up to `Config`'s
+    limit) while the padding does not fit."""
     from .pack import PackError, pack as pack_
     shapes = [(l.codes.shape[1], l.codes.shape[0], l.codes.nnz / max(1, np.prod(l.codes.shape)))
               for l in model.layers]
     config = config_for(shapes, n_pe, **overrides)
     while True:
         try:
-            return pack_(model, config)
+            return pack_(model, config, balance=balance)
         except PackError:
             if "weight_depth" in overrides or config.weight_depth >= Config._RANGES["weight_depth"][1]:
                 raise
             config = dataclasses.replace(config, weight_depth=2 * config.weight_depth)
 
 
+# The suite's queue depth and run width (`make bench-eie` sweeps both with
+# the cycle model): at 64 PEs the queues keep 6 pairs of slack for the
+# registered flow control, so fifo_depth 8 leaves EIE's 8 only 2; 64 leaves
+# 58 and stops the broadcast stalling on bursts. 5-bit runs cut the padding
+# entries of the 4%- and 9%-dense layers (16% to 36% of their entries with
+# 4-bit runs) at one more bit per entry.
+# Layer 0's zeros (VGG-6 has 25,088 inputs, 18% nonzero) are skipped four
+# a beat, so a sparse input costs about a cycle per nonzero, not per value.
+SUITE_FIFO_DEPTH = 64
+SUITE_RUN_BITS = 5
+SUITE_INPUT_WIDTH = 4
+
+
 def suite_config(n_pe: int = EIE_N_PE, **overrides) -> Config:
     """One configuration that holds every layer of the suite at `n_pe` PEs
-    (so that one simulator build runs all nine)."""
-    return config_for(LAYERS, n_pe, **overrides)
+    (so that one simulator build runs all nine), with the suite's queue
+    depth, run width and input width unless `overrides` say otherwise."""
+    return config_for(LAYERS, n_pe, **{"fifo_depth": SUITE_FIFO_DEPTH, "run_bits": SUITE_RUN_BITS,
+                                       "input_width": SUITE_INPUT_WIDTH, **overrides})
 
 
 def synthetic(n_in: int, n_out: int, weight_density: float, act_density: float, *, relu: bool = True,

@@ -49,13 +49,14 @@ def check_input(image: Image, x) -> np.ndarray:
     return np.atleast_2d(x)
 
 
-def accumulators(image: Image, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per layer, ``(exact, wrapped)`` accumulators ``(B, n_out)`` int64 for
-    validated inputs: the exact ``W x + bias`` and its value modulo
-    ``2**acc_bits``, which is what the hardware holds."""
+def accumulators(image: Image, x: np.ndarray, layers: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per layer (the first `layers`, default all), ``(exact, wrapped)``
+    accumulators ``(B, n_out)`` int64 for validated inputs: the exact ``W x
+    + bias`` and its value modulo ``2**acc_bits``, which is what the hardware
+    holds."""
     c = image.config
     out = []
-    for layer in image.layers:
+    for layer in image.layers[:layers]:
         exact = layer.matvec(x) + layer.bias
         acc = wrap(exact, c.acc_bits)
         out.append((exact, acc))
@@ -63,11 +64,13 @@ def accumulators(image: Image, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarr
     return out
 
 
-def run_layers(image: Image, x: np.ndarray) -> list[np.ndarray]:
-    """Every layer's output (int64, ``(B, n_out)``) for validated inputs."""
+def run_layers(image: Image, x: np.ndarray, layers: int | None = None) -> list[np.ndarray]:
+    """Every layer's output (int64, ``(B, n_out)``; the first `layers`,
+    default all) for validated inputs, in the hardware's order
+    (`Image.model_order` puts them back)."""
     c = image.config
     return [writeback(acc, layer.shift, layer.relu, c.act_bits)
-            for layer, (_, acc) in zip(image.layers, accumulators(image, x))]
+            for layer, (_, acc) in zip(image.layers, accumulators(image, x, layers))]
 
 
 def accumulator_wraps(image: Image, x) -> np.ndarray:
@@ -93,7 +96,7 @@ def run(image: Image, x, trace: bool = False):
     """
     x = as_array(x, "inputs", TypeError)
     squeeze = x.ndim == 1
-    outs = run_layers(image, check_input(image, x))
+    outs = [image.model_order(y, l) for l, y in enumerate(run_layers(image, check_input(image, x)))]
     dt = output_dtype(image.config.act_bits)
     outs = [o.astype(dt)[0] if squeeze else o.astype(dt) for o in outs]
     return outs if trace else outs[-1]

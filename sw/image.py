@@ -44,6 +44,21 @@ def _replaceable(path: Path) -> bool:
         return False
 
 
+def _order(order, n_out: int, where: str) -> np.ndarray | None:
+    """A layer's row order from a manifest: empty for the identity, else a
+    permutation of ``0 .. n_out - 1``."""
+    if not order:
+        return None
+    if not all(type(v) is int for v in order):
+        raise ImageError(f"{where}: the row order must list integers")
+    arr = np.asarray(order, dtype=np.int64)
+    if arr.shape != (n_out,) or not np.array_equal(np.sort(arr), np.arange(n_out)):
+        raise ImageError(f"{where}: the row order is not a permutation of the layer's {n_out} outputs")
+    if np.array_equal(arr, np.arange(n_out)):
+        raise ImageError(f"{where}: an identity row order is written as [], not listed")
+    return arr
+
+
 @dataclass(frozen=True)
 class PESlice:
     """One PE's part of one layer: `entries` (encoded ``(code << run_bits) |
@@ -54,11 +69,18 @@ class PESlice:
 
 class ImageLayer:
     """One packed layer. `entries` holds every PE's entries back to back,
-    `colptr[k * n_in + j]` is where column ``j`` of PE ``k`` starts in it."""
+    `colptr[k * n_in + j]` is where column ``j`` of PE ``k`` starts in it.
+
+    `order`: the model's output row at each hardware output position
+    (position ``h`` is local row ``h // n_pe`` of PE ``h % n_pe``), or None
+    for the identity. The memories hold the layer in hardware order: its rows
+    and biases permuted by `order`, its columns by the previous layer's."""
 
     def __init__(self, *, config: Config, n_in: int, n_out: int, relu: bool, fa: int, fw: int, fo: int,
-                 codebook: np.ndarray, bias: np.ndarray, entries: np.ndarray, colptr: np.ndarray):
+                 codebook: np.ndarray, bias: np.ndarray, entries: np.ndarray, colptr: np.ndarray,
+                 order: np.ndarray | None = None):
         self.config = config
+        self.order = order
         self.n_in, self.n_out, self.relu = int(n_in), int(n_out), bool(relu)
         self.fa, self.fw, self.fo = int(fa), int(fw), int(fo)
         self.codebook = codebook
@@ -171,6 +193,21 @@ class Image:
     @property
     def n_out(self) -> int:
         return self.layers[-1].n_out
+
+    @property
+    def balanced(self) -> bool:
+        """Whether any layer's rows sit at other positions than ``r % n_pe``."""
+        return any(l.order is not None for l in self.layers)
+
+    def model_order(self, y: np.ndarray, layer: int = -1) -> np.ndarray:
+        """`layer`'s outputs ``(..., n_out)`` as the hardware produces them,
+        put back in the model's order."""
+        order = self.layers[layer].order
+        if order is None:
+            return y
+        out = np.empty_like(y)
+        out[..., order] = y
+        return out
 
     # ---- layout in memories -----------------------------------------------
 
@@ -300,7 +337,7 @@ class Image:
             layer = ImageLayer(config=c, n_in=d.n_in, n_out=d.n_out, relu=d.relu, fa=f["fa"], fw=f["fw"],
                                fo=f["fo"], codebook=layer_codebook,
                                bias=b.copy(), entries=np.concatenate(parts),
-                               colptr=np.concatenate(colptr_parts))
+                               colptr=np.concatenate(colptr_parts), order=_order(f.get("order"), d.n_out, where))
             layer.validate(i)
             layers.append(layer)
         for i in range(1, len(layers)):
@@ -324,7 +361,8 @@ class Image:
     @staticmethod
     def _layer_manifest(l: ImageLayer) -> dict:
         return {"n_in": l.n_in, "n_out": l.n_out, "relu": l.relu, "fa": l.fa, "fw": l.fw, "fo": l.fo,
-                "shift": l.shift, "nnz": l.nnz, "entries": int(l.entries.size)}
+                "shift": l.shift, "nnz": l.nnz, "entries": int(l.entries.size),
+                "order": [] if l.order is None else l.order.tolist()}
 
     def save(self, path, *, overwrite: bool = False) -> Path:
         """Write the image as a directory: ``manifest.json`` plus one
@@ -403,7 +441,7 @@ class Image:
         from .model import ModelError
         from .pack import PackError, pack, unpack
         try:
-            canonical = pack(unpack(self), self.config).memories()
+            canonical = pack(unpack(self), self.config, row_orders=[l.order for l in self.layers]).memories()
         except (ModelError, PackError) as e:
             raise ImageError(str(e)) from None
         for name, m in memories.items():

@@ -20,11 +20,11 @@ __all__ = ["MANIFEST_VERSION", "LAYER_FIELDS", "MEMORY_FIELDS", "digest", "seal"
 
 # version of the directory layout (manifest + files); the memory layout the
 # hardware reads is `sw.format.FORMAT_VERSION`
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3         # 3: the configuration has input_width, layers a row order
 
 TOP_FIELDS = ("format", "version", "config", "layers", "memories", "sha256")
 LAYER_FIELDS = {"n_in": int, "n_out": int, "relu": bool, "fa": int, "fw": int, "fo": int, "shift": int,
-                "nnz": int, "entries": int}
+                "nnz": int, "entries": int, "order": list}
 MEMORY_FIELDS = {"file": str, "width": int, "depth": int, "words": int, "sha256": str}
 
 

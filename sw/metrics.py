@@ -18,14 +18,15 @@ __all__ = ["layer_inputs", "work", "ideal_cycles", "efficiency", "useful_macs"]
 
 def layer_inputs(image: Image, x) -> list[np.ndarray]:
     """Each layer's input vectors, ``(B, n_in)`` int64, as the golden model
-    computes them."""
+    computes them (in the hardware's order; the last layer is not run)."""
     x = check_input(image, x)
-    return [x] + run_layers(image, x)[:-1]
+    return [x] + run_layers(image, x, len(image.layers) - 1)
 
 
-def work(image: Image, x) -> np.ndarray:
-    """``work[b, l, k]``: entries PE ``k`` processes in layer ``l`` for input ``b``."""
-    inputs = layer_inputs(image, x)
+def work(image: Image, x, inputs: list[np.ndarray] | None = None) -> np.ndarray:
+    """``work[b, l, k]``: entries PE ``k`` processes in layer ``l`` for input
+    ``b`` (`inputs`: `layer_inputs`, if already at hand)."""
+    inputs = layer_inputs(image, x) if inputs is None else inputs
     out = np.zeros((inputs[0].shape[0], len(image.layers), image.config.n_pe), dtype=np.int64)
     for l, (layer, a) in enumerate(zip(image.layers, inputs)):
         out[:, l, :] = (a != 0).astype(np.int64) @ layer.column_counts.T

@@ -1,12 +1,15 @@
 """`pack`: a compressed model to the accelerator's image; `unpack`: back.
 
-Row ``r`` of a layer belongs to PE ``r % n_pe`` as local row ``r // n_pe``.
+Row ``r`` of a layer belongs to PE ``r % n_pe`` as local row ``r // n_pe``
+(or, packed with ``balance=True``, wherever `balanced_order` puts it).
 Per PE the slice is stored input-major (EIE's interleaved compressed columns),
 each entry ``(run, code)`` with padding entries ``(R, 0)`` where a run of zeros
 is longer than ``R = 2**run_bits - 1`` (docs/design.md §4).
 """
 
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,7 +20,7 @@ from .format import encode_columns
 from .image import Image, ImageLayer
 from .model import CompressedLayer, CompressedModel
 
-__all__ = ["pack", "unpack", "pack_layer", "PackError"]
+__all__ = ["pack", "unpack", "pack_layer", "balanced_order", "PackError"]
 
 
 class PackError(ValueError):
@@ -92,32 +95,100 @@ def _check_capacity(layers: list[ImageLayer], config: Config):
                             f"included), but Config.weight_depth is {config.weight_depth}")
 
 
-def pack(model: CompressedModel, config: Config | None = None) -> Image:
+def balanced_order(codes: sp.csr_array, n_pe: int) -> np.ndarray | None:
+    """A row order that evens the PEs' work (docs/design.md §4.1): rows by
+    decreasing nonzero count (ties by row), each to the PE with the fewest
+    nonzeros so far among those with a free position (a PE holds the
+    positions ``h = i * n_pe + k < n_out``); within a PE, in increasing row
+    (short zero runs stay short). Returns the row at each position, or None
+    where that is ``r % n_pe``'s own order."""
+    n_out = codes.shape[0]
+    nnz = np.diff(codes.indptr)
+    free = np.array([len(range(k, n_out, n_pe)) for k in range(n_pe)])
+    heap = [(0, k) for k in range(n_pe) if free[k]]
+    heapq.heapify(heap)
+    rows = [[] for _ in range(n_pe)]
+    for r in np.argsort(-nnz, kind="stable").tolist():
+        load, k = heapq.heappop(heap)
+        rows[k].append(r)
+        if len(rows[k]) < free[k]:
+            heapq.heappush(heap, (load + int(nnz[r]), k))
+    order = np.empty(n_out, dtype=np.int64)
+    for k in range(n_pe):
+        order[k::n_pe] = sorted(rows[k])
+    return None if np.array_equal(order, np.arange(n_out)) else order
+
+
+def _row_orders(model: CompressedModel, config: Config, balance: bool, row_orders) -> list:
+    if row_orders is None:
+        return [balanced_order(l.codes, config.n_pe) if balance else None for l in model.layers]
+    if balance:
+        raise ValueError("give balance=True or row_orders, not both")
+    row_orders = list(row_orders)
+    if len(row_orders) != len(model.layers):
+        raise ValueError(f"row_orders has {len(row_orders)} entries for {len(model.layers)} layers")
+    out = []
+    for i, (order, layer) in enumerate(zip(row_orders, model.layers)):
+        if order is not None:
+            order = np.asarray(order)
+            if order.shape != (layer.n_out,) or not np.array_equal(np.sort(order), np.arange(layer.n_out)):
+                raise ValueError(f"row_orders[{i}] is not a permutation of layer {i}'s {layer.n_out} outputs")
+            order = None if np.array_equal(order, np.arange(layer.n_out)) else order.astype(np.int64)
+        out.append(order)
+    return out
+
+
+def pack(model: CompressedModel, config: Config | None = None, *, balance: bool = False,
+         row_orders=None) -> Image:
     """Pack `model` for `config` (default `Config()`) as docs/design.md §4
-    specifies; raises `PackError` if it does not fit."""
+    specifies; raises `PackError` if it does not fit.
+
+    By default row ``r`` goes to PE ``r % n_pe``. With `balance`, each
+    layer's rows are placed to even the PEs' work (`balanced_order`); or
+    `row_orders` gives each layer's order (the model's row at each hardware
+    position, None for the default). Either way the outputs, from the golden
+    model and the RTL alike, come back in the model's order: the next layer's
+    columns follow its input's order, and the image records the orders."""
     config = Config() if config is None else config
     if not isinstance(model, CompressedModel):
         raise TypeError(f"pack() takes a CompressedModel, got {type(model).__name__}")
+    orders = _row_orders(model, config, balance, row_orders)
     image_layers = []
-    for i, layer in enumerate(model.layers):
+    prev = None
+    for i, (layer, order) in enumerate(zip(model.layers, orders)):
         _check_layer(i, layer, config)
-        entries, colptr = pack_layer(layer.codes, config)
+        codes, bias = layer.codes, layer.bias.copy()
+        if order is not None:
+            codes, bias = codes[order], bias[order]
+        if prev is not None:
+            codes = codes[:, prev]                      # the inputs arrive in the previous layer's order
+        entries, colptr = pack_layer(sp.csr_array(codes), config)
         codebook = np.zeros(config.n_codes, dtype=np.int64)
         codebook[:layer.codebook.size] = layer.codebook
         image_layers.append(ImageLayer(
             config=config, n_in=layer.n_in, n_out=layer.n_out, relu=layer.relu,
-            fa=layer.fa, fw=layer.fw, fo=layer.fo, codebook=codebook, bias=layer.bias.copy(),
-            entries=entries, colptr=colptr))
+            fa=layer.fa, fw=layer.fw, fo=layer.fo, codebook=codebook, bias=bias,
+            entries=entries, colptr=colptr, order=order))
         # fail early on a layer that alone cannot fit
         _check_capacity(image_layers, config)
+        prev = order
     return Image(config, image_layers)
 
 
 def unpack(image: Image) -> CompressedModel:
-    """The exact inverse of `pack`: the `CompressedModel` an image holds
-    (codebooks come back padded to ``2**code_bits`` values)."""
+    """The exact inverse of `pack`: the `CompressedModel` an image holds,
+    in the model's row order (codebooks come back padded to ``2**code_bits``
+    values)."""
     layers = []
+    prev = None
     for layer in image.layers:
-        layers.append(CompressedLayer(layer.codes(), layer.codebook.copy(), layer.bias.copy(),
+        codes, bias = layer.codes(), layer.bias.copy()
+        if prev is not None:
+            codes = codes[:, np.argsort(prev)]
+        if layer.order is not None:
+            inverse = np.argsort(layer.order)
+            codes, bias = codes[inverse], bias[inverse]
+        layers.append(CompressedLayer(sp.csr_array(codes), layer.codebook.copy(), bias,
                                       layer.relu, layer.fa, layer.fw, layer.fo))
+        prev = layer.order
     return CompressedModel(layers, image.layers[0].fa)

@@ -20,15 +20,18 @@ from sw.fixedpoint import signed_range
 
 from models import padding_model, random_inputs, random_model
 
-# the default widths at every PE count, then other widths, to hold the
-# hardware to its claim of being parametrised by sw.Config alone
+# the default widths at every PE count, then other widths (and input
+# streams of 4 and 2 values a beat), to hold the hardware to its claim of
+# being parametrised by sw.Config alone
 CONFIGS = {
     **{f"{n}pe": sw.Config(n_pe=n) for n in (1, 2, 4, 16)},
     "4pe-narrow": sw.Config(n_pe=4, code_bits=3, run_bits=2, entries_per_word=4, act_bits=8, weight_bits=8,
-                            acc_bits=24, fifo_depth=4, weight_depth=4096, pointer_depth=1024, row_depth=64,
+                            acc_bits=24, fifo_depth=4, input_width=4, weight_depth=4096, pointer_depth=1024,
+                            row_depth=64,
                             max_layers=4),
     "2pe-odd": sw.Config(n_pe=2, code_bits=2, run_bits=3, entries_per_word=1, act_bits=12, weight_bits=10,
-                         acc_bits=20, fifo_depth=4, weight_depth=2048, pointer_depth=512, row_depth=128,
+                         acc_bits=20, fifo_depth=4, input_width=2, weight_depth=2048, pointer_depth=512,
+                         row_depth=128,
                          max_layers=4),
 }
 SUITES = [*CONFIGS, pytest.param("64pe", marks=pytest.mark.slow)]
@@ -82,6 +85,11 @@ def cases(config: sw.Config, tmp_path):
         x = random_inputs(rng, 3, dims[0], config.act_bits, density=(0.2, 0.6, 1.0)[i])
         x[0, : dims[0] // 2] = 0                                # a long run of zero inputs
         others[f"timing_{i}"] = (image, x)
+    # rows placed to even the PEs' work: the RTL's outputs leave in hardware
+    # order and come back in the model's
+    balanced = sw.pack(random_model(rng, config, [36, 3 * config.n_pe + 7, 11]), config, balance=True)
+    assert balanced.balanced or config.n_pe == 1          # one PE: every order is its own
+    others["balanced"] = (balanced, random_inputs(rng, 3, 36, config.act_bits, density=0.7))
     for name, (image, x) in others.items():
         image.save(tmp_path / name)
         steps.append({"op": "load", "image": str(tmp_path / name)})
@@ -156,6 +164,10 @@ def test_cycle_model_matches_the_rtl(suite):
             assert bad.size == 0, (f"{name}: {counter} of vector {bad[0][0]}: RTL {rtl[bad[0][0]].tolist()}, "
                                    f"model {predicted[bad[0][0]].tolist()}")
         assert np.array_equal(result.efficiency, model.efficiency, equal_nan=True)
+
+
+def test_balanced_image(suite):
+    check(*suite["balanced"])
 
 
 def test_images_loaded_over_the_host_port(suite):
@@ -246,3 +258,38 @@ def test_waveform(tmp_path):
     else:
         assert path.suffix == ".vcd" and b"$enddefinitions" in data
     assert len(data) > 1000
+
+
+@pytest.mark.slow
+def test_ten_thousand_random_vectors_against_golden_and_cycle_model(tmp_path):
+    # the opt-in campaign (make test-slow): 10,080 random vectors on three
+    # configurations (one launch each), three random images per
+    # configuration (loaded through the host port), every output against the
+    # golden model and every counter against the cycle model
+    total = 0
+    for name in ("2pe-odd", "4pe-narrow", "16pe"):
+        config = CONFIGS[name]
+        rng = np.random.default_rng(1000 + config.n_pe)
+        steps, expect = [], []
+        for i in range(3):
+            dims = [int(rng.integers(4, 60))] + [int(rng.integers(1, 3 * config.n_pe + 20))
+                                                 for _ in range(int(rng.integers(1, 4)))]
+            image = sw.pack(random_model(rng, config, dims), config, balance=bool(i % 2))
+            x = random_inputs(rng, 1120, dims[0], config.act_bits, density=float(rng.uniform(0.05, 1.0)))
+            x[rng.random(len(x)) < 0.05] = 0                          # some all-zero vectors
+            image.save(tmp_path / f"{name}-{i}")
+            path = tmp_path / f"{name}-{i}.npy"
+            np.save(path, x)
+            if i:
+                steps.append({"op": "load", "image": str(tmp_path / f"{name}-{i}")})
+            steps.append(make_run_step(image, path))
+            expect.append((image, x, len(steps) - 1))
+        results, info, seconds, _ = sim.run_job(expect[0][0], steps, progress=None)
+        for image, x, index in expect:
+            result = make_result(image, x, results, f"s{index}", info, seconds, seconds)
+            check(image, x, result)
+            model = perf.simulate(image, x)
+            for counter in ("cycles", "layer_cycles", "stall_cycles", "pe_busy"):
+                assert np.array_equal(getattr(result, counter), getattr(model, counter)), (name, counter)
+            total += len(x)
+    assert total >= 10_000

@@ -231,3 +231,57 @@ def test_ecp5_preset_holds_a_transformer_feed_forward_block():
     assert image.config.n_pe == 64
     with pytest.raises(sw.PackError, match="row_depth is 32"):                 # and it needs every PE
         sw.pack(model, sw.Config.preset("ecp5-85f", n_pe=32))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_pe=st.sampled_from([1, 2, 4, 16, 64]),
+       dims=st.lists(st.integers(1, 90), min_size=2, max_size=4))
+def test_balanced_packing_keeps_outputs_and_unpacks(seed, n_pe, dims, tmp_path_factory):
+    # balance=True moves rows between PEs; the golden model's outputs (every
+    # layer's, in the model's order), unpack and a save/load are unchanged
+    rng = np.random.default_rng(seed)
+    config = sw.Config(n_pe=n_pe)
+    model = random_model(rng, config, dims)
+    plain, balanced = sw.pack(model, config), sw.pack(model, config, balance=True)
+    assert sw.unpack(balanced) == model
+    x = rng.integers(-300, 300, size=(3, dims[0]))
+    for a, b in zip(sw.golden.run(plain, x, trace=True), sw.golden.run(balanced, x, trace=True)):
+        assert np.array_equal(a, b)
+    loaded = sw.Image.load(balanced.save(tmp_path_factory.mktemp("bal") / "image"))
+    assert [None if l.order is None else l.order.tolist() for l in loaded.layers] == \
+        [None if l.order is None else l.order.tolist() for l in balanced.layers]
+
+
+def test_balancing_evens_the_nonzeros_per_pe():
+    # rows of very different weight: r % n_pe puts every heavy row on PE 0
+    n_pe, n_out = 4, 48                     # 12 heavy rows: 3 for each PE
+    codes = np.zeros((n_out, 64), dtype=np.int64)
+    for r in range(n_out):
+        codes[r, : (60 if r % n_pe == 0 else 2)] = 1
+    model = sw.CompressedModel([sw.CompressedLayer(codes, np.arange(16))], 0)
+    config = sw.Config(n_pe=n_pe)
+    per_pe = [sw.pack(model, config, balance=b).layers[0].nonzero_counts.sum(axis=1) for b in (False, True)]
+    assert per_pe[0].max() / per_pe[0].mean() > 3
+    assert per_pe[1].max() / per_pe[1].mean() < 1.05
+    order = sw.pack(model, config, balance=True).layers[0].order
+    assert sorted(order.tolist()) == list(range(n_out))
+    # within a PE the rows keep their order (short runs stay short)
+    for k in range(n_pe):
+        assert order[k::n_pe].tolist() == sorted(order[k::n_pe].tolist())
+
+
+def test_row_orders_are_checked_and_recorded():
+    config = sw.Config(n_pe=4)
+    model = random_model(np.random.default_rng(1), config, [12, 10, 6])
+    with pytest.raises(ValueError, match="row_orders\\[0\\] is not a permutation"):
+        sw.pack(model, config, row_orders=[[0] * 10, None])
+    with pytest.raises(ValueError, match="1 entries for 2 layers"):
+        sw.pack(model, config, row_orders=[None])
+    with pytest.raises(ValueError, match="not both"):
+        sw.pack(model, config, balance=True, row_orders=[None, None])
+    order = np.random.default_rng(2).permutation(10)
+    image = sw.pack(model, config, row_orders=[order, None])
+    assert image.layers[0].order.tolist() == order.tolist() and image.layers[1].order is None
+    assert sw.unpack(image) == model
+    # the identity is recorded as no order at all
+    assert sw.pack(model, config, row_orders=[np.arange(10), None]).layers[0].order is None

@@ -56,6 +56,7 @@ class Timing:
     desc: int            # DESC cycles when the codebook is ready
     codebook_load: int   # codebook store: start -> done
     output_latency: int
+    input_width: int
 
     @classmethod
     def of(cls, config) -> "Timing":
@@ -68,7 +69,8 @@ class Timing:
         return cls(fanout=f, reduce=r, threshold=config.fifo_depth - queue_slack(config), room_delay=ROOM_DELAY,
                    credits=PointerReader.COLUMN_FIFO_DEPTH, drain=WriteBack.LATENCY + f,
                    desc=LayerTable.LATENCY + 3, codebook_load=config.n_codes + 3,
-                   output_latency=f + 1 + r)     # OutputStage.latency
+                   output_latency=f + 1 + r,     # OutputStage.latency
+                   input_width=config.input_width)
 
 
 @dataclass
@@ -96,7 +98,7 @@ def run_layer(t: Timing, counts_by_column: np.ndarray, a: np.ndarray, n_pe: int,
     max_rd = np.zeros(max(n_items, 1), dtype=np.int64)
     state = (rd, cred, col_end, last_busy, busy, writes, max_rd)
     if first_layer:
-        first, exit_, stalls = kernels.first_layer(np.flatnonzero(a).astype(np.int64), len(a), counts_by_column,
+        first, exit_, stalls = kernels.first_layer(a.astype(np.int64), t.input_width, counts_by_column,
                                                    t.fanout, t.reduce, t.room_delay, t.threshold, *state)
     else:
         first, exit_, stalls = kernels.later_layer(a.astype(np.int64), n_pe, counts_by_column, t.fanout,
@@ -139,6 +141,6 @@ def simulate(image: Image, x) -> PerfReport:
             stall_cycles[b, l] = stalls
             pe_busy[b, l] = busy
         cycles[b] = total + image.n_out + t.output_latency + 2
-    work = metrics.work(image, x)
+    work = metrics.work(image, x, inputs)
     ideal = metrics.ideal_cycles(work, c.n_pe)
     return PerfReport(cycles, layer_cycles, stall_cycles, pe_busy, ideal, metrics.efficiency(ideal, layer_cycles))

@@ -70,31 +70,44 @@ def room(b, reduce, room_delay, threshold, writes, max_rd, n_items, seen):
 
 
 @_kernel
-def first_layer(nonzeros, n_in, counts, fanout, reduce, room_delay, threshold, rd, cred, col_end, last_busy,
-                 busy, writes, max_rd):
-    """Layer 0: the input stream offers a value in every cycle from the first
-    COMPUTE cycle (cycle 0); zeros pass one per cycle, a nonzero waits for the
-    broadcast register. Returns (first push or NEVER, exit cycle, stalls)."""
-    b_prev, cursor, pos, stalls, first, seen = NEVER, 0, 0, 0, NEVER, 0
-    for i in range(nonzeros.shape[0]):
-        p = nonzeros[i]
-        cursor += p - pos                   # the zeros before it
-        load = max(cursor, b_prev)
-        b = load + 1
-        while True:
-            ok, seen = room(b, reduce, room_delay, threshold, writes, max_rd, i, seen)
-            if ok:
-                break
-            b += 1
-        stalls += b - load - 1
-        if first == NEVER:
-            first = b
-        writes[i] = b + fanout
-        max_rd[i] = push(b + fanout, counts[p], rd, cred, col_end, last_busy, busy)
-        b_prev, cursor, pos = b, load + 1, p + 1
-    cursor += n_in - pos                    # the stage has taken all n_in values
+def first_layer(a, width, counts, fanout, reduce, room_delay, threshold, rd, cred, col_end, last_busy, busy,
+                writes, max_rd):
+    """Layer 0 (`hw.broadcast.InputStage`): the input stream offers a beat of
+    `width` values in every cycle from the first COMPUTE cycle (cycle 0); a
+    beat taken in cycle ``t`` offers its nonzeros from ``t + 1``, one per
+    cycle as the broadcast register takes them, and the next beat is taken as
+    the last leaves (the cycle after, for an all-zero beat). Returns (first
+    push or NEVER, exit cycle, stalls)."""
+    n_in = a.shape[0]
+    b_prev, stalls, first, seen, n_items = NEVER, 0, NEVER, 0, 0
+    take, done = 0, 0                       # the cycle the stage takes the beat; the cycle it is done
+    for base in range(0, n_in, width):
+        offer, last_load = take + 1, NEVER
+        for j in range(base, min(base + width, n_in)):
+            if a[j] == 0:
+                continue
+            load = max(offer, b_prev)       # the broadcast register is free
+            b = load + 1
+            while True:
+                ok, seen = room(b, reduce, room_delay, threshold, writes, max_rd, n_items, seen)
+                if ok:
+                    break
+                b += 1
+            stalls += b - load - 1
+            if first == NEVER:
+                first = b
+            writes[n_items] = b + fanout
+            max_rd[n_items] = push(b + fanout, counts[j], rd, cred, col_end, last_busy, busy)
+            n_items += 1
+            b_prev, offer, last_load = b, load + 1, load
+        if last_load == NEVER:
+            take = take + 1                 # an all-zero beat
+            done = take
+        else:
+            take = last_load                # the next beat comes in as the last nonzero leaves
+            done = last_load + 1
     settle = fanout + reduce
-    exit_ = max(cursor, b_prev + 1 + settle if first != NEVER else settle)
+    exit_ = max(done, b_prev + 1 + settle if first != NEVER else settle)
     return first, max(exit_, last_busy.max() + reduce + 1), stalls
 
 
