@@ -246,7 +246,8 @@ def main():
         names = [s.name for s in specs]
         least = queue_slack(eie.suite_config(args.n_pe)) + 1            # the hardware refuses shallower queues
         depths = sorted({least, *(d for d in QUEUE_DEPTHS if d > least)})
-        suite = dict(run_bits=[eie.SUITE_RUN_BITS], input_width=[eie.SUITE_INPUT_WIDTH], balance=[True])
+        suite = dict(run_bits=[eie.SUITE_RUN_BITS], input_width=[eie.SUITE_INPUT_WIDTH],
+                     broadcast_width=[eie.SUITE_BROADCAST_WIDTH], balance=[True])
         points = {"queue_depth": grid(layer=names, n_pe=[args.n_pe], fifo_depth=depths, **suite),
                   "pe_count": grid(layer=names, n_pe=PE_COUNTS, fifo_depth=[eie.SUITE_FIFO_DEPTH], **suite)}
         sweeps = {}

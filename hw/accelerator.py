@@ -81,22 +81,26 @@ class Core(wiring.Component):
         first = ctl.first_layer
         m.d.comb += [
             inp.start.eq(ctl.input_start), inp.active.eq(ctl.computing & first), inp.n_in.eq(ctl.pe.layer.n_in),
-            bc.ptr_base.eq(ctl.ptr_base),
-            bc.src.valid.eq(Mux(first, inp.out.valid, tree.out.valid)),
-            bc.src.payload.eq(Mux(first, inp.out.payload, tree.out.payload)),
-            inp.out.ready.eq(first & bc.src.ready),
-            tree.out.ready.eq(~first & bc.src.ready),
+            bc.ptr_base.eq(ctl.ptr_base), bc.layer_start.eq(ctl.pe.count_reset),
+            bc.src[0].valid.eq(Mux(first, inp.out[0].valid, tree.out.valid)),
+            bc.src[0].payload.eq(Mux(first, inp.out[0].payload, tree.out.payload)),
+            tree.out.ready.eq(~first & bc.src[0].ready),
         ]
+        for lane in inp.out:
+            m.d.comb += lane.ready.eq(first & bc.src[0].ready)
+        for src, lane in list(zip(bc.src, inp.out))[1:]:    # later layers: one a cycle, from the tree
+            m.d.comb += [src.valid.eq(first & lane.valid), src.payload.eq(lane.payload)]
         for k, pe in enumerate(pes):
             wiring.connect(m, pe.scan, tree.ins[k])
 
         # towards the PEs: activations, control, output reads
-        acts = fanout(m, Cat(bc.pushed, bc.payload), n, "act")
+        lanes = len(bc.src)
+        acts = fanout(m, Cat(*(Cat(bc.pushed & bc.valid[q], bc.payload[q]) for q in range(lanes))), n, "act")
         ctls = fanout(m, flat(ctl.pe), n, "ctl")
         reads = fanout(m, Cat(out.read_en, out.read_addr), n, "out_read")
         for k, pe in enumerate(pes):
             m.d.comb += [
-                Cat(pe.act.valid, pe.act.payload).eq(acts[k]),
+                Cat(*(Cat(act.valid, act.payload) for act in pe.act)).eq(acts[k]),
                 flat(pe.ctl).eq(ctls[k]),
                 Cat(pe.out_en, pe.out_addr).eq(reads[k]),
                 out.pe_data[k].eq(pe.out_data),
@@ -110,7 +114,7 @@ class Core(wiring.Component):
             ctl.scan_done.eq(reduce_and(m, [pe.scan_done for pe in pes], "scan_done")),
             ctl.input_done.eq(inp.done),
             ctl.tree_idle.eq(tree.idle),
-            ctl.bcast_valid.eq(bc.valid), ctl.pushed.eq(bc.pushed), ctl.stall.eq(bc.stall),
+            ctl.bcast_valid.eq(bc.busy), ctl.pushed.eq(bc.pushed), ctl.stall.eq(bc.stall),
             out.start.eq(ctl.output_start), out.n_out.eq(ctl.n_out), out.bank.eq(ctl.pe.layer.dst_bank),
             ctl.output_done.eq(out.done),
         ]

@@ -95,19 +95,20 @@ class NonzeroTree(wiring.Component):
 class InputStage(wiring.Component):
     """Layer 0's input: a stream of beats of `input_width` values in index
     order (the last beat's values beyond `n_in` are ignored). A beat is
-    taken into a register; its nonzeros leave it one per cycle, numbered
-    ``j``, and its zeros cost nothing: the next beat is taken in the cycle the
-    register's last nonzero leaves, or the cycle after an all-zero beat
-    arrived. So a beat costs ``max(1, nonzeros)`` cycles, and a value taken
-    in cycle ``t`` is offered from ``t + 1``. Takes beats while `active` and
-    values remain; `done` is high once `n_in` values have arrived and left.
-    `start` restarts the count."""
+    taken into a register; its nonzeros leave it ``broadcast_width`` a cycle
+    (`out[0]` the lowest-numbered, `out[1]` the next; one `ready` for all),
+    numbered ``j``, and its zeros cost nothing: the next beat is taken in the
+    cycle the register's last nonzeros leave, or the cycle after an all-zero
+    beat arrived. So a beat costs ``max(1, ceil(nonzeros / broadcast_width))``
+    cycles, and a value taken in cycle ``t`` is offered from ``t + 1``. Takes
+    beats while `active` and values remain; `done` is high once `n_in` values
+    have arrived and left. `start` restarts the count."""
 
     def __init__(self, widths: Widths):
         self._widths = widths
         super().__init__({
             "i": In(stream.Signature(input_layout(widths))),
-            "out": Out(stream.Signature(activation_layout(widths))),
+            "out": Out(stream.Signature(activation_layout(widths))).array(widths.config.broadcast_width),
             "start": In(1),
             "active": In(1),
             "n_in": In(widths.count),
@@ -124,20 +125,26 @@ class InputStage(wiring.Component):
         base = Signal(w.count, reset_less=True)     # index of the beat's first lane
         nxt = Signal(w.count, reset_less=True)      # index of the next beat's first lane
         left = Signal(w.count)                      # values not yet taken (registered: no subtractor per lane)
-        # the lowest pending lane (a priority encoder, the last assignment wins)
-        lane = Signal(range(lanes))
-        for l in reversed(range(lanes)):
-            with m.If(pending[l]):
-                m.d.comb += lane.eq(l)
-        only = (pending & (pending - 1)) == 0       # at most one lane pending
+        ready = self.out[0].ready
+        rest = pending
+        for k, out in enumerate(self.out):
+            # the lowest lane of `rest` (a priority encoder: the last assignment wins)
+            lane = Signal(range(lanes), name=f"lane_{k}")
+            for l in reversed(range(lanes)):
+                with m.If(rest[l]):
+                    m.d.comb += lane.eq(l)
+            m.d.comb += [
+                out.valid.eq(rest.any()),
+                out.payload.index.eq(Cat(lane, base[lane_bits:]) if lane_bits else base),
+                out.payload.value.eq(beat[lane]),
+            ]
+            nxt_rest = Signal(lanes, name=f"rest_{k}")
+            m.d.comb += nxt_rest.eq(rest & (rest - 1))         # without its lowest lane
+            rest = nxt_rest
         offering = pending.any()
-        leaving = offering & self.out.ready
-        free = ~offering | (only & self.out.ready)
+        free = ~offering | (ready & (rest == 0))
         take = self.active & (left != 0) & self.i.valid & free
         m.d.comb += [
-            self.out.valid.eq(offering),
-            self.out.payload.index.eq(Cat(lane, base[lane_bits:]) if lane_bits else base),
-            self.out.payload.value.eq(beat[lane]),
             self.i.ready.eq(self.active & (left != 0) & free),
             self.done.eq((left == 0) & ~offering),
         ]
@@ -149,26 +156,33 @@ class InputStage(wiring.Component):
                 pending.eq(Cat((self.i.payload[l] != 0) & (left > l) for l in range(lanes))),
                 left.eq(Mux(left > lanes, left - lanes, 0)),
             ]
-        with m.Elif(leaving):
-            m.d.sync += pending.eq(pending & (pending - 1))        # the lowest lane has left
+        with m.Elif(offering & ready):
+            m.d.sync += pending.eq(rest)                        # the lowest lanes have left
         return m
 
 
 class Broadcast(wiring.Component):
-    """The broadcast register: one `(g, a_j)` per cycle towards every PE's
-    queue (through the registered fan-out of `hw.pipeline`), ``g = ptr_base
-    + j`` added here once instead of in every PE. It loads from `src` when
+    """The broadcast register: up to ``broadcast_width`` `(g, a_j)` a cycle
+    towards every PE's queues (through the registered fan-out of
+    `hw.pipeline`), ``g = ptr_base + j`` added here once instead of in every
+    PE. It loads from `src` (``src[1]`` only with ``src[0]``, in order) when
     empty or being emptied, and pushes when `all_ok`: no queue was almost
     full (seen a fixed number of cycles late; the queues' slack covers the
-    pairs in flight). `stall` is high in the cycles it holds a pair it may
-    not push. `pushed` marks a push."""
+    pairs in flight). With two lanes the activations of a layer alternate
+    between the PEs' two queues: `valid[q]` and `payload[q]` go to queue
+    ``q``, the first activation of a layer (after `layer_start`) to queue 0.
+    `busy` is high while it holds a pair; `stall` in the cycles it holds one
+    it may not push. `pushed` marks a push."""
 
     def __init__(self, widths: Widths):
+        lanes = widths.config.broadcast_width
         super().__init__({
-            "src": In(stream.Signature(activation_layout(widths))),
+            "src": In(stream.Signature(activation_layout(widths))).array(lanes),
             "ptr_base": In(widths.gptr),
-            "valid": Out(1),
-            "payload": Out(queued_layout(widths)),
+            "layer_start": In(1),
+            "valid": Out(lanes),
+            "payload": Out(queued_layout(widths)).array(lanes),
+            "busy": Out(1),
             "all_ok": In(1),
             "pushed": Out(1),
             "stall": Out(1),
@@ -176,10 +190,29 @@ class Broadcast(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        push = self.valid & self.all_ok
-        load = ~self.valid | push
-        m.d.comb += [self.src.ready.eq(load), self.pushed.eq(push), self.stall.eq(self.valid & ~self.all_ok)]
+        lanes = len(self.src)
+        busy = self.valid.any()
+        push = busy & self.all_ok
+        load = ~busy | push
+        m.d.comb += [self.busy.eq(busy), self.pushed.eq(push), self.stall.eq(busy & ~self.all_ok)]
+        for src in self.src:
+            m.d.comb += src.ready.eq(load)
+        if lanes == 1:
+            with m.If(load):
+                m.d.sync += [self.valid.eq(self.src[0].valid), self.payload[0].value.eq(self.src[0].payload.value),
+                             self.payload[0].pointer.eq(self.ptr_base + self.src[0].payload.index)]
+            return m
+        # two lanes: the next activation goes to queue `turn`, the one after it to the other
+        turn = Signal()
+        with m.If(self.layer_start):
+            m.d.sync += turn.eq(0)
+        with m.Elif(load):
+            m.d.sync += turn.eq(turn ^ (self.src[0].valid & ~self.src[1].valid))
         with m.If(load):
-            m.d.sync += [self.valid.eq(self.src.valid), self.payload.value.eq(self.src.payload.value),
-                         self.payload.pointer.eq(self.ptr_base + self.src.payload.index)]
+            for q in range(2):
+                first = turn == q                           # this queue takes src[0], else src[1]
+                for name, value in (("value", lambda s: s.payload.value),
+                                    ("pointer", lambda s: self.ptr_base + s.payload.index)):
+                    m.d.sync += self.payload[q][name].eq(Mux(first, value(self.src[0]), value(self.src[1])))
+                m.d.sync += self.valid[q].eq(Mux(first, self.src[0].valid, self.src[1].valid))
         return m

@@ -112,7 +112,8 @@ class ControlUnit(wiring.Component):
     Phases, in order (``rows = ceil(n_out / n_pe)``):
 
     ``CLEAR``      after any reset: zero every accumulator row (``row_depth``
-                   cycles), so a run cut short leaves nothing behind.
+                   cycles), so a run cut short leaves nothing behind; layer
+                   0's codebook is loaded into the PEs meanwhile.
     ``IDLE``       `ready`; a `start` (kept pending if it came earlier) begins.
     ``DESC``       read the layer's descriptor and check it
                    (``LayerTable.LATENCY + 3`` cycles: the checks are
@@ -252,6 +253,12 @@ class ControlUnit(wiring.Component):
             with m.State("CLEAR"):
                 m.d.comb += pe.clear.eq(1)
                 m.d.sync += row.eq(row + 1)
+                # layer 0's codebook goes into the PEs already (the PEs' copy
+                # does not take part in the clearing): the first start after a
+                # reset finds it there, as every later one does
+                with m.If(~preloaded & store.done):
+                    m.d.comb += [store.layer.eq(0), store.start.eq(1)]
+                    m.d.sync += preloaded.eq(1)
                 with m.If(row == c.row_depth - 1):
                     m.next = "IDLE"
 

@@ -51,6 +51,11 @@ class ProcessingElement(wiring.Component):
     cycles in which an entry is issued: for a layer it equals the PE's
     ``work_k`` of docs/design.md §8, so idle cycles measure imbalance.
 
+    With ``broadcast_width`` 2 there are two queues, `act[q]` writing queue
+    ``q``: a layer's activations alternate between them, and the pointer
+    reader takes the older head and, in the same cycle, the other when it
+    can (see `PointerReader`); the timing above holds for each.
+
     Everything the PE gets from the centre (`act`, `ctl`, the host's writes,
     the output stage's reads) and sends back (`almost_full`, `idle`,
     `scan_done`, `out_data`, `host_read_data`) passes registered trees
@@ -63,17 +68,19 @@ class ProcessingElement(wiring.Component):
         self._widths = widths
         self.pe_index = pe
         c = widths.config
-        self.queue = ActivationQueue(widths, slack)
+        lanes = c.broadcast_width
+        self.queues = [ActivationQueue(widths, slack) for _ in range(lanes)]
         self.pointers = PointerReader(widths, init_even=init.get("ptr_even", ()), init_odd=init.get("ptr_odd", ()))
         self.matrix = MatrixReader(widths, init=init.get("entries", ()))
         self.arith = ArithmeticUnit(widths)
         self.writeback = WriteBack(widths)
         self.buffer = ActivationBuffer(widths, pe)
         self.busy_log = memory.Memory(shape=unsigned(widths.busy), depth=c.max_layers, init=[])
-        self.parts = {"queue": self.queue, "pointers": self.pointers, "matrix": self.matrix, "arith": self.arith,
+        self.parts = {**{f"queue{'' if q == 0 else q}": queue for q, queue in enumerate(self.queues)},
+                      "pointers": self.pointers, "matrix": self.matrix, "arith": self.arith,
                       "writeback": self.writeback, "buffer": self.buffer, "busy_log": self.busy_log}
         super().__init__({
-            "act": In(stream.Signature(queued_layout(widths))),
+            "act": In(stream.Signature(queued_layout(widths))).array(lanes),     # lane q: queue q
             "almost_full": Out(1),
             "ctl": In(pe_control_signature(widths)),
             "scan": Out(stream.Signature(activation_layout(widths))),
@@ -91,16 +98,38 @@ class ProcessingElement(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         add_parts(m, self)
-        q, p, mr, au, wb, buf = self.queue, self.pointers, self.matrix, self.arith, self.writeback, self.buffer
+        queues, p, mr, au, wb, buf = self.queues, self.pointers, self.matrix, self.arith, self.writeback, self.buffer
         ctl = self.ctl
         ctrl = ctl.layer
 
         # the datapath, in pipeline order
-        wiring.connect(m, wiring.flipped(self.act), q.w)
-        wiring.connect(m, q.r, p.act)
+        for act, queue in zip(self.act, queues):
+            wiring.connect(m, wiring.flipped(act), queue.w)
+        if len(queues) == 1:
+            wiring.connect(m, queues[0].r, p.act[0])
+        else:
+            # a layer's activations alternate between the queues: the older of
+            # the two heads is in queue `turn`, and the pointer reader takes it
+            # first (and the other with it when it can)
+            turn = Signal()
+            older, newer = p.act
+            heads = [queue.r for queue in queues]
+            m.d.comb += [
+                older.valid.eq(Mux(turn, heads[1].valid, heads[0].valid)),
+                older.payload.eq(Mux(turn, heads[1].payload, heads[0].payload)),
+                newer.valid.eq(Mux(turn, heads[0].valid, heads[1].valid)),
+                newer.payload.eq(Mux(turn, heads[0].payload, heads[1].payload)),
+                heads[0].ready.eq(Mux(turn, newer.ready, older.ready)),
+                heads[1].ready.eq(Mux(turn, older.ready, newer.ready)),
+            ]
+            with m.If(ctl.count_reset):
+                m.d.sync += turn.eq(0)
+            with m.Elif(older.ready ^ newer.ready):         # one taken: the other queue is next
+                m.d.sync += turn.eq(~turn)
+        m.d.comb += p.layer_start.eq(ctl.count_reset)
         wiring.connect(m, p.col, mr.col)
         m.d.comb += [
-            self.almost_full.eq(q.almost_full),
+            self.almost_full.eq(Cat(queue.almost_full for queue in queues).any()),
             au.entry.eq(mr.entry),
             au.entry_valid.eq(mr.entry_valid),
             au.cb_load.eq(ctl.cb_load),
@@ -125,7 +154,8 @@ class ProcessingElement(wiring.Component):
             self.scan_done.eq(buf.scan_done),
             buf.out_mode.eq(ctl.out_mode), buf.out_en.eq(self.out_en), buf.out_addr.eq(self.out_addr),
             self.out_data.eq(buf.out_data),
-            self.idle.eq(q.empty & ~q.w.valid & ~p.busy & ~mr.busy & ~au.busy & ~wb.busy),
+            self.idle.eq(Cat(queue.empty & ~queue.w.valid for queue in queues).all()
+                         & ~p.busy & ~mr.busy & ~au.busy & ~wb.busy),
         ]
 
         # busy cycles of the running layer, logged per layer

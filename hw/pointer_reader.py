@@ -36,7 +36,12 @@ class PointerReader(wiring.Component):
       on `col` in ``t + 6`` (the FIFO reads its memory into a register, as
       block RAM needs: `lib.fifo.SyncFIFOBuffered`).
 
-    One activation per cycle enters while the FIFO is drained as fast.
+    One activation per cycle enters while the FIFO is drained as fast. With
+    ``broadcast_width`` 2 there are two lanes: `act[0]` the older activation,
+    `act[1]` the next (taken only with it), each with its own read port on
+    both banks and its own P1 to P4; nonempty columns alternate, in order,
+    between two FIFOs that `col` reads back in turn (both turns restart at
+    `layer_start`), and the credits are twice as many.
 
     The banks also hold the biases (`sw.format`: low half in the even bank,
     high half in the odd one, at the same word). During write-back, when no
@@ -48,17 +53,25 @@ class PointerReader(wiring.Component):
     COLUMN_FIFO_DEPTH = 7      # a credit comes back 7 cycles after it is spent: one column per cycle
     BIAS_LATENCY = 3
 
+    @classmethod
+    def credits_for(cls, config) -> int:
+        """Column credits: a FIFO's worth per lane (two lanes alternate between two FIFOs)."""
+        return cls.COLUMN_FIFO_DEPTH * config.broadcast_width
+
     def __init__(self, widths: Widths, *, init_even=(), init_odd=()):
         c = widths.config
         self._widths = widths
+        self._lanes = c.broadcast_width
         self.even = spec_memory(c, "ptr_even", init_even)
         self.odd = spec_memory(c, "ptr_odd", init_odd)
         self.image_memories = {"ptr_even": self.even, "ptr_odd": self.odd}
-        self.columns = fifo.SyncFIFOBuffered(width=column_layout(widths).size, depth=self.COLUMN_FIFO_DEPTH)
-        self.parts = {"columns": self.columns}
+        self.columns = [fifo.SyncFIFOBuffered(width=column_layout(widths).size, depth=self.COLUMN_FIFO_DEPTH)
+                        for _ in range(self._lanes)]
+        self.parts = {f"columns{'' if q == 0 else q}": f for q, f in enumerate(self.columns)}
         bank = memory.WritePort.Signature(addr_width=widths.bank_addr, shape=self.even.shape)
         super().__init__({
-            "act": In(stream.Signature(queued_layout(widths))),
+            "act": In(stream.Signature(queued_layout(widths))).array(self._lanes),
+            "layer_start": In(1),
             "col": Out(stream.Signature(column_layout(widths))),
             "busy": Out(1),
             "bias_read": In(1),
@@ -73,15 +86,15 @@ class PointerReader(wiring.Component):
 
     def elaborate(self, platform):
         w, c = self._widths, self._widths.config
+        lanes = self._lanes
         m = Module()
         add_parts(m, self)
-        q = self.columns
         # The host writes only while the PE is idle, so each bank has one
         # address for its reads and the host's writes: one read-write port of
         # a block RAM, with nothing to emulate (a read port beside a separate
         # write port costs a bypass multiplexer and an address comparator, or
-        # read-first registers).
-        addresses = []
+        # read-first registers). A second lane reads through a second port.
+        ports = []                  # per bank: [(read port, registered address)] per lane
         for host, mem in ((self.host_even, self.even), (self.host_odd, self.odd)):
             wr = mem.write_port()
             rd = mem.read_port(transparent_for=(wr,))
@@ -89,52 +102,90 @@ class PointerReader(wiring.Component):
             m.d.comb += [wr.addr.eq(Mux(host.en | self.host_read, host.addr, read_addr)),
                          wr.data.eq(host.data), wr.en.eq(host.en),
                          rd.addr.eq(wr.addr), rd.en.eq(~host.en)]
-            addresses.append((rd, read_addr))
-        (rd_even, even_addr), (rd_odd, odd_addr) = addresses
+            bank_ports = [(rd, read_addr)]
+            for q in range(1, lanes):
+                rd_q = mem.read_port()
+                addr_q = Signal(w.bank_addr, reset_less=True, name=f"read_addr_{q}")
+                m.d.comb += rd_q.addr.eq(addr_q)
+                bank_ports.append((rd_q, addr_q))
+            ports.append(bank_ports)
 
-        # P0: take an activation only if the FIFO can hold it whatever comes:
-        # a credit per FIFO entry, spent by a take, returned when a column
-        # leaves the FIFO or an empty one is dropped (a register, not a sum
-        # of the FIFO's level and the stages in flight)
-        p1_valid, p2_valid, p3_valid, p4_valid = Signal(), Signal(), Signal(), Signal()
-        credits = Signal(range(self.COLUMN_FIFO_DEPTH + 1), init=self.COLUMN_FIFO_DEPTH)
-        room = credits != 0
-        take = self.act.valid & room
-        p4_nonempty = Signal(reset_less=True)
-        returned = (self.col.valid & self.col.ready).as_unsigned() + (p4_valid & ~p4_nonempty)     # 0, 1 or 2
-        m.d.sync += credits.eq(credits - take + returned)
-        g = self.act.payload.pointer
-        m.d.comb += self.act.ready.eq(room)
-        m.d.sync += [
-            odd_addr.eq(Mux(self.bias_read, self.bias_addr, g >> 1)),
-            even_addr.eq(Mux(self.bias_read, self.bias_addr, (g >> 1) + g[0])),
-        ]
+        # P0: take activations (in order, the second only with the first) only
+        # if the FIFOs can hold them whatever comes: a credit per FIFO entry,
+        # spent by a take, returned when a column leaves a FIFO or an empty one
+        # is dropped (a register, not a sum of the FIFOs' levels and the
+        # stages in flight)
+        credits_n = self.credits_for(c)
+        credits = Signal(range(credits_n + 1), init=credits_n)
+        takes = []
+        for q, act in enumerate(self.act):
+            take = Signal(name=f"take_{q}")
+            m.d.comb += [take.eq(act.valid & (credits > q) & (takes[-1] if takes else 1)), act.ready.eq(take)]
+            takes.append(take)
 
-        # P1, P2: the words leave the block RAMs into registers
-        p3_value = delay_line(m, self.act.payload.value, 3, "value", data=True)[-1].as_signed()
-        p3_odd = delay_line(m, g[0], 3, "odd", data=True)[-1]
-        even, odd = Signal.like(rd_even.data, reset_less=True), Signal.like(rd_odd.data, reset_less=True)
-        m.d.sync += [
-            p1_valid.eq(take), p2_valid.eq(p1_valid), p3_valid.eq(p2_valid),
-            even.eq(rd_even.data), odd.eq(rd_odd.data),
-        ]
-        m.d.comb += self.host_words.eq(Cat(even, odd))
-
-        # P3: the column and whether it is empty; P4: into the FIFO, or
-        # nothing for an empty one (the FIFO's write comes from registers)
+        lanes_out = []              # per lane: (P4 valid, P4 nonempty, column register)
         pb = w.pointer
-        start = Mux(p3_odd, odd[:pb], even[:pb])
-        end = Mux(p3_odd, even[:pb], odd[:pb])
-        col = Signal(column_layout(w), reset_less=True)
-        m.d.sync += [
-            col.start.eq(start), col.end.eq(end), col.value.eq(p3_value), col.single.eq(start + 1 == end),
-            p4_valid.eq(p3_valid), p4_nonempty.eq(even[:pb] != odd[:pb]),      # ptr[g] != ptr[g + 1]
-        ]
-        low = c.bias_low_bits
-        m.d.comb += [
-            q.w_data.eq(col), q.w_en.eq(p4_valid & p4_nonempty),
-            self.col.payload.eq(q.r_data), self.col.valid.eq(q.r_rdy), q.r_en.eq(self.col.ready),
-            self.bias.eq(Cat(even[:low], odd[:c.acc_bits - low]).as_signed()),
-            self.busy.eq(p1_valid | p2_valid | p3_valid | p4_valid | (q.level != 0)),   # level: also a column not yet readable
-        ]
+        for q, act in enumerate(self.act):
+            (rd_even, even_addr), (rd_odd, odd_addr) = ports[0][q], ports[1][q]
+            g = act.payload.pointer
+            if q == 0:              # lane 0's port also serves the biases
+                m.d.sync += [odd_addr.eq(Mux(self.bias_read, self.bias_addr, g >> 1)),
+                             even_addr.eq(Mux(self.bias_read, self.bias_addr, (g >> 1) + g[0]))]
+            else:
+                m.d.sync += [odd_addr.eq(g >> 1), even_addr.eq((g >> 1) + g[0])]
+            # P1, P2: the words leave the block RAMs into registers
+            valid = delay_line(m, takes[q], 4, f"p_valid_{q}")          # P1 .. P4
+            p3_value = delay_line(m, act.payload.value, 3, f"value_{q}", data=True)[-1].as_signed()
+            p3_odd = delay_line(m, g[0], 3, f"odd_{q}", data=True)[-1]
+            even = Signal.like(rd_even.data, reset_less=True, name=f"even_{q}")
+            odd = Signal.like(rd_odd.data, reset_less=True, name=f"odd_{q}")
+            m.d.sync += [even.eq(rd_even.data), odd.eq(rd_odd.data)]
+            if q == 0:
+                m.d.comb += [self.host_words.eq(Cat(even, odd)),
+                             self.bias.eq(Cat(even[:c.bias_low_bits], odd[:c.acc_bits - c.bias_low_bits]).as_signed())]
+            # P3: the column and whether it is empty; P4: into a FIFO, or
+            # nothing for an empty one (the FIFO's write comes from registers)
+            start = Mux(p3_odd, odd[:pb], even[:pb])
+            end = Mux(p3_odd, even[:pb], odd[:pb])
+            col = Signal(column_layout(w), reset_less=True, name=f"col_{q}")
+            nonempty = Signal(reset_less=True, name=f"nonempty_{q}")
+            m.d.sync += [col.start.eq(start), col.end.eq(end), col.value.eq(p3_value),
+                         col.single.eq(start + 1 == end), nonempty.eq(even[:pb] != odd[:pb])]   # ptr[g] != ptr[g + 1]
+            lanes_out.append((valid, nonempty, col))
+
+        busy = Cat(*(Cat(*v) for v, _, _ in lanes_out)).any() | Cat(*(f.level != 0 for f in self.columns)).any()
+        m.d.comb += self.busy.eq(busy)              # level: also a column not yet readable
+        dropped = sum(((v[-1] & ~ne).as_unsigned() for v, ne, _ in lanes_out), C(0, 2))
+        if lanes == 1:
+            q = self.columns[0]
+            (valid, nonempty, col), = lanes_out
+            m.d.comb += [q.w_data.eq(col), q.w_en.eq(valid[-1] & nonempty),
+                         self.col.payload.eq(q.r_data), self.col.valid.eq(q.r_rdy), q.r_en.eq(self.col.ready)]
+        else:
+            # nonempty columns alternate between the two FIFOs in order; the
+            # matrix reader reads them back in the same order
+            wturn, rturn = Signal(), Signal()
+            (v0, ne0, col0), (v1, ne1, col1) = lanes_out
+            w0, w1 = v0[-1] & ne0, v1[-1] & ne1
+            for f in range(2):
+                first = wturn == f                  # this FIFO takes the first column written now
+                q = self.columns[f]
+                m.d.comb += [q.w_en.eq(Mux(first, w0 | w1, w0 & w1)),
+                             q.w_data.eq(Mux(first & w0, col0, col1))]
+            with m.If(self.layer_start):
+                m.d.sync += [wturn.eq(0), rturn.eq(0)]
+            with m.Else():
+                m.d.sync += wturn.eq(wturn ^ (w0 ^ w1))
+                with m.If(self.col.valid & self.col.ready):
+                    m.d.sync += rturn.eq(~rturn)
+            heads = [(f.r_rdy, f.r_data) for f in self.columns]
+            m.d.comb += [
+                self.col.valid.eq(Mux(rturn, heads[1][0], heads[0][0])),
+                self.col.payload.eq(Mux(rturn, heads[1][1], heads[0][1])),
+                self.columns[0].r_en.eq(self.col.ready & ~rturn),
+                self.columns[1].r_en.eq(self.col.ready & rturn),
+            ]
+        taken = sum((t.as_unsigned() for t in takes), C(0, 2))
+        returned = (self.col.valid & self.col.ready).as_unsigned() + dropped
+        m.d.sync += credits.eq(credits - taken + returned)
         return m

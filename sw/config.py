@@ -32,7 +32,9 @@ class Config:
     ``row_depth`` output rows per PE (a layer uses ``ceil(n_out / n_pe)``;
     the depth of the accumulator and of each half of the activation buffer).
     ``input_width``: layer 0's input values per beat of the input stream (its
-    zeros are skipped a beat at a time, its nonzeros broadcast one per cycle).
+    zeros are skipped a beat at a time). ``broadcast_width``: activations
+    the broadcast sends, and each PE takes, per cycle (1 or 2; layer 0's up
+    to 2 of a beat; later layers' come one per cycle from the nonzero tree).
     """
 
     n_pe: int = 16
@@ -43,6 +45,7 @@ class Config:
     acc_bits: int = 32
     fifo_depth: int = 8
     input_width: int = 1
+    broadcast_width: int = 1
     entries_per_word: int = 2
     weight_depth: int = 65536
     pointer_depth: int = 32768
@@ -60,6 +63,7 @@ class Config:
         "acc_bits": (2, 64),
         "fifo_depth": (2, 1024),
         "input_width": (1, 64),
+        "broadcast_width": (1, 2),
         "entries_per_word": (1, 64),
         "weight_depth": (1, 1 << 24),
         "pointer_depth": (2, 1 << 24),

@@ -111,17 +111,22 @@ def pack(model: CompressedModel, n_pe: int = EIE_N_PE, *, balance: bool = False,
 # 4-bit runs) at one more bit per entry.
 # Layer 0's zeros (VGG-6 has 25,088 inputs, 18% nonzero) are skipped four
 # a beat, so a sparse input costs about a cycle per nonzero, not per value.
+# NT-We (4,096 dense inputs, 600 rows: under one entry per PE a column)
+# needs more than one activation a cycle: the broadcast sends two.
 SUITE_FIFO_DEPTH = 64
 SUITE_RUN_BITS = 5
 SUITE_INPUT_WIDTH = 4
+SUITE_BROADCAST_WIDTH = 2
 
 
 def suite_config(n_pe: int = EIE_N_PE, **overrides) -> Config:
     """One configuration that holds every layer of the suite at `n_pe` PEs
     (so that one simulator build runs all nine), with the suite's queue
-    depth, run width and input width unless `overrides` say otherwise."""
+    depth, run width, input width and broadcast width unless `overrides` say
+    otherwise."""
     return config_for(LAYERS, n_pe, **{"fifo_depth": SUITE_FIFO_DEPTH, "run_bits": SUITE_RUN_BITS,
-                                       "input_width": SUITE_INPUT_WIDTH, **overrides})
+                                       "input_width": SUITE_INPUT_WIDTH, "broadcast_width": SUITE_BROADCAST_WIDTH,
+                                       **overrides})
 
 
 def synthetic(n_in: int, n_out: int, weight_density: float, act_density: float, *, relu: bool = True,

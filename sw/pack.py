@@ -9,8 +9,6 @@ is longer than ``R = 2**run_bits - 1`` (docs/design.md §4).
 
 from __future__ import annotations
 
-import heapq
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -97,22 +95,25 @@ def _check_capacity(layers: list[ImageLayer], config: Config):
 
 def balanced_order(codes: sp.csr_array, n_pe: int) -> np.ndarray | None:
     """A row order that evens the PEs' work (docs/design.md §4.1): rows by
-    decreasing nonzero count (ties by row), each to the PE with the fewest
-    nonzeros so far among those with a free position (a PE holds the
-    positions ``h = i * n_pe + k < n_out``); within a PE, in increasing row
-    (short zero runs stay short). Returns the row at each position, or None
-    where that is ``r % n_pe``'s own order."""
+    decreasing nonzero count (ties by row), each to the PE whose projected
+    total is least: its nonzeros so far plus its free positions (a PE holds
+    the positions ``h = i * n_pe + k < n_out``) times the mean of the rows
+    still to place, so a PE with a position fewer takes heavier rows. Within
+    a PE, rows in increasing order (short zero runs stay short). Returns the
+    row at each position, or None where that is ``r % n_pe``'s own order."""
     n_out = codes.shape[0]
-    nnz = np.diff(codes.indptr)
-    free = np.array([len(range(k, n_out, n_pe)) for k in range(n_pe)])
-    heap = [(0, k) for k in range(n_pe) if free[k]]
-    heapq.heapify(heap)
+    nnz = np.diff(codes.indptr).astype(np.float64)
+    free = np.array([len(range(k, n_out, n_pe)) for k in range(n_pe)], dtype=np.float64)
+    load = np.zeros(n_pe)
     rows = [[] for _ in range(n_pe)]
+    left_sum, left = float(nnz.sum()), n_out
     for r in np.argsort(-nnz, kind="stable").tolist():
-        load, k = heapq.heappop(heap)
+        projected = np.where(free > 0, load + free * (left_sum / left), np.inf)
+        k = int(np.argmin(projected))
         rows[k].append(r)
-        if len(rows[k]) < free[k]:
-            heapq.heappush(heap, (load + int(nnz[r]), k))
+        load[k] += nnz[r]
+        free[k] -= 1
+        left_sum, left = left_sum - nnz[r], left - 1
     order = np.empty(n_out, dtype=np.int64)
     for k in range(n_pe):
         order[k::n_pe] = sorted(rows[k])

@@ -56,12 +56,12 @@ def issue_cycles(pe, activations, max_cycles=200):
         for cycle in range(max_cycles):
             if pending:
                 j, a = pending[0]
-                ctx.set(pe.act.valid, 1)
-                ctx.set(pe.act.payload.pointer, j)          # g = ptr_base + j, ptr_base 0
-                ctx.set(pe.act.payload.value, a)
+                ctx.set(pe.act[0].valid, 1)
+                ctx.set(pe.act[0].payload.pointer, j)          # g = ptr_base + j, ptr_base 0
+                ctx.set(pe.act[0].payload.value, a)
             else:
-                ctx.set(pe.act.valid, 0)
-            _, _, ready, issue = await ctx.tick().sample(pe.act.ready, pe.matrix.issue)
+                ctx.set(pe.act[0].valid, 0)
+            _, _, ready, issue = await ctx.tick().sample(pe.act[0].ready, pe.matrix.issue)
             if pending and ready:
                 pending.pop(0)
             if issue:

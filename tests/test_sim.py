@@ -20,13 +20,15 @@ from sw.fixedpoint import signed_range
 
 from models import padding_model, random_inputs, random_model
 
-# the default widths at every PE count, then other widths (and input
-# streams of 4 and 2 values a beat), to hold the hardware to its claim of
-# being parametrised by sw.Config alone
+# the default widths at every PE count, then other widths (input streams of
+# 4 and 2 values a beat, broadcasts of 2 activations a cycle), to hold the
+# hardware to its claim of being parametrised by sw.Config alone
 CONFIGS = {
     **{f"{n}pe": sw.Config(n_pe=n) for n in (1, 2, 4, 16)},
+    "16pe-wide": sw.Config(n_pe=16, input_width=4, broadcast_width=2, fifo_depth=16),
     "4pe-narrow": sw.Config(n_pe=4, code_bits=3, run_bits=2, entries_per_word=4, act_bits=8, weight_bits=8,
-                            acc_bits=24, fifo_depth=4, input_width=4, weight_depth=4096, pointer_depth=1024,
+                            acc_bits=24, fifo_depth=4, input_width=4, broadcast_width=2, weight_depth=4096,
+                            pointer_depth=1024,
                             row_depth=64,
                             max_layers=4),
     "2pe-odd": sw.Config(n_pe=2, code_bits=2, run_bits=3, entries_per_word=1, act_bits=12, weight_bits=10,

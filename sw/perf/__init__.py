@@ -57,6 +57,7 @@ class Timing:
     codebook_load: int   # codebook store: start -> done
     output_latency: int
     input_width: int
+    lanes: int           # activations the broadcast sends a cycle (broadcast_width)
 
     @classmethod
     def of(cls, config) -> "Timing":
@@ -67,10 +68,10 @@ class Timing:
         from hw.writeback import WriteBack
         f, r = fanout_stages(config.n_pe), reduce_stages(config.n_pe)
         return cls(fanout=f, reduce=r, threshold=config.fifo_depth - queue_slack(config), room_delay=ROOM_DELAY,
-                   credits=PointerReader.COLUMN_FIFO_DEPTH, drain=WriteBack.LATENCY + f,
+                   credits=PointerReader.credits_for(config), drain=WriteBack.LATENCY + f,
                    desc=LayerTable.LATENCY + 3, codebook_load=config.n_codes + 3,
                    output_latency=f + 1 + r,     # OutputStage.latency
-                   input_width=config.input_width)
+                   input_width=config.input_width, lanes=config.broadcast_width)
 
 
 @dataclass
@@ -89,6 +90,7 @@ class PerfReport:
 def run_layer(t: Timing, counts_by_column: np.ndarray, a: np.ndarray, n_pe: int, first_layer: bool):
     """One layer for one input vector: (first push or None, exit cycle, stalls, busy per PE)."""
     rd = np.full(n_pe, NEVER, dtype=np.int64)
+    rd2 = np.full(n_pe, NEVER, dtype=np.int64)
     cred = np.full((n_pe, t.credits), NEVER, dtype=np.int64)
     col_end = np.full(n_pe, NEVER, dtype=np.int64)
     last_busy = np.full(n_pe, NEVER, dtype=np.int64)
@@ -96,12 +98,12 @@ def run_layer(t: Timing, counts_by_column: np.ndarray, a: np.ndarray, n_pe: int,
     n_items = int(np.count_nonzero(a))
     writes = np.zeros(max(n_items, 1), dtype=np.int64)
     max_rd = np.zeros(max(n_items, 1), dtype=np.int64)
-    state = (rd, cred, col_end, last_busy, busy, writes, max_rd)
+    state = (rd, rd2, cred, col_end, last_busy, busy, writes, max_rd)
     if first_layer:
-        first, exit_, stalls = kernels.first_layer(a.astype(np.int64), t.input_width, counts_by_column,
+        first, exit_, stalls = kernels.first_layer(a.astype(np.int64), t.input_width, t.lanes, counts_by_column,
                                                    t.fanout, t.reduce, t.room_delay, t.threshold, *state)
     else:
-        first, exit_, stalls = kernels.later_layer(a.astype(np.int64), n_pe, counts_by_column, t.fanout,
+        first, exit_, stalls = kernels.later_layer(a.astype(np.int64), n_pe, t.lanes, counts_by_column, t.fanout,
                                                    t.reduce, t.room_delay, t.threshold, *state)
     return (None if first == NEVER else int(first)), int(exit_), int(stalls), busy
 

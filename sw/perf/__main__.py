@@ -3,7 +3,8 @@
     python -m sw.perf run IMAGE_DIR INPUTS.npy [--json]
     python -m sw.perf sweep [--layer NT-We,Alex-7] [--n-pe 16,64,256] [--fifo-depth 8,16]
                             [--weight-density ..] [--act-density ..] [--n-in ..] [--n-out ..]
-                            [--run-bits ..] [--input-width ..] [--balance no,yes] [--vectors 1] [--seed 0] [--jobs N] [--out FILE.json]
+                            [--run-bits ..] [--input-width ..] [--broadcast-width 1,2]
+                            [--balance no,yes] [--vectors 1] [--seed 0] [--jobs N] [--out FILE.json]
 
 `run` predicts what `python -m sim` would measure for an image and inputs;
 `sweep` evaluates every combination of the listed values (comma-separated)
@@ -67,7 +68,8 @@ def _sweep(args) -> int:
     from sw.files import atomic_file
     from .sweep import grid, sweep
     axes = {name: getattr(args, name) for name in ("layer", "n_in", "n_out", "weight_density", "act_density",
-                                                   "n_pe", "fifo_depth", "run_bits", "input_width", "balance")
+                                                   "n_pe", "fifo_depth", "run_bits", "input_width", "broadcast_width",
+                                                   "balance")
             if getattr(args, name) is not None}
     if "layer" not in axes and not {"n_in", "n_out", "weight_density", "act_density"} <= set(axes):
         axes["layer"] = ["NT-We"]
@@ -86,7 +88,7 @@ def _sweep(args) -> int:
     else:
         rows = sweep(points, progress=progress)
     cols = ["layer", "n_in", "n_out", "weight_density", "act_density", "n_pe", "fifo_depth", "run_bits",
-            "input_width", "balance", "t_measured", "t_ideal", "efficiency", "stall_cycles"]
+            "input_width", "broadcast_width", "balance", "t_measured", "t_ideal", "efficiency", "stall_cycles"]
     print("  ".join(cols))
     for row in rows:
         print("  ".join(f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in cols))
@@ -109,7 +111,7 @@ def main(argv=None) -> int:
     sw_.add_argument("--layer", type=_list(str), help="EIE layers (sw.eie), e.g. NT-We,Alex-7")
     for name, kind in (("n-in", int), ("n-out", int), ("weight-density", float), ("act-density", float),
                        ("n-pe", int), ("fifo-depth", int), ("run-bits", int), ("input-width", int),
-                       ("balance", _bool)):
+                       ("broadcast-width", int), ("balance", _bool)):
         sw_.add_argument(f"--{name}", type=_list(kind))
     sw_.add_argument("--vectors", type=int, default=1)
     sw_.add_argument("--seed", type=int, default=0)

@@ -23,14 +23,20 @@ except ImportError:         # pragma: no cover - numba is a dependency; this kee
 
 
 @_kernel
-def push(w, counts, rd, cred, col_end, last_busy, busy):
+def push(w, counts, lanes, rd, rd2, cred, col_end, last_busy, busy):
     """An activation written into every queue in cycle `w`, its column holding
     `counts[k]` entries in PE ``k``: each PE's take, column-FIFO read and
-    issue cycles. `cred[k]` holds the cycles after which each of the PE's
-    column credits comes back. Returns the latest take over the PEs."""
+    issue cycles. `rd` and `rd2` hold each PE's takes of the previous two
+    activations, `cred[k]` the cycles after which each of PE ``k``'s column
+    credits comes back. With one lane a PE takes an activation a cycle; with
+    two (``broadcast_width`` 2) activations alternate between two queues and
+    a PE takes up to two a cycle, in order. Returns the latest take."""
     latest = NEVER
     for k in range(rd.shape[0]):
-        t0 = max(w + 1, rd[k]) + 1          # in the queue's output register, then taken at the earliest
+        if lanes == 1:
+            t0 = max(w + 1, rd[k]) + 1      # in the queue's output register, then taken
+        else:                               # its queue's previous activation is two back
+            t0 = max(max(w + 1, rd2[k]) + 1, rd[k] + 1 if rd[k] == rd2[k] else rd[k])
         low, slot, full = cred[k, 0], 0, True
         for s in range(cred.shape[1]):
             v = cred[k, s]
@@ -51,6 +57,7 @@ def push(w, counts, rd, cred, col_end, last_busy, busy):
         if end > last_busy[k]:
             last_busy[k] = end
         busy[k] += n
+        rd2[k] = rd[k]
         rd[k] = take
         if take > latest:
             latest = take
@@ -58,53 +65,67 @@ def push(w, counts, rd, cred, col_end, last_busy, busy):
 
 
 @_kernel
-def room(b, reduce, room_delay, threshold, writes, max_rd, n_items, seen):
+def room(b, reduce, room_delay, threshold, lanes, writes, max_rd, n_items, seen):
     """Whether no queue was almost full as the broadcast sees it in cycle
-    `b`, and the updated count of queue writes before that (ask with `b`
+    `b` (activation ``i`` went to queue ``i % lanes`` of every PE), updating
+    `seen[q]`, the count of queue ``q``'s writes before that (ask with `b`
     non-decreasing)."""
     tau = b - reduce - room_delay
-    while seen < n_items and writes[seen] < tau:
-        seen += 1
-    over = seen - threshold
-    return (over < 0 or max_rd[over] < tau), seen
+    ok = True
+    for q in range(lanes):
+        while q + lanes * seen[q] < n_items and writes[q + lanes * seen[q]] < tau:
+            seen[q] += 1
+        over = seen[q] - threshold
+        if over >= 0 and max_rd[q + lanes * over] >= tau:
+            ok = False
+    return ok
 
 
 @_kernel
-def first_layer(a, width, counts, fanout, reduce, room_delay, threshold, rd, cred, col_end, last_busy, busy,
-                writes, max_rd):
+def first_layer(a, width, lanes, counts, fanout, reduce, room_delay, threshold, rd, rd2, cred, col_end, last_busy,
+                busy, writes, max_rd):
     """Layer 0 (`hw.broadcast.InputStage`): the input stream offers a beat of
     `width` values in every cycle from the first COMPUTE cycle (cycle 0); a
-    beat taken in cycle ``t`` offers its nonzeros from ``t + 1``, one per
+    beat taken in cycle ``t`` offers its nonzeros from ``t + 1``, `lanes` a
     cycle as the broadcast register takes them, and the next beat is taken as
-    the last leaves (the cycle after, for an all-zero beat). Returns (first
+    the last leave (the cycle after, for an all-zero beat). Returns (first
     push or NEVER, exit cycle, stalls)."""
     n_in = a.shape[0]
-    b_prev, stalls, first, seen, n_items = NEVER, 0, NEVER, 0, 0
+    b_prev, stalls, first, n_items = NEVER, 0, NEVER, 0
+    seen = np.zeros(lanes, dtype=np.int64)
     take, done = 0, 0                       # the cycle the stage takes the beat; the cycle it is done
+    group = np.zeros(lanes, dtype=np.int64)
     for base in range(0, n_in, width):
         offer, last_load = take + 1, NEVER
-        for j in range(base, min(base + width, n_in)):
-            if a[j] == 0:
-                continue
+        j = base
+        end = min(base + width, n_in)
+        while True:
+            g = 0                           # the next `lanes` nonzeros of the beat
+            while j < end and g < lanes:
+                if a[j] != 0:
+                    group[g] = j
+                    g += 1
+                j += 1
+            if g == 0:
+                break
             load = max(offer, b_prev)       # the broadcast register is free
             b = load + 1
-            while True:
-                ok, seen = room(b, reduce, room_delay, threshold, writes, max_rd, n_items, seen)
-                if ok:
-                    break
+            while not room(b, reduce, room_delay, threshold, lanes, writes, max_rd, n_items, seen):
                 b += 1
             stalls += b - load - 1
             if first == NEVER:
                 first = b
-            writes[n_items] = b + fanout
-            max_rd[n_items] = push(b + fanout, counts[j], rd, cred, col_end, last_busy, busy)
-            n_items += 1
+            for i in range(g):
+                writes[n_items] = b + fanout
+                max_rd[n_items] = push(b + fanout, counts[group[i]], lanes, rd, rd2, cred, col_end, last_busy,
+                                       busy)
+                n_items += 1
             b_prev, offer, last_load = b, load + 1, load
         if last_load == NEVER:
             take = take + 1                 # an all-zero beat
             done = take
         else:
-            take = last_load                # the next beat comes in as the last nonzero leaves
+            take = last_load                # the next beat comes in as the last nonzeros leave
             done = last_load + 1
     settle = fanout + reduce
     exit_ = max(done, b_prev + 1 + settle if first != NEVER else settle)
@@ -180,8 +201,8 @@ def tree_step(starts, lo, hi, ov, out, sv, skid, leaf_valid, leaf_payload, root_
 
 
 @_kernel
-def later_layer(a, n_pe, counts, fanout, reduce, room_delay, threshold, rd, cred, col_end, last_busy, busy,
-                 writes, max_rd):
+def later_layer(a, n_pe, lanes, counts, fanout, reduce, room_delay, threshold, rd, rd2, cred, col_end, last_busy,
+                busy, writes, max_rd):
     """A layer fed from the PEs' activation buffers (`hw.activation_buffer`:
     row ``r`` of PE ``k`` holds element ``r * n_pe + k``; a scanner per PE
     reads a row per cycle and offers each nonzero through a one-pair
@@ -211,7 +232,8 @@ def later_layer(a, n_pe, counts, fanout, reduce, room_delay, threshold, rd, cred
     advance = np.zeros(n_pe, dtype=np.bool_)
     load_out = np.zeros(n_pe, dtype=np.bool_)
     done_at = []            # per cycle: every scanner done (stale, high, before the PEs see the start)
-    bc_valid, bc_j, stalls, first, last, n_items, seen, cycle = False, 0, 0, NEVER, NEVER, 0, 0, 0
+    bc_valid, bc_j, stalls, first, last, n_items, cycle = False, 0, 0, NEVER, NEVER, 0, 0
+    seen = np.zeros(lanes, dtype=np.int64)
     settle = fanout + reduce
     while True:
         scanned = cycle >= fanout
@@ -226,7 +248,7 @@ def later_layer(a, n_pe, counts, fanout, reduce, room_delay, threshold, rd, cred
                 if scanning[k] or r1_valid[k] or out_valid[k]:
                     all_done = False
         done_at.append(all_done)
-        ok, seen = room(cycle, reduce, room_delay, threshold, writes, max_rd, n_items, seen)
+        ok = room(cycle, reduce, room_delay, threshold, lanes, writes, max_rd, n_items, seen)
         pushing = bc_valid and ok
         if bc_valid and not ok:
             stalls += 1
@@ -243,7 +265,7 @@ def later_layer(a, n_pe, counts, fanout, reduce, room_delay, threshold, rd, cred
                 first = cycle
             last = cycle
             writes[n_items] = cycle + fanout
-            max_rd[n_items] = push(cycle + fanout, counts[bc_j], rd, cred, col_end, last_busy, busy)
+            max_rd[n_items] = push(cycle + fanout, counts[bc_j], lanes, rd, rd2, cred, col_end, last_busy, busy)
             n_items += 1
         if load:
             bc_valid, bc_j = root_valid, root_j

@@ -28,8 +28,8 @@ __all__ = ["Point", "evaluate", "sweep", "grid"]
 @dataclass(frozen=True)
 class Point:
     """One evaluation: an EIE layer by name (`sw.eie.LAYERS`), or a shape
-    and densities; the PE count, queue depth, run width, input width and
-    whether the rows are balanced (``sw.pack(balance=True)``); the seed and
+    and densities; the PE count, queue depth, run width, input and broadcast
+    widths and whether the rows are balanced (``sw.pack(balance=True)``); the seed and
     number of input vectors. A density given with a `layer` overrides the
     layer's own."""
     layer: str | None = None
@@ -41,6 +41,7 @@ class Point:
     fifo_depth: int = 8
     run_bits: int = 4
     input_width: int = 1
+    broadcast_width: int = 1
     balance: bool = False
     vectors: int = 1
     seed: int = 0
@@ -79,7 +80,8 @@ def evaluate(point: Point) -> dict:
         model, x = eie.synthetic(shape["n_in"], shape["n_out"], shape["weight_density"], shape["act_density"],
                                  relu=shape["relu"], vectors=point.vectors, seed=seed)
     image = eie.pack(model, point.n_pe, balance=point.balance, fifo_depth=point.fifo_depth,
-                     run_bits=point.run_bits, input_width=point.input_width)
+                     run_bits=point.run_bits, input_width=point.input_width,
+                     broadcast_width=point.broadcast_width)
     r = simulate(image, x)
     busy = r.pe_busy[:, 0, :].astype(np.float64)
     entries = int(image.layers[0].pe_entry_counts().sum())
