@@ -11,7 +11,8 @@ from amaranth.utils import ceil_log2
 from sw.config import Config
 from sw.format import DESC_WORDS, kind_specs
 
-__all__ = ["Widths", "input_layout", "activation_layout", "queued_layout", "column_layout", "entry_layout", "spec_memory", "descriptor_layout",
+__all__ = ["Widths", "input_layout", "activation_layout", "queued_layout", "column_layout", "entry_layout",
+           "spec_memory", "descriptor_layout",
            "layer_control_layout", "pe_control_signature", "codebook_load_layout", "HOST_DATA_BITS",
            "COUNTER_BITS"]
 

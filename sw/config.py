@@ -222,9 +222,10 @@ PRESETS = {
         "part": "Lattice ECP5 LFE5U-85F (ULX3S)",
         # int8 activations and codebook values, 24-bit accumulators: what fits 64 PEs
         # (77% of the LUTs; 16-bit activations need about 25% more per PE)
-        # input_width 1: a board's UART bridge feeds one value a beat
+        # input_width and broadcast_width 1: a board's UART bridge feeds one value a beat
         "config": dict(n_pe=64, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=16,
-                       input_width=1, entries_per_word=1, weight_depth=2048, pointer_depth=2048, row_depth=32, max_layers=4),
+                       input_width=1, broadcast_width=1, entries_per_word=1, weight_depth=2048, pointer_depth=2048,
+                       row_depth=32, max_layers=4),
         "holds": "2,048 entries (nonzeros and padding) per PE, 131,072 in all, in one 2048 x 9 block RAM; 2,048 "
                  "pointer-bank slots per PE in two 1024-word block RAMs (n_in + 1 per layer, and 2 per output row "
                  "for the biases); 32 output rows per PE in any one layer (2,048 outputs); 4 layers. A 384 -> "
@@ -236,7 +237,8 @@ PRESETS = {
         # counter logs are EBR too); 4 need 7,464 and 51 EBR (the pipeline's registers
         # rarely pair with a LUT in an iCE40 logic cell)
         "config": dict(n_pe=2, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=8,
-                       input_width=1, entries_per_word=2, weight_depth=32768, pointer_depth=512, row_depth=64, max_layers=4),
+                       input_width=1, broadcast_width=1, entries_per_word=2, weight_depth=32768, pointer_depth=512,
+                       row_depth=64, max_layers=4),
         "holds": "32,768 entries per PE (one SPRAM each: it has no initial contents, so the sparse matrix is "
                  "loaded at run time), 512 pointer-bank slots per PE (n_in + 1 per layer and 2 per output row), "
                  "64 output rows in any one layer, 4 layers: the digits MLP fits.",

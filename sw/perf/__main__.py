@@ -58,9 +58,10 @@ def _run(args) -> int:
     print(f"{image.config.n_pe} PEs, {len(image.layers)} layers, {summary['vectors']} vectors: "
           f"{r.cycles.mean():,.1f} cycles per vector")
     for l in range(r.layer_cycles.shape[1]):
+        eff = r.efficiency[:, l]
+        eff = np.nanmean(eff) if np.any(~np.isnan(eff)) else float("nan")
         print(f"  layer {l}: T_measured {r.layer_cycles[:, l].mean():,.1f}  T_ideal {r.ideal_cycles[:, l].mean():,.1f}"
-              f"  efficiency {np.nanmean(r.efficiency[:, l]) if np.any(~np.isnan(r.efficiency[:, l])) else float('nan'):.3f}"
-              f"  stalls {r.stall_cycles[:, l].mean():,.1f}")
+              f"  efficiency {eff:.3f}  stalls {r.stall_cycles[:, l].mean():,.1f}")
     return 0
 
 
