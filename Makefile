@@ -27,7 +27,7 @@ SYNTH_ARGS = --target $(TARGET) $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--pr
 SYNTH_STAMP := $(VENV)/.installed-synth
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-board bench-eie bench-synth export clean
+.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-board bench-eie bench-synth fashion-mnist export clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -86,6 +86,14 @@ bench-board: $(STAMP)
 # EIE's nine layers at 64 PEs on the RTL beside EIE's numbers, and the cycle model's sweeps and plots
 bench-eie: $(BENCH_STAMP)
 	$(BIN)/python bench/eie.py
+
+# Deep Compression of LeNet-300-100 on Fashion-MNIST (Debian's dataset-fashion-mnist), 10,000 images on the RTL
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+fashion-mnist: $(BENCH_STAMP)
+	@test -f $(FASHION_DIR)/t10k-labels-idx1-ubyte.gz || [ -n "$$OEIE_FASHION_MNIST" ] || \
+	  { [ "$$(id -u)" = 0 ] && apt-get install -y -q dataset-fashion-mnist; } || \
+	  { echo "Fashion-MNIST is missing: sudo apt-get install dataset-fashion-mnist"; exit 1; }
+	$(BIN)/python models/fashion_mnist.py $(if $(VECTORS),--vectors $(VECTORS))
 
 # every PE count of both targets through place and route (hours on 2 cores)
 bench-synth: $(SYNTH_STAMP)

@@ -1,0 +1,200 @@
+"""Training for the compression flow, in numpy (no framework needed): a ReLU
+MLP (`sw.Layer`s, the last one's outputs are the logits) trained with Adam
+on softmax cross-entropy, under the two constraints Deep Compression
+retrains with:
+
+* pruning masks: a pruned weight stays exactly zero (its gradient is
+  dropped);
+* weight sharing: weights with the same code share one value, and that
+  value's gradient is the sum of theirs (Han et al., 2016, section 3.3).
+
+Optionally with knowledge distillation (Hinton et al., 2015): the loss
+blends the labels' cross-entropy with the cross-entropy against a float
+teacher's outputs softened at a temperature.
+
+    masks = prune_masks(layers, [0.08, 0.09, 0.26])
+    layers = train(layers, x, y, epochs=4, masks=masks)
+    codes, centroids = share(layers, code_bits=4)
+    layers = train(layers, x, y, epochs=2, shared=(codes, centroids))
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .compress import share_weights
+from .model import Layer, ModelError
+
+__all__ = ["train", "prune_masks", "share", "accuracy", "loss_and_grads"]
+
+
+def accuracy(layers: Sequence[Layer], x, y) -> float:
+    """The fraction of `x` whose largest output is its label."""
+    h = np.asarray(x, dtype=np.float64)
+    for layer in layers:
+        h = layer.forward(h)
+    return float(np.mean(h.argmax(axis=1) == np.asarray(y)))
+
+
+def prune_masks(layers: Sequence[Layer], densities) -> list[np.ndarray]:
+    """Per layer, the ``round(density * size)`` largest-magnitude weights
+    (boolean ``n_out x n_in``)."""
+    densities = list(densities) if np.ndim(densities) else [densities] * len(layers)
+    if len(densities) != len(layers):
+        raise ModelError(f"{len(densities)} densities for {len(layers)} layers")
+    masks = []
+    for i, (layer, d) in enumerate(zip(layers, densities)):
+        if not 0 < d <= 1:
+            raise ModelError(f"layer {i}: density must be in (0, 1], got {d!r}")
+        w = np.abs(layer.dense()).reshape(-1)
+        keep = max(1, int(round(d * w.size)))
+        mask = np.zeros(w.size, dtype=bool)
+        mask[np.argsort(-w, kind="stable")[:keep]] = True
+        masks.append(mask.reshape(layer.dense().shape))
+    return masks
+
+
+def share(layers: Sequence[Layer], code_bits: int = 4) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Weight sharing: per layer, k-means with linear initialisation
+    (`sw.compress.share_weights`) on the nonzero weights into
+    ``2**code_bits - 1`` centroids. Returns ``(codes, centroids)``: codes
+    ``n_out x n_in`` with 0 for a pruned weight and ``c`` for
+    ``centroids[c - 1]``."""
+    codes, centroids = [], []
+    for layer in layers:
+        w = layer.dense()
+        nz = w != 0
+        c, labels = share_weights(w[nz], (1 << code_bits) - 1)
+        code = np.zeros(w.shape, dtype=np.int64)
+        code[nz] = labels + 1
+        codes.append(code)
+        centroids.append(np.asarray(c, dtype=np.float64))
+    return codes, centroids
+
+
+def _softmax(z, temperature=1.0):
+    z = z / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def loss_and_grads(weights, biases, x, y, *, teacher_logits=None, temperature=4.0, distill=0.5):
+    """The loss of a ReLU MLP (identity last layer) and its gradients with
+    respect to every weight and bias: mean cross-entropy against `y`, or
+    with `teacher_logits` ``(1 - distill) * CE(labels) + distill * T**2 *
+    CE(teacher at T, student at T)`` (the soft term scaled by ``T**2`` so its
+    gradients keep their size, as Hinton et al. do)."""
+    hs, zs = [x], []
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        z = hs[-1] @ w.T + b
+        zs.append(z)
+        hs.append(np.maximum(z, 0) if i < len(weights) - 1 else z)
+    n = x.shape[0]
+    p = _softmax(zs[-1])
+    loss = -np.mean(np.log(p[np.arange(n), y] + 1e-12))
+    dz = p
+    dz[np.arange(n), y] -= 1
+    dz /= n
+    if teacher_logits is not None:
+        t, q = temperature, _softmax(teacher_logits, temperature)
+        ps = _softmax(zs[-1], temperature)
+        soft = -np.mean(np.sum(q * np.log(ps + 1e-12), axis=1)) * t * t
+        loss = (1 - distill) * loss + distill * soft
+        dz = (1 - distill) * dz + distill * t * (ps - q) / n
+    gw, gb = [None] * len(weights), [None] * len(weights)
+    for i in reversed(range(len(weights))):
+        gw[i] = dz.T @ hs[i]
+        gb[i] = dz.sum(axis=0)
+        if i:
+            dz = (dz @ weights[i]) * (zs[i - 1] > 0)
+    return loss, gw, gb
+
+
+class _Adam:
+    def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.lr, self.b1, self.b2, self.eps, self.t = lr, beta1, beta2, eps, 0
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+
+    def step(self, params, grads):
+        self.t += 1
+        for p, g, m, v in zip(params, grads, self.m, self.v):
+            m *= self.b1
+            m += (1 - self.b1) * g
+            v *= self.b2
+            v += (1 - self.b2) * g * g
+            p -= self.lr * (m / (1 - self.b1 ** self.t)) / (np.sqrt(v / (1 - self.b2 ** self.t)) + self.eps)
+
+
+def train(layers: Sequence[Layer], x, y, *, epochs: int, lr: float = 1e-3, batch: int = 128, masks=None,
+          shared=None, teacher: Sequence[Layer] | None = None, temperature: float = 4.0, distill: float = 0.5,
+          seed: int = 0, progress: Callable[[str], None] | None = None) -> list[Layer]:
+    """Train `layers` (ReLU on every layer but the last) on inputs `x` and
+    integer labels `y` for `epochs` passes of minibatches of `batch`, with
+    Adam at `lr`. `masks` (per layer boolean ``n_out x n_in``) keeps pruned
+    weights at zero; `shared` ``(codes, centroids)`` (from `share`) trains
+    the centroids instead of the weights; `teacher` (float layers) adds
+    distillation at `temperature` with weight `distill`. Returns new layers
+    (the inputs are not changed); `progress` gets a line per epoch."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    if x.ndim != 2 or y.shape != (x.shape[0],):
+        raise ModelError(f"train() takes x (N, n_in) and y (N,), got {x.shape} and {y.shape}")
+    if x.shape[1] != layers[0].n_in:
+        raise ModelError(f"x has {x.shape[1]} values per row, layer 0 takes {layers[0].n_in}")
+    n_out = layers[-1].n_out
+    if y.size and (y.min() < 0 or y.max() >= n_out):
+        raise ModelError(f"labels must be in 0..{n_out - 1} (the last layer's outputs)")
+    if masks is not None and shared is not None:
+        raise ModelError("give masks or shared, not both (shared codes already carry the pruning)")
+    weights = [layer.dense().astype(np.float64).copy() for layer in layers]
+    biases = [layer.bias.astype(np.float64).copy() for layer in layers]
+    if masks is not None:
+        masks = [np.asarray(m, dtype=bool) for m in masks]
+        for w, m in zip(weights, masks):
+            if m.shape != w.shape:
+                raise ModelError(f"a mask of shape {m.shape} for a weight of shape {w.shape}")
+            w *= m
+    if shared is not None:
+        codes, centroids = [np.asarray(c) for c in shared[0]], [np.asarray(c, dtype=np.float64).copy()
+                                                                for c in shared[1]]
+        for w, code, c in zip(weights, codes, centroids):
+            w[...] = np.concatenate([[0.0], c])[code]
+        params = centroids + biases
+    else:
+        params = weights + biases
+    adam = _Adam(params, lr)
+    teacher_out = None
+    if teacher is not None:
+        teacher_out = x
+        for i, layer in enumerate(teacher):
+            teacher_out = teacher_out @ layer.dense().T + layer.bias
+            if i < len(teacher) - 1:
+                teacher_out = np.maximum(teacher_out, 0)
+    rng = np.random.default_rng(seed)
+    for epoch in range(epochs):
+        order = rng.permutation(x.shape[0])
+        total = 0.0
+        for start in range(0, x.shape[0], batch):
+            idx = order[start:start + batch]
+            loss, gw, gb = loss_and_grads(weights, biases, x[idx], y[idx],
+                                          teacher_logits=None if teacher_out is None else teacher_out[idx],
+                                          temperature=temperature, distill=distill)
+            total += loss * idx.size
+            if shared is not None:
+                # each centroid's gradient is the sum of its weights' (code 0, pruned, has none)
+                gc = [np.bincount(code.reshape(-1), weights=g.reshape(-1), minlength=c.size + 1)[1:]
+                      for code, g, c in zip(codes, gw, centroids)]
+                adam.step(params, gc + gb)
+                for w, code, c in zip(weights, codes, centroids):
+                    w[...] = np.concatenate([[0.0], c])[code]
+            else:
+                if masks is not None:
+                    gw = [g * m for g, m in zip(gw, masks)]
+                adam.step(params, gw + gb)
+        if progress:
+            progress(f"epoch {epoch + 1}/{epochs}: loss {total / x.shape[0]:.4f}")
+    return [Layer(w, b, relu=i < len(layers) - 1) for i, (w, b) in enumerate(zip(weights, biases))]
