@@ -107,8 +107,15 @@ def main():
     parser.add_argument("--share-epochs", type=int, default=3, help="centroid fine-tuning epochs")
     parser.add_argument("--n-pe", type=int, default=4)
     parser.add_argument("--vectors", type=int, default=10_000, help="test images run on the RTL")
+    parser.add_argument("--density", type=lambda t: [float(v) for v in t.split(",")], default=DENSITY,
+                        help="per-layer weight density (default 0.08,0.09,0.26)")
+    parser.add_argument("--distill", action="store_true",
+                        help="retrain after pruning and sharing against the float model's soft outputs too")
     parser.add_argument("--no-rtl", action="store_true")
+    parser.add_argument("--out", type=Path, default=OUT, help="report directory (default build/fashion-mnist)")
     args = parser.parse_args()
+    if len(args.density) != len(DIMS) - 1 or not all(0 < d <= 1 for d in args.density):
+        parser.error(f"--density takes {len(DIMS) - 1} values in (0, 1]")
     t0 = time.perf_counter()
     try:
         d = datasets.fashion_mnist()
@@ -124,17 +131,18 @@ def main():
     float_acc = train.accuracy(layers, d.x_test, d.y_test)
     log(f"float test accuracy {100 * float_acc:.2f}%")
     pruned = layers
+    teacher = dict(teacher=layers) if args.distill else {}
     for s in range(1, args.prune_steps + 1):
-        dens = [1 - (1 - t) * s / args.prune_steps for t in DENSITY]
+        dens = [1 - (1 - t) * s / args.prune_steps for t in args.density]
         masks = train.prune_masks(pruned, dens)
         pruned = train.train(pruned, d.x_train, d.y_train, epochs=args.prune_epochs, lr=5e-4, masks=masks,
-                             seed=s, progress=step)
+                             seed=s, progress=step, **teacher)
         log(f"pruned to {'/'.join(f'{x:.3f}' for x in dens)}: test accuracy "
             f"{100 * train.accuracy(pruned, d.x_test, d.y_test):.2f}%")
     pruned_acc = train.accuracy(pruned, d.x_test, d.y_test)
     codes, centroids = train.share(pruned, code_bits=4)
     shared = train.train(pruned, d.x_train, d.y_train, epochs=args.share_epochs, lr=2e-4, shared=(codes, centroids),
-                         seed=99, progress=step)
+                         seed=99, progress=step, **teacher)
     shared_acc = train.accuracy(shared, d.x_test, d.y_test)
     log(f"4-bit weight sharing, centroids fine-tuned: test accuracy {100 * shared_acc:.2f}%")
 
@@ -156,7 +164,7 @@ def main():
         f"with Huffman coding)")
     report = {
         "model": "LeNet-300-100", "dataset": "Fashion-MNIST", "dims": DIMS, "config": config.to_dict(),
-        "target_density": DENSITY, "weight_density": nnz / sum(i * o for i, o in zip(DIMS[:-1], DIMS[1:])),
+        "target_density": args.density, "distillation": args.distill, "weight_density": nnz / sum(i * o for i, o in zip(DIMS[:-1], DIMS[1:])),
         "layer_density": [float(np.count_nonzero(c) / c.size) for c in codes],
         "float_accuracy": float_acc, "pruned_accuracy": pruned_acc, "shared_accuracy": shared_acc,
         "compressed_accuracy": fixed_acc, "rtl_accuracy": None, "rtl_bit_exact_vectors": None,
@@ -184,10 +192,10 @@ def main():
     else:                       # without the RTL: the entries each PE holds
         busy = [np.asarray(l["per_pe_entries"], dtype=float) for l in image.stats().to_dict()["layers"]]
     report["seconds"] = time.perf_counter() - t0
-    with atomic_file(OUT / "report.json", "w") as f:
+    with atomic_file(args.out / "report.json", "w") as f:
         json.dump(report, f, indent=1)
-    plots(report, stats, pruned, centroids, busy, OUT)
-    log(f"wrote {OUT / 'report.json'} and the plots ({report['seconds']:.0f} s)")
+    plots(report, stats, pruned, centroids, busy, args.out)
+    log(f"wrote {args.out / 'report.json'} and the plots ({report['seconds']:.0f} s)")
     if report["rtl_bit_exact_vectors"] is not None and report["rtl_bit_exact_vectors"] != report["rtl_vectors"]:
         sys.exit(1)
 
