@@ -4,8 +4,8 @@
 
 Trains a float 784-300-100-10 ReLU MLP (`sw.train`, numpy, Adam), prunes it
 in steps to 8% / 9% / 26% of the weights per layer (Deep Compression's
-LeNet-300-100 densities, 8% overall) with retraining under the masks after
-each step, shares the surviving weights of each layer in 15 values (4-bit
+LeNet-300-100 densities, 8% overall; Zhu and Gupta's cubic schedule) with
+retraining under the masks after each step, shares the surviving weights of each layer in 15 values (4-bit
 codes, k-means with linear initialisation) and fine-tunes the centroids,
 then converts to fixed point (`sw.compress`, calibration on training
 images), packs with balanced rows and runs the 10,000 test images on the RTL
@@ -133,7 +133,8 @@ def main():
     pruned = layers
     teacher = dict(teacher=layers) if args.distill else {}
     for s in range(1, args.prune_steps + 1):
-        dens = [1 - (1 - t) * s / args.prune_steps for t in args.density]
+        # Zhu and Gupta's cubic schedule: large steps first, small ones near the target
+        dens = [t + (1 - t) * (1 - s / args.prune_steps) ** 3 for t in args.density]
         masks = train.prune_masks(pruned, dens)
         pruned = train.train(pruned, d.x_train, d.y_train, epochs=args.prune_epochs, lr=5e-4, masks=masks,
                              seed=s, progress=step, **teacher)
