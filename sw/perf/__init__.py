@@ -4,7 +4,8 @@ the inputs, without simulating the design.
 
 Each block of the hardware has a fixed timing (the docstrings of `hw/`); the
 model follows an activation through it as a chain of ``max`` recurrences,
-one activation at a time, all PEs at once (numpy over PEs):
+one activation at a time, PE by PE (loops in `sw.perf.kernels` that numba
+compiles):
 
 * broadcast: activation ``i`` is loaded in cycle ``L_i`` (when its source
   offers it and the broadcast register is free) and pushed in the first
@@ -12,9 +13,12 @@ one activation at a time, all PEs at once (numpy over PEs):
   cycles earlier;
 * queue: written in ``W_i = B_i + fanout``; read into the output register
   in ``max(W_i + 1, Rd_{i-1})``; taken by the pointer reader in ``Rd_i``,
-  the first cycle after that with a column credit free (seven credits, one
-  per column-FIFO entry, back four cycles after an empty column is taken,
-  or when a nonempty one leaves the FIFO);
+  the first cycle after that with a column credit free (seven credits per
+  lane, one per column-FIFO entry, back four cycles after an empty column
+  is taken, or when a nonempty one leaves the FIFO); with
+  ``broadcast_width`` 2, activation ``i`` goes to queue ``i % 2``, whose
+  previous activation is ``i - 2``, and a PE takes up to two a cycle, in
+  order;
 * matrix reader: a nonempty column leaves the FIFO in ``M = max(Rd + 6,
   end of the previous column)`` and issues its ``n`` entries in ``M + 1 ..
   M + n``; the arithmetic unit's last stage is six cycles after an issue.
