@@ -22,7 +22,6 @@ seconds are not.
 """
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -38,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 import sim  # noqa: E402
 import sw  # noqa: E402
 from sw import eie, perf  # noqa: E402
-from sw.files import atomic_file  # noqa: E402
+from sw.files import atomic_file, save_figure  # noqa: E402
 from sw.perf.sweep import grid, sweep  # noqa: E402
 from hw.accelerator import queue_slack  # noqa: E402
 
@@ -76,7 +75,7 @@ def csr_microseconds(model: sw.CompressedModel, x: np.ndarray) -> float:
     return min(timeit.repeat(lambda: w @ v, number=number, repeat=5)) / number * 1e6
 
 
-def measure(spec, model, x, n_pe: int, balance: bool):
+def measure(model, x, n_pe: int, balance: bool):
     """One RTL run of a layer, checked against the golden model and the cycle model."""
     image = sw.pack(model, eie.suite_config(n_pe), balance=balance)
     result = sim.run(image, x, progress=print, progress_bar=False)
@@ -103,8 +102,8 @@ def run_layer(spec, n_pe: int, vectors: int, fmax) -> tuple[dict, object]:
     """The layer packed both ways: rows balanced (`sw.pack(balance=True)`, the
     headline numbers) and row ``r`` on PE ``r % n_pe`` (``*_unbalanced``)."""
     model, x = eie.layer(spec.name, vectors)
-    plain, _ = measure(spec, model, x, n_pe, False)
-    row, result = measure(spec, model, x, n_pe, True)
+    plain, _ = measure(model, x, n_pe, False)
+    row, result = measure(model, x, n_pe, True)
     path, mhz = fmax
     row = {
         "layer": spec.name, "n_in": spec.n_in, "n_out": spec.n_out, "weight_density": spec.weight_density,
@@ -130,11 +129,7 @@ def plots(rows, sweeps, work, out: Path):
     import matplotlib.pyplot as plt
 
     def save(fig, name):
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-        plt.close(fig)
-        with atomic_file(out / name) as f:
-            f.write(buf.getvalue())
+        save_figure(fig, out / name)
 
     names = [r["layer"] for r in rows]
     pos = np.arange(len(rows))

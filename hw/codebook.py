@@ -27,6 +27,11 @@ class CodebookStore(wiring.Component):
     high again from ``t + 3 + 2**code_bits`` until the next `start` (and
     after reset: nothing to load yet)."""
 
+    @staticmethod
+    def load_cycles(config) -> int:
+        """Cycles from `start` until `done` is high again."""
+        return (1 << config.code_bits) + 3
+
     def __init__(self, widths: Widths, *, init=()):
         c = widths.config
         self._widths = widths

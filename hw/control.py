@@ -146,6 +146,13 @@ class ControlUnit(wiring.Component):
     for the host (`CounterLog`).
     """
 
+    DESC_CYCLES = LayerTable.LATENCY + 3        # DESC when the codebook is ready: read, decode, two checks
+
+    @staticmethod
+    def drain_cycles(fanout: int) -> int:
+        """DRAIN: the last write-back rows pass W1 .. W6 and reach the PEs."""
+        return WriteBack.LATENCY + fanout
+
     def __init__(self, widths: Widths, *, init_layers=(), init_codebook=(), fanout: int = 0, reduce: int = 0):
         self._widths = widths
         self.fanout, self.reduce = fanout, reduce
@@ -201,7 +208,7 @@ class ControlUnit(wiring.Component):
         prev_n_out = Signal(w.count)
         rows = Signal(w.count)
         row = Signal(w.count)
-        drain = WriteBack.LATENCY + self.fanout
+        drain = self.drain_cycles(self.fanout)
         wait = Signal(range(max(LayerTable.LATENCY + 2, drain) + 2))
         settle = Signal(range(settle_cycles + 1))       # cycles since the last push or the scan's start
         counting = Signal()
@@ -239,7 +246,7 @@ class ControlUnit(wiring.Component):
                    | (desc.bias_base + rows > c.bank_depth) | (desc.shift > c.max_shift)
                    | ((ctrl.layer != 0) & (desc.n_in != prev_n_out))),
         ]
-        checked = LayerTable.LATENCY + 2            # rows, then bad, are registered after the descriptor
+        checked = self.DESC_CYCLES - 1              # rows, then bad, are registered after the descriptor
 
         # stall cycles are counted a cycle late, outside the state machine (a
         # stall only happens in COMPUTE, and never in its last cycles: those

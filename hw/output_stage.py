@@ -31,10 +31,15 @@ class OutputStage(wiring.Component):
     once every output has left on `o`.
     """
 
+    @staticmethod
+    def latency_for(n_pe: int, fanout: int) -> int:
+        """Cycles from a read's issue to its value entering the FIFO."""
+        return fanout + 1 + reduce_stages(n_pe)
+
     def __init__(self, widths: Widths, fanout: int = 0):
         self._widths = widths
         c = widths.config
-        self.latency = fanout + 1 + reduce_stages(c.n_pe)
+        self.latency = self.latency_for(c.n_pe, fanout)
         self._fanout = fanout
         self.fifo_depth = self.latency + 2
         super().__init__({

@@ -23,7 +23,6 @@ it when it can). Deterministic (fixed seeds).
 """
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import sw  # noqa: E402
 from sw import datasets, train  # noqa: E402
-from sw.files import atomic_file  # noqa: E402
+from sw.files import atomic_file, save_figure  # noqa: E402
 
 OUT = ROOT / "build" / "fashion-mnist"
 DIMS = [784, 300, 100, 10]
@@ -46,17 +45,13 @@ def log(msg):
     print(msg, flush=True)
 
 
-def plots(report, stats, layers_pruned, centroids, busy, out: Path):
+def plots(report, layers_pruned, centroids, busy, out: Path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     def save(fig, name):
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-        plt.close(fig)
-        with atomic_file(out / name) as f:
-            f.write(buf.getvalue())
+        save_figure(fig, out / name)
 
     stages = ["float", "pruned", "shared", "fixed point", "RTL"]
     keys = ["float_accuracy", "pruned_accuracy", "shared_accuracy", "compressed_accuracy", "rtl_accuracy"]
@@ -196,7 +191,7 @@ def main():
     report["seconds"] = time.perf_counter() - t0
     with atomic_file(args.out / "report.json", "w") as f:
         json.dump(report, f, indent=1)
-    plots(report, stats, pruned, centroids, busy, args.out)
+    plots(report, pruned, centroids, busy, args.out)
     log(f"wrote {args.out / 'report.json'} and the plots ({report['seconds']:.0f} s)")
     if report["rtl_bit_exact_vectors"] is not None and report["rtl_bit_exact_vectors"] != report["rtl_vectors"]:
         sys.exit(1)

@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_file", "atomic_directory", "umask", "output_path", "OutputExistsError",
+__all__ = ["atomic_file", "save_figure", "atomic_directory", "umask", "output_path", "OutputExistsError",
            "rename_noreplace", "rename_exchange", "remove_stale_temporaries"]
 
 TMP_TAG = "oeie-tmp"
@@ -187,6 +187,14 @@ def atomic_file(path, mode: str = "wb", *, overwrite: bool = True):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def save_figure(fig, path, dpi: int = 120):
+    """Write a matplotlib figure as a PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt
+    with atomic_file(path) as f:
+        fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
 
 
 @contextlib.contextmanager

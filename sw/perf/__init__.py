@@ -66,15 +66,16 @@ class Timing:
     @classmethod
     def of(cls, config) -> "Timing":
         from hw.accelerator import ROOM_DELAY, queue_slack
-        from hw.control import LayerTable
+        from hw.codebook import CodebookStore
+        from hw.control import ControlUnit
+        from hw.output_stage import OutputStage
         from hw.pipeline import fanout_stages, reduce_stages
         from hw.pointer_reader import PointerReader
-        from hw.writeback import WriteBack
         f, r = fanout_stages(config.n_pe), reduce_stages(config.n_pe)
         return cls(fanout=f, reduce=r, threshold=config.fifo_depth - queue_slack(config), room_delay=ROOM_DELAY,
-                   credits=PointerReader.credits_for(config), drain=WriteBack.LATENCY + f,
-                   desc=LayerTable.LATENCY + 3, codebook_load=config.n_codes + 3,
-                   output_latency=f + 1 + r,     # OutputStage.latency
+                   credits=PointerReader.credits_for(config), drain=ControlUnit.drain_cycles(f),
+                   desc=ControlUnit.DESC_CYCLES, codebook_load=CodebookStore.load_cycles(config),
+                   output_latency=OutputStage.latency_for(config.n_pe, f),
                    input_width=config.input_width, lanes=config.broadcast_width)
 
 
