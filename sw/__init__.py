@@ -10,6 +10,7 @@ from . import golden, metrics
 from .compress import compress, dequantize, forward, quantize_input
 from .config import Config, ConfigError
 from .format import FormatError, MemoryImage
+from .frontends import from_onnx, from_torch, load_any
 from .image import Image, ImageError, ImageLayer, PESlice
 from .model import CompressedLayer, CompressedModel, Layer, ModelError
 from .modelio import load_model, save_model
@@ -19,5 +20,5 @@ __all__ = [
     "Config", "ConfigError", "Layer", "CompressedLayer", "CompressedModel", "ModelError",
     "compress", "pack", "unpack", "PackError", "Image", "ImageLayer", "PESlice", "ImageError",
     "MemoryImage", "FormatError", "golden", "metrics", "quantize_input", "dequantize", "forward",
-    "load_model", "save_model",
+    "load_model", "save_model", "from_torch", "from_onnx", "load_any",
 ]

@@ -25,7 +25,8 @@ from .config import PRESETS, Config, ConfigError
 from .files import OutputExistsError, atomic_file, output_path
 from .format import FormatError
 from .model import CompressedModel, ModelError
-from .modelio import load_array, load_model, save_model
+from .frontends import load_any
+from .modelio import load_array, save_model
 from .pack import PackError, pack
 
 __all__ = ["main", "add_config_options", "config_from_args", "cli_errors", "load_inputs", "warn_wraps"]
@@ -138,7 +139,7 @@ def cmd_pack(args) -> int:
     output_path(args.output, overwrite=args.force, kind="directory")
     if args.save_compressed:
         output_path(args.save_compressed, overwrite=args.force)
-    model = load_model(args.model)
+    model = load_any(args.model)
     if not isinstance(model, CompressedModel):
         if args.density is None:
             raise ModelError(f"{args.model} is a float model: give --density to compress it")
@@ -265,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("pack", help="compress (if needed) and pack a model .npz into an image directory")
-    p.add_argument("model", type=Path, help="a float or compressed model .npz (layout: README)")
+    p.add_argument("model", type=Path, help="a float or compressed model .npz (layout: README), an ONNX graph .onnx, or a "
+                        "PyTorch module .pt/.pth saved with torch.save(module) (only files you trust)")
     p.add_argument("-o", "--output", type=Path, required=True, help="image directory to write")
     p.add_argument("--density", type=float, help="fraction of weights kept, for a float model")
     p.add_argument("--calibration", type=Path, help="float calibration inputs .npy (B x n_in)")
