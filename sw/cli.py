@@ -201,6 +201,25 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .compare import compare
+    from .image import Image
+    if args.plot:
+        output_path(args.plot, overwrite=args.force)
+    model = load_any(args.model)
+    if isinstance(model, CompressedModel):
+        raise ModelError(f"{args.model} is a compressed model: compare takes the float model the image was "
+                         f"compressed from")
+    image = Image.load(args.image)
+    x = load_array(args.input, "float inputs")
+    result = compare(model, image, x, tolerance=args.tolerance)
+    print(json.dumps(result.to_dict(), indent=1) if args.json else result.table())
+    if args.plot:
+        result.plot(args.plot)
+        _log(f"wrote {args.plot}")
+    return 0
+
+
 def cmd_splice(args) -> int:
     from synth.bitstream import BitstreamError, splice
 
@@ -296,6 +315,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantize", action="store_true", help="accept float inputs and quantise them")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compare", help="float model, compressed model and golden model side by side, per layer")
+    p.add_argument("model", type=Path, help="the float model the image came from (.npz, .onnx, .pt)")
+    p.add_argument("image", type=Path)
+    p.add_argument("input", type=Path, help="float inputs .npy (B, n_in): your own data")
+    p.add_argument("--tolerance", type=float, default=0.1,
+                   help="relative RMS error against float beyond which a layer diverges (default 0.1)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="also plot the errors per layer")
+    p.add_argument("--force", action="store_true", help="replace an existing plot")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("splice", help="put an image into a built bitstream (make bitstream), no new place and route")
     p.add_argument("build_dir", type=Path, help="a bitstream build directory (build/bitstream/<board>)")
