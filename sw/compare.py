@@ -96,7 +96,10 @@ class Comparison:
     def plot(self, path) -> Path:
         """The three errors per layer as a bar chart (matplotlib), written
         atomically to `path` (PNG)."""
-        import matplotlib
+        try:
+            import matplotlib
+        except ImportError:
+            raise ModelError("plotting needs matplotlib: pip install 'openeie[bench]' (or matplotlib)") from None
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         from .files import save_figure
