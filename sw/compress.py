@@ -31,6 +31,7 @@ from .fixedpoint import fits, from_fixed, round_shift, signed_range, to_fixed, w
 from .model import CompressedLayer, CompressedModel, Layer, ModelError, check_chain
 
 __all__ = ["compress", "prune", "share_weights", "frac_bits_for", "forward", "quantize_input", "dequantize",
+           "saturated_inputs",
            "wrap_scales", "DEFAULT_ACC_HEADROOM"]
 
 DEFAULT_ACC_HEADROOM = 16.0
@@ -112,14 +113,21 @@ def quantize_input(x_float, frac_bits: int, act_bits: int = 16) -> np.ndarray:
     _check_format(frac_bits, act_bits)
     x = real_array(x_float, "inputs to quantise")
     q = to_fixed(x, frac_bits, act_bits)
-    lo, hi = signed_range(act_bits)
-    scaled = np.floor(x * 2.0 ** frac_bits + 0.5)
-    clipped = int(np.count_nonzero((scaled < lo) | (scaled > hi)))
+    clipped = saturated_inputs(x, frac_bits, act_bits)
     if clipped:
+        _, hi = signed_range(act_bits)
         warnings.warn(f"quantize_input: {clipped} of {x.size} values lie outside the {act_bits}-bit format with "
                       f"{frac_bits} fraction bits (|x| <= {hi / 2.0 ** frac_bits:g}) and saturate",
                       stacklevel=2)
     return q.astype(output_dtype(act_bits))
+
+
+def saturated_inputs(x: np.ndarray, frac_bits: int, act_bits: int) -> int:
+    """How many float values of `x` lie outside the signed `act_bits`
+    format with `frac_bits` fraction bits after rounding (they saturate)."""
+    lo, hi = signed_range(act_bits)
+    scaled = np.floor(x * 2.0 ** frac_bits + 0.5)
+    return int(np.count_nonzero((scaled < lo) | (scaled > hi)))
 
 
 def dequantize(y, frac_bits: int) -> np.ndarray:

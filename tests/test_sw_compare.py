@@ -29,6 +29,8 @@ def test_a_good_model_does_not_diverge(digits):
         assert 0 < e["compressed_vs_float"]["relative_rms"] < 0.1    # 4-bit sharing costs some
     assert r.top1_agreement > 0.97
     assert "no layer is beyond the tolerance" in r.table()
+    balanced = sw.pack(sw.unpack(image), image.config, balance=True)      # outputs come back in model order
+    assert balanced.balanced and sw.compare(layers, balanced, x).to_dict() == r.to_dict()
 
 
 def test_an_exactly_representable_model_has_only_fixed_point_error(digits):

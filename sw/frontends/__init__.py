@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from ..model import Layer, ModelError
+from ..model import ModelError
 from .chain import Chain
 from .from_onnx import from_onnx
-from .from_torch import from_torch
+from .from_torch import from_torch, load_torch
 
 __all__ = ["Chain", "from_torch", "from_onnx", "load_any", "SUFFIXES"]
 
@@ -35,7 +33,6 @@ def load_any(path):
     if suffix == ".onnx":
         return from_onnx(path)
     if suffix in (".pt", ".pth"):
-        from .from_torch import load_torch
         return load_torch(path)
     if suffix == ".npz" or not suffix:
         return load_model(path)

@@ -85,8 +85,7 @@ def from_torch(module, example_input=None) -> list[Layer]:
 
 def _check(module, layers, example_input, source):
     torch = _torch()
-    x = torch.as_tensor(np.asarray(example_input) if not isinstance(example_input, torch.Tensor)
-                        else example_input)
+    x = torch.as_tensor(example_input)
     was_training = module.training
     module.eval()
     try:
