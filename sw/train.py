@@ -16,10 +16,17 @@ teacher's outputs softened at a temperature.
     layers = train(layers, x, y, epochs=4, masks=masks)
     codes, centroids = share(layers, code_bits=4)
     layers = train(layers, x, y, epochs=2, shared=(codes, centroids))
+
+Ternary weights (code_bits 2, codebook ``{0, -a, +a}``): ``train(...,
+masks=masks, ternary=True)`` trains latent float weights through their
+ternary image with a straight-through estimator (BinaryConnect; the scale
+``a`` per layer is the mean magnitude of the kept weights, as in BWN and
+TWN), and `prune_neurons` removes the neurons and inputs that carry nothing.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -27,7 +34,8 @@ import numpy as np
 from .compress import share_weights
 from .model import Layer, ModelError
 
-__all__ = ["train", "prune_masks", "share", "accuracy", "loss_and_grads"]
+__all__ = ["train", "prune_masks", "prune_neurons", "NeuronPruning", "share", "ternarize", "accuracy",
+           "loss_and_grads"]
 
 
 def accuracy(layers: Sequence[Layer], x, y) -> float:
@@ -72,6 +80,78 @@ def share(layers: Sequence[Layer], code_bits: int = 4) -> tuple[list[np.ndarray]
         codes.append(code)
         centroids.append(np.asarray(c, dtype=np.float64))
     return codes, centroids
+
+
+def ternarize(weight: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``a * sign(weight)`` where `mask` is set, 0 elsewhere, with ``a`` the
+    mean magnitude of the masked weights (the L2-optimal single scale, as in
+    BWN/TWN). A weight of exactly 0 under the mask counts as positive, so
+    that every kept weight stays nonzero."""
+    mask = np.asarray(mask, dtype=bool)
+    a = float(np.abs(weight[mask]).mean()) if mask.any() else 0.0
+    return np.where(mask, np.where(weight < 0, -a, a), 0.0)
+
+
+@dataclass
+class NeuronPruning:
+    """What `prune_neurons` did: the new `layers`; `kept[k]`, the indices of
+    the values kept at boundary k (``kept[0]``: the inputs, ``kept[k]``: layer
+    ``k - 1``'s outputs; the last layer's outputs are all kept)."""
+    layers: list[Layer]
+    kept: list[np.ndarray]
+
+    n_before: list[int]
+
+    @property
+    def removed(self) -> list[int]:
+        """How many values each boundary lost (inputs first, then each hidden layer's neurons)."""
+        return [int(n - k.size) for n, k in zip(self.n_before, self.kept)]
+
+    def select_inputs(self, x) -> np.ndarray:
+        """`x` (``(N, n_in)`` of the original model) reduced to the inputs the
+        pruned model takes."""
+        return np.asarray(x)[..., self.kept[0]]
+
+
+def prune_neurons(layers: Sequence[Layer], *, inputs: bool = False) -> NeuronPruning:
+    """Structured pruning of what carries nothing, exactly (the outputs do not
+    change): a hidden neuron whose weights out are all zero is removed; one
+    whose weights in are all zero outputs the constant ``act(bias)``, which
+    is folded into the next layer's bias before it is removed; repeated until
+    nothing more goes. With ``inputs=True`` input features no weight reads
+    are removed too (then feed the model ``result.select_inputs(x)``).
+    Every layer and boundary keeps at least one value."""
+    ws = [layer.dense().astype(np.float64).copy() for layer in layers]
+    bs = [layer.bias.astype(np.float64).copy() for layer in layers]
+    relus = [layer.relu for layer in layers]
+    kept = [np.arange(layers[0].n_in)] + [np.arange(layer.n_out) for layer in layers]
+    changed = True
+    while changed:
+        changed = False
+        for k in range(1, len(layers)):          # boundary k: layer k-1's outputs, layer k's inputs
+            w_in, w_out = ws[k - 1], ws[k]
+            dead_out = ~w_out.any(axis=0)
+            dead_in = ~w_in.any(axis=1)
+            drop = dead_out | dead_in
+            if drop.all():                       # keep one, so that the shapes stay valid
+                drop[np.argmax(~dead_out)] = False
+            if not drop.any():
+                continue
+            const = np.maximum(bs[k - 1], 0) if relus[k - 1] else bs[k - 1]
+            fold = drop & dead_in & ~dead_out
+            bs[k] = bs[k] + w_out[:, fold] @ const[fold]
+            keep = ~drop
+            ws[k - 1], bs[k - 1] = w_in[keep], bs[k - 1][keep]
+            ws[k] = w_out[:, keep]
+            kept[k] = kept[k][keep]
+            changed = True
+    if inputs:
+        keep = ws[0].any(axis=0)
+        if not keep.any():
+            keep[0] = True
+        ws[0], kept[0] = ws[0][:, keep], kept[0][keep]
+    return NeuronPruning([Layer(w, b, relu=r) for w, b, r in zip(ws, bs, relus)], kept[:-1],
+                         [layers[0].n_in] + [layer.n_out for layer in layers[:-1]])
 
 
 def _softmax(z, temperature=1.0):
@@ -130,13 +210,16 @@ class _Adam:
 
 
 def train(layers: Sequence[Layer], x, y, *, epochs: int, lr: float = 1e-3, batch: int = 128, masks=None,
-          shared=None, teacher: Sequence[Layer] | None = None, temperature: float = 4.0, distill: float = 0.5,
-          seed: int = 0, progress: Callable[[str], None] | None = None) -> list[Layer]:
+          shared=None, ternary: bool = False, teacher: Sequence[Layer] | None = None, temperature: float = 4.0,
+          distill: float = 0.5, seed: int = 0, progress: Callable[[str], None] | None = None) -> list[Layer]:
     """Train `layers` (ReLU on every layer but the last) on inputs `x` and
     integer labels `y` for `epochs` passes of minibatches of `batch`, with
     Adam at `lr`. `masks` (per layer boolean ``n_out x n_in``) keeps pruned
     weights at zero; `shared` ``(codes, centroids)`` (from `share`) trains
-    the centroids instead of the weights; `teacher` (float layers) adds
+    the centroids instead of the weights; `ternary` trains latent weights
+    through their `ternarize`d values (straight-through estimator; the kept
+    weights are `masks`', else the nonzero ones) and returns ternary layers,
+    ready for ``share(code_bits=2)``; `teacher` (float layers) adds
     distillation at `temperature` with weight `distill`. Returns new layers
     (the inputs are not changed); `progress` gets a line per epoch."""
     x = np.asarray(x, dtype=np.float64)
@@ -150,6 +233,8 @@ def train(layers: Sequence[Layer], x, y, *, epochs: int, lr: float = 1e-3, batch
         raise ModelError(f"labels must be in 0..{n_out - 1} (the last layer's outputs)")
     if masks is not None and shared is not None:
         raise ModelError("give masks or shared, not both (shared codes already carry the pruning)")
+    if ternary and shared is not None:
+        raise ModelError("ternary training takes masks, not shared codes (its codebook is {0, -a, +a})")
     weights = [layer.dense().astype(np.float64).copy() for layer in layers]
     biases = [layer.bias.astype(np.float64).copy() for layer in layers]
     if masks is not None:
@@ -158,6 +243,8 @@ def train(layers: Sequence[Layer], x, y, *, epochs: int, lr: float = 1e-3, batch
             if m.shape != w.shape:
                 raise ModelError(f"a mask of shape {m.shape} for a weight of shape {w.shape}")
             w *= m
+    if ternary and masks is None:
+        masks = [w != 0 for w in weights]
     if shared is not None:
         codes, centroids = [np.asarray(c) for c in shared[0]], [np.asarray(c, dtype=np.float64).copy()
                                                                 for c in shared[1]]
@@ -180,7 +267,9 @@ def train(layers: Sequence[Layer], x, y, *, epochs: int, lr: float = 1e-3, batch
         total = 0.0
         for start in range(0, x.shape[0], batch):
             idx = order[start:start + batch]
-            loss, gw, gb = loss_and_grads(weights, biases, x[idx], y[idx],
+            # ternary: the loss of the ternary weights, its gradient passed straight through to the latent ones
+            used = [ternarize(w, m) for w, m in zip(weights, masks)] if ternary else weights
+            loss, gw, gb = loss_and_grads(used, biases, x[idx], y[idx],
                                           teacher_logits=None if teacher_out is None else teacher_out[idx],
                                           temperature=temperature, distill=distill)
             total += loss * idx.size
@@ -197,4 +286,6 @@ def train(layers: Sequence[Layer], x, y, *, epochs: int, lr: float = 1e-3, batch
                 adam.step(params, gw + gb)
         if progress:
             progress(f"epoch {epoch + 1}/{epochs}: loss {total / x.shape[0]:.4f}")
+    if ternary:
+        weights = [ternarize(w, m) for w, m in zip(weights, masks)]
     return [Layer(w, b, relu=i < len(layers) - 1) for i, (w, b) in enumerate(zip(weights, biases))]

@@ -8,6 +8,7 @@ import pytest
 
 import sw
 from sw import datasets, train
+from sw.compress import forward
 
 
 def blobs(rng, n=600, dim=12, classes=3):
@@ -108,3 +109,62 @@ def test_idx_files_and_the_fashion_mnist_reader(tmp_path, monkeypatch):
         datasets.fashion_mnist()
     with pytest.raises(datasets.DatasetError, match="apt-get install dataset-fashion-mnist"):
         datasets.fashion_mnist(tmp_path / "nowhere")
+
+
+def test_ternary_training_gives_a_two_bit_codebook_that_runs_exactly():
+    rng = np.random.default_rng(4)
+    x, y = blobs(rng, n=400)
+    layers = train.train(mlp(rng, [12, 24, 3]), x, y, epochs=20, lr=3e-3)
+    masks = train.prune_masks(layers, [0.4, 0.6])
+    tern = train.train(layers, x, y, epochs=15, lr=1e-3, masks=masks, ternary=True)
+    for layer, mask in zip(tern, masks):
+        w = layer.dense()
+        assert np.array_equal(w != 0, mask)                     # the pruning is kept, no kept weight is 0
+        a = np.abs(w[mask])
+        assert np.allclose(a, a[0])                             # one magnitude per layer: {0, -a, +a}
+    assert train.accuracy(tern, x, y) > 0.9
+    codes, centroids = train.share(tern, code_bits=2)
+    assert all(np.allclose(c, [-np.abs(c).max(), np.abs(c).max()]) for c in centroids)
+    config = sw.Config(n_pe=2, code_bits=2)
+    model = sw.compress(tern, density=1.0, calibration=x[:64], config=config)
+    image = sw.pack(model, config)
+    assert all(np.count_nonzero(entry["codebook_float"]) <= 2 for entry in model.report)
+    q = sw.quantize_input(x, model.input_frac_bits, config.act_bits)
+    assert np.mean(sw.golden.run(image, q).argmax(axis=1) == y) > 0.9
+    with pytest.raises(sw.ModelError, match="ternary training takes masks"):
+        train.train(tern, x, y, epochs=1, ternary=True, shared=(codes, centroids))
+
+
+def test_ternarize_uses_the_mean_magnitude():
+    w = np.array([[0.5, -1.5, 0.0], [2.0, 0.0, -0.0]])
+    mask = np.array([[True, True, True], [True, False, False]])
+    t = train.ternarize(w, mask)
+    a = (0.5 + 1.5 + 0.0 + 2.0) / 4
+    assert np.array_equal(t, [[a, -a, a], [a, 0, 0]])         # a kept 0 becomes +a: still nonzero
+
+
+def test_neuron_pruning_is_exact_and_shrinks_the_model():
+    rng = np.random.default_rng(5)
+    w0 = rng.standard_normal((6, 5))
+    w0[1] = 0                                      # neuron 1: no weight in, outputs relu(bias) = 0.7
+    w0[:, 3] = 0                                   # input 3 read by nothing
+    b0 = rng.standard_normal(6)
+    b0[1] = 0.7
+    w1 = rng.standard_normal((4, 6))
+    w1[:, 4] = 0                                   # neuron 4: no weight out
+    w2 = rng.standard_normal((3, 4))
+    w2[:, 2] = 0                                   # layer 1's neuron 2 carries nothing on ...
+    w1[0, :] = 0                                   # ... and neuron 0 of layer 1 has no weight in
+    layers = [sw.Layer(w0, b0), sw.Layer(w1, rng.standard_normal(4)), sw.Layer(w2, rng.standard_normal(3), relu=False)]
+    result = train.prune_neurons(layers, inputs=True)
+    assert [l.dense().shape for l in result.layers] == [(4, 4), (2, 4), (3, 2)]
+    assert result.kept[0].tolist() == [0, 1, 2, 4]
+    assert result.kept[1].tolist() == [0, 2, 3, 5]
+    assert result.kept[2].tolist() == [1, 3]
+    assert result.removed == [1, 2, 2]
+    x = rng.standard_normal((50, 5))
+    np.testing.assert_allclose(forward(result.layers, result.select_inputs(x)),
+                               forward(layers, x), rtol=1e-12, atol=1e-12)
+    # nothing to remove: the same model back
+    same = train.prune_neurons(result.layers)
+    assert same.removed == [0, 0, 0]
