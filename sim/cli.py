@@ -49,8 +49,10 @@ def _default_job(args):
     float_out = sw.forward(layers, x_test)
     _log(f"compressed to {config.code_bits}-bit shared weights, {config.act_bits}-bit activations; "
          f"packed for {config.n_pe} PEs ({image.stats().total['bits_per_nonzero']:.1f} bits per nonzero weight)")
-    return image, x, labels, {"float_accuracy": float(np.mean(float_out.argmax(axis=1) == labels)),
-                              "model": "models/digits_mlp.npz"}
+    info = {"float_accuracy": float(np.mean(float_out.argmax(axis=1) == labels)), "model": "models/digits_mlp.npz"}
+    if "dense_float_accuracy" in data and not args.vectors:     # measured on all 360 test images
+        info["dense_float_accuracy"] = float(data["dense_float_accuracy"])
+    return image, x, labels, info
 
 
 def _given_job(args):
@@ -156,6 +158,8 @@ def _main(args) -> int:
         accuracy = float(np.mean(result.outputs.argmax(axis=1) == labels))
         golden_acc = float(np.mean(expected.argmax(axis=1) == labels))
         extra = f", float model {info['float_accuracy']:.2%}" if "float_accuracy" in info else ""
+        if "dense_float_accuracy" in info:
+            extra += f" (before pruning and sharing {info['dense_float_accuracy']:.2%})"
         _log(f"accuracy on {len(labels)} labelled vectors: RTL {accuracy:.2%}, golden {golden_acc:.2%}{extra}")
     _log(f"cycles per vector: {summary['cycles_per_vector']:.0f} (start to done); per layer, mean over vectors:")
     for line in _table(result, image):
@@ -169,7 +173,7 @@ def _main(args) -> int:
     report = {
         "model": info["model"], "config": image.config.to_dict(), "vectors": int(len(x)),
         "bit_exact": exact, "mismatched_outputs": bad, "accuracy": accuracy,
-        "float_accuracy": info.get("float_accuracy"),
+        "float_accuracy": info.get("float_accuracy"), "dense_float_accuracy": info.get("dense_float_accuracy"),
         "layers": [{"n_in": l.n_in, "n_out": l.n_out, "relu": l.relu,
                     "t_measured_mean": float(result.layer_cycles[:, i].mean()),
                     "t_ideal_mean": float(result.ideal_cycles[:, i].mean()),

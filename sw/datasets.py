@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "DatasetError", "read_idx", "fashion_mnist", "FASHION_MNIST_CLASSES", "FASHION_MNIST_DIR"]
+__all__ = ["Dataset", "DatasetError", "read_idx", "fashion_mnist", "fashion_mnist_files", "FASHION_MNIST_CLASSES",
+           "FASHION_MNIST_DIR"]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -80,12 +81,21 @@ def _find(root: Path, stem: str) -> Path:
                        f"({_INSTALL}), or point $OEIE_FASHION_MNIST at a directory with the four IDX files")
 
 
-def fashion_mnist(root=None) -> Dataset:
-    """Fashion-MNIST from `root` (default ``$OEIE_FASHION_MNIST``, else
-    Debian's ``/usr/share/datasets/fashion-mnist``): pixels scaled to [0, 1]
-    and flattened to 784 values."""
+def fashion_mnist_files(root=None) -> dict[str, Path]:
+    """The four IDX files of Fashion-MNIST (keys ``x_train``, ``y_train``,
+    ``x_test``, ``y_test``) in `root` (default ``$OEIE_FASHION_MNIST``, else
+    Debian's ``/usr/share/datasets/fashion-mnist``), without reading them;
+    `DatasetError` (with the install command) when one is missing."""
     root = Path(root or os.environ.get("OEIE_FASHION_MNIST") or FASHION_MNIST_DIR)
-    arrays = {key: read_idx(_find(root, stem)) for key, stem in _FILES.items()}
+    return {key: _find(root, stem) for key, stem in _FILES.items()}
+
+
+def fashion_mnist(root=None) -> Dataset:
+    """Fashion-MNIST from `root` (see `fashion_mnist_files`): pixels scaled
+    to [0, 1] and flattened to 784 values."""
+    files = fashion_mnist_files(root)
+    root = files["x_train"].parent
+    arrays = {key: read_idx(path) for key, path in files.items()}
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
