@@ -83,7 +83,7 @@ def plots(report, layers_pruned, centroids, busy, out: Path):
         ax.hist(w[w != 0], bins=80, color="tab:gray")
         for v in c:
             ax.axvline(v, color="tab:red", lw=0.7)
-        ax.set_title(f"layer {i}: nonzero weights, 15 centroids")
+        ax.set_title(f"layer {i}: nonzero weights, {len(c)} centroids")
     save(fig, "weights.png")
 
     fig, axes = plt.subplots(1, len(busy), figsize=(4 * len(busy), 3.2))
@@ -107,6 +107,10 @@ def main():
                         help="per-layer weight density (default 0.077,0.09,0.26)")
     parser.add_argument("--distill", action="store_true",
                         help="retrain after pruning and sharing against the float model's soft outputs too")
+    parser.add_argument("--ternary", action="store_true",
+                        help="ternary weights (2-bit codes, {0, -a, +a} then the two values fine-tuned)")
+    parser.add_argument("--ternary-epochs", type=int, default=10, help="ternary training epochs (with --ternary)")
+    parser.add_argument("--weight-depth", type=int, default=8192, help="sparse-matrix entries per PE")
     parser.add_argument("--no-rtl", action="store_true")
     parser.add_argument("--out", type=Path, default=OUT, help="report directory (default build/fashion-mnist)")
     args = parser.parse_args()
@@ -136,37 +140,51 @@ def main():
                              seed=s, progress=step, **teacher)
         log(f"pruned to {'/'.join(f'{x:.3f}' for x in dens)}: test accuracy "
             f"{100 * train.accuracy(pruned, d.x_test, d.y_test):.2f}%")
+    code_bits = 4
+    if args.ternary:            # kept weights -a or +a: trained through a straight-through estimator
+        code_bits = 2
+        pruned = train.train(pruned, d.x_train, d.y_train, epochs=args.ternary_epochs, lr=1e-3, masks=masks,
+                             ternary=True, seed=50, progress=step, **teacher)
+        log(f"ternary weights {{0, -a, +a}}: test accuracy {100 * train.accuracy(pruned, d.x_test, d.y_test):.2f}%")
     pruned_acc = train.accuracy(pruned, d.x_test, d.y_test)
-    codes, centroids = train.share(pruned, code_bits=4)
+    codes, centroids = train.share(pruned, code_bits=code_bits)
     shared = train.train(pruned, d.x_train, d.y_train, epochs=args.share_epochs, lr=2e-4, shared=(codes, centroids),
                          seed=99, progress=step, **teacher)
     shared_acc = train.accuracy(shared, d.x_test, d.y_test)
-    log(f"4-bit weight sharing, centroids fine-tuned: test accuracy {100 * shared_acc:.2f}%")
+    log(f"{code_bits}-bit weight sharing, values fine-tuned: test accuracy {100 * shared_acc:.2f}%")
+    # structured pruning of what carries nothing: exact, it only shrinks the image
+    slim = train.prune_neurons(shared, inputs=True)
+    log(f"neuron pruning: {slim.removed[0]} unread pixels and {sum(slim.removed[1:])} dead neurons removed "
+        f"({'-'.join(str(l.n_in) for l in slim.layers)}-{slim.layers[-1].n_out})")
 
-    config = sw.Config(n_pe=args.n_pe, weight_depth=8192, pointer_depth=2048, row_depth=128, max_layers=4)
-    model = sw.compress(shared, density=1.0, calibration=d.x_train[:1024], config=config)
+    config = sw.Config(n_pe=args.n_pe, code_bits=code_bits, weight_depth=args.weight_depth, pointer_depth=2048,
+                       row_depth=128, max_layers=4)
+    model = sw.compress(slim.layers, density=1.0, calibration=slim.select_inputs(d.x_train[:1024]), config=config)
     image = sw.pack(model, config, balance=True)
-    x_test = sw.quantize_input(d.x_test, model.input_frac_bits, config.act_bits)
+    x_test = sw.quantize_input(slim.select_inputs(d.x_test), model.input_frac_bits, config.act_bits)
     golden = sw.golden.run(image, x_test)
     fixed_acc = float(np.mean(golden.argmax(axis=1) == d.y_test))
     stats = image.stats().total
     nnz = stats["nnz"]
-    dense_bits = stats["dense_bits"]
+    dense_bits = 32 * sum(i * o for i, o in zip(DIMS[:-1], DIMS[1:]))     # the fp32 model before neuron pruning
     # pruning alone: the same layout with 32-bit weights in place of the codes
     pruning_bits = stats["total_bits"] - stats["entry_bits"] + stats["entries"] * (32 + config.run_bits) \
         - stats["codebook_bits"]
     log(f"fixed point ({config.act_bits}-bit activations, {config.code_bits}-bit codes), golden model: "
         f"{100 * fixed_acc:.2f}%; image {stats['total_bits'] / 8 / 1024:.1f} KiB, "
-        f"{stats['compression_ratio']:.1f}x smaller than fp32 dense ({stats['huffman_compression_ratio']:.1f}x "
+        f"{dense_bits / stats['total_bits']:.1f}x smaller than fp32 dense ({dense_bits / stats['huffman_bits']:.1f}x "
         f"with Huffman coding)")
     report = {
         "model": "LeNet-300-100", "dataset": "Fashion-MNIST", "dims": DIMS, "config": config.to_dict(),
-        "target_density": args.density, "distillation": args.distill, "weight_density": nnz / sum(i * o for i, o in zip(DIMS[:-1], DIMS[1:])),
-        "layer_density": [float(np.count_nonzero(c) / c.size) for c in codes],
+        "target_density": args.density, "distillation": args.distill, "weight_density": nnz / (dense_bits // 32),
+        "layer_density": [float(np.count_nonzero(c) / c.size) for c in codes],     # of the original shapes
         "float_accuracy": float_acc, "pruned_accuracy": pruned_acc, "shared_accuracy": shared_acc,
         "compressed_accuracy": fixed_acc, "rtl_accuracy": None, "rtl_bit_exact_vectors": None,
         "test_vectors": int(len(d.x_test)), "rtl_vectors": 0,
-        "compression_ratio": stats["compression_ratio"], "huffman_compression_ratio": stats["huffman_compression_ratio"],
+        "compression_ratio": dense_bits / stats["total_bits"],
+        "huffman_compression_ratio": dense_bits / stats["huffman_bits"],
+        "code_bits": code_bits, "ternary": args.ternary,
+        "neurons_removed": slim.removed, "dims_after_neuron_pruning": [slim.layers[0].n_in] + [l.n_out for l in slim.layers],
         "pruning_compression_ratio": dense_bits / pruning_bits, "image_bits": stats["total_bits"],
         "dense_bits": dense_bits, "stats": image.stats().to_dict(),
         "training": {"epochs": args.epochs, "prune_steps": args.prune_steps, "prune_epochs": args.prune_epochs,
