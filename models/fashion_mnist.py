@@ -100,6 +100,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=15, help="float training epochs")
     parser.add_argument("--prune-steps", type=int, default=6)
     parser.add_argument("--prune-epochs", type=int, default=3, help="retraining epochs after each pruning step")
+    parser.add_argument("--final-epochs", type=int, default=0, help="retraining epochs at the final density")
     parser.add_argument("--share-epochs", type=int, default=3, help="centroid fine-tuning epochs")
     parser.add_argument("--n-pe", type=int, default=4)
     parser.add_argument("--vectors", type=int, default=10_000, help="test images run on the RTL")
@@ -140,6 +141,10 @@ def main():
                              seed=s, progress=step, **teacher)
         log(f"pruned to {'/'.join(f'{x:.3f}' for x in dens)}: test accuracy "
             f"{100 * train.accuracy(pruned, d.x_test, d.y_test):.2f}%")
+    if args.final_epochs:       # longer retraining at the final density, at a lower rate
+        pruned = train.train(pruned, d.x_train, d.y_train, epochs=args.final_epochs, lr=2e-4, masks=masks,
+                             seed=77, progress=step, **teacher)
+        log(f"retrained at the final density: test accuracy {100 * train.accuracy(pruned, d.x_test, d.y_test):.2f}%")
     code_bits = 4
     if args.ternary:            # kept weights -a or +a: trained through a straight-through estimator
         code_bits = 2
@@ -188,7 +193,8 @@ def main():
         "pruning_compression_ratio": dense_bits / pruning_bits, "image_bits": stats["total_bits"],
         "dense_bits": dense_bits, "stats": image.stats().to_dict(),
         "training": {"epochs": args.epochs, "prune_steps": args.prune_steps, "prune_epochs": args.prune_epochs,
-                     "share_epochs": args.share_epochs},
+                     "final_epochs": args.final_epochs, "share_epochs": args.share_epochs,
+                     "ternary_epochs": args.ternary_epochs if args.ternary else None},
     }
     if not args.no_rtl:
         import sim

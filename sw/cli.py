@@ -156,9 +156,9 @@ def cmd_pack(args) -> int:
     elif args.density is not None or args.calibration or args.save_compressed:
         raise ModelError(f"{args.model} is already compressed: --density, --calibration and "
                          f"--save-compressed do not apply")
-    image = pack(model, config, balance=args.balance)
+    image = pack(model, config, balance=args.balance, shorten_runs=args.shorten_runs)
     image.save(args.output, overwrite=args.force)
-    _log(f"wrote {image} to {args.output}" + (" (rows placed to even the PEs' work)" if image.balanced else ""))
+    _log(f"wrote {image} to {args.output}" + (" (rows reordered: see --balance, --shorten-runs)" if image.balanced else ""))
     print(image.stats().table())
     return 0
 
@@ -299,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--balance", action="store_true",
                    help="place each layer's rows to even the PEs' work instead of row r on PE r %% n_pe "
                         "(outputs stay in the model's order)")
+    p.add_argument("--shorten-runs", action="store_true",
+                   help="order each PE's rows so that fewer padding entries are needed (less storage, fewer "
+                        "cycles; outputs stay in the model's order)")
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     add_config_options(p)
     p.set_defaults(func=cmd_pack)

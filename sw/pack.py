@@ -18,7 +18,7 @@ from .format import encode_columns
 from .image import Image, ImageLayer
 from .model import CompressedLayer, CompressedModel
 
-__all__ = ["pack", "unpack", "pack_layer", "balanced_order", "PackError"]
+__all__ = ["pack", "unpack", "pack_layer", "balanced_order", "short_run_order", "PackError"]
 
 
 class PackError(ValueError):
@@ -120,11 +120,54 @@ def balanced_order(codes: sp.csr_array, n_pe: int) -> np.ndarray | None:
     return None if np.array_equal(order, np.arange(n_out)) else order
 
 
-def _row_orders(model: CompressedModel, config: Config, balance: bool, row_orders) -> list:
+def _padding(nonzero: np.ndarray, max_run: int) -> int:
+    """Padding entries of a PE's rows (bool ``rows x n_in``, in local order):
+    a zero run of ``z`` before a nonzero takes ``z // (max_run + 1)``."""
+    m = nonzero.shape[0]
+    idx = np.arange(m)[:, None]
+    last = np.maximum.accumulate(np.where(nonzero, idx, -1), axis=0)
+    before = np.vstack([np.full((1, nonzero.shape[1]), -1), last[:-1]])
+    return int(((idx - before - 1)[nonzero] // (max_run + 1)).sum())
+
+
+def short_run_order(codes: sp.csr_array, n_pe: int, max_run: int, order: np.ndarray | None = None) -> np.ndarray | None:
+    """`order` (the model's row at each position; None: ``r % n_pe``) with
+    each PE's rows reordered to shorten the zero runs of its columns, so
+    that fewer padding entries are needed (docs/design.md §4.1): greedily,
+    the next local row is the one whose nonzeros fall in the columns whose
+    current run is longest (weight ``(run % (max_run + 1) + 1) ** 6``, since
+    a run that reaches ``max_run + 1`` costs an entry). A PE keeps its old
+    order where that needs no more padding. The PEs' rows and nonzero counts
+    do not change, only the order within each."""
+    n_out = codes.shape[0]
+    order = np.arange(n_out) if order is None else np.asarray(order, dtype=np.int64).copy()
+    span = max_run + 1
+    for k in range(n_pe):
+        rows = order[k::n_pe]
+        nonzero = codes[rows].toarray() != 0
+        weights = nonzero.astype(np.float64)
+        left = np.ones(rows.size, dtype=bool)
+        run = np.zeros(codes.shape[1])
+        pick = np.empty(rows.size, dtype=np.int64)
+        for i in range(rows.size):
+            score = weights @ ((run % span + 1.0) ** 6)
+            score[~left] = -1.0
+            r = int(np.argmax(score))
+            pick[i], left[r] = r, False
+            run = np.where(nonzero[r], 0.0, run + 1.0)
+        if _padding(nonzero[pick], max_run) < _padding(nonzero, max_run):
+            order[k::n_pe] = rows[pick]
+    return None if np.array_equal(order, np.arange(n_out)) else order
+
+
+def _row_orders(model: CompressedModel, config: Config, balance: bool, row_orders, shorten_runs: bool) -> list:
     if row_orders is None:
-        return [balanced_order(l.codes, config.n_pe) if balance else None for l in model.layers]
-    if balance:
-        raise ValueError("give balance=True or row_orders, not both")
+        orders = [balanced_order(l.codes, config.n_pe) if balance else None for l in model.layers]
+        if shorten_runs:
+            orders = [short_run_order(l.codes, config.n_pe, config.max_run, o) for l, o in zip(model.layers, orders)]
+        return orders
+    if balance or shorten_runs:
+        raise ValueError("give balance=True / shorten_runs=True or row_orders, not both")
     row_orders = list(row_orders)
     if len(row_orders) != len(model.layers):
         raise ValueError(f"row_orders has {len(row_orders)} entries for {len(model.layers)} layers")
@@ -140,12 +183,14 @@ def _row_orders(model: CompressedModel, config: Config, balance: bool, row_order
 
 
 def pack(model: CompressedModel, config: Config | None = None, *, balance: bool = False,
-         row_orders=None) -> Image:
+         shorten_runs: bool = False, row_orders=None) -> Image:
     """Pack `model` for `config` (default `Config()`) as docs/design.md §4
     specifies; raises `PackError` if it does not fit.
 
     By default row ``r`` goes to PE ``r % n_pe``. With `balance`, each
-    layer's rows are placed to even the PEs' work (`balanced_order`); or
+    layer's rows are placed to even the PEs' work (`balanced_order`); with
+    `shorten_runs`, each PE's rows are then ordered to need fewer padding
+    entries (`short_run_order`: less storage, fewer cycles); or
     `row_orders` gives each layer's order (the model's row at each hardware
     position, None for the default). Either way the outputs, from the golden
     model and the RTL alike, come back in the model's order: the next layer's
@@ -153,7 +198,7 @@ def pack(model: CompressedModel, config: Config | None = None, *, balance: bool 
     config = Config() if config is None else config
     if not isinstance(model, CompressedModel):
         raise TypeError(f"pack() takes a CompressedModel, got {type(model).__name__}")
-    orders = _row_orders(model, config, balance, row_orders)
+    orders = _row_orders(model, config, balance, row_orders, shorten_runs)
     image_layers = []
     prev = None
     for i, (layer, order) in enumerate(zip(model.layers, orders)):

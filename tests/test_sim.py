@@ -92,6 +92,10 @@ def cases(config: sw.Config, tmp_path):
     balanced = sw.pack(random_model(rng, config, [36, 3 * config.n_pe + 7, 11]), config, balance=True)
     assert balanced.balanced or config.n_pe == 1          # one PE: every order is its own
     others["balanced"] = (balanced, random_inputs(rng, 3, 36, config.act_bits, density=0.7))
+    # and each PE's rows reordered for fewer padding entries (a sparse layer, so that there are some)
+    short = sw.pack(random_model(rng, config, [40, 24 * config.n_pe, 9], density=0.04), config, balance=True,
+                    shorten_runs=True)
+    others["short_runs"] = (short, random_inputs(rng, 3, 40, config.act_bits, density=0.7))
     for name, (image, x) in others.items():
         image.save(tmp_path / name)
         steps.append({"op": "load", "image": str(tmp_path / name)})
@@ -170,6 +174,10 @@ def test_cycle_model_matches_the_rtl(suite):
 
 def test_balanced_image(suite):
     check(*suite["balanced"])
+
+
+def test_image_with_shortened_runs(suite):
+    check(*suite["short_runs"])
 
 
 def test_images_loaded_over_the_host_port(suite):

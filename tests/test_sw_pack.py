@@ -1,13 +1,14 @@
 """Packing: the entry encoding and per-PE layout of docs/design.md §4."""
 
 import numpy as np
+import scipy.sparse as sp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sw
 from sw import format as fmt
-from sw.pack import pack_layer
+from sw.pack import pack_layer, _padding
 
 from models import padding_model, random_model
 from reference import encode_column, pack_reference
@@ -219,7 +220,6 @@ def test_presets():
 
 def test_ecp5_preset_holds_a_transformer_feed_forward_block():
     """384 -> 1536 -> 384 at 10% weight density: about 118,000 nonzeros."""
-    import scipy.sparse as sp
     rng = np.random.default_rng(0)
     layers = []
     for i, (n_in, n_out) in enumerate([(384, 1536), (1536, 384)]):
@@ -285,3 +285,43 @@ def test_row_orders_are_checked_and_recorded():
     assert sw.unpack(image) == model
     # the identity is recorded as no order at all
     assert sw.pack(model, config, row_orders=[np.arange(10), None]).layers[0].order is None
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_pe=st.sampled_from([1, 2, 4, 16]), balance=st.booleans(),
+       run_bits=st.integers(1, 4), density=st.floats(0.02, 0.5))
+def test_shorter_runs_keep_outputs_and_never_add_padding(seed, n_pe, balance, run_bits, density):
+    rng = np.random.default_rng(seed)
+    config = sw.Config(n_pe=n_pe, run_bits=run_bits)
+    n_out, n_in = int(rng.integers(1, 120)), int(rng.integers(1, 60))
+    codes = sp.random(n_out, n_in, density=density, random_state=seed % 2**31,
+                      data_rvs=lambda n: rng.integers(1, 16, n)).astype(np.int64)
+    model = sw.CompressedModel([sw.CompressedLayer(codes, np.arange(16), rng.integers(-9, 9, n_out), True, 4, 4, 4),
+                                sw.CompressedLayer(sp.csr_array(rng.integers(0, 3, (7, n_out))), np.arange(16), None, False, 4, 4, 4)], 4)
+    base = sw.pack(model, config, balance=balance)
+    short = sw.pack(model, config, balance=balance, shorten_runs=True)
+    assert sw.unpack(short) == model
+    for b, s in zip(base.layers, short.layers):            # each PE keeps its rows, with no more padding
+        assert np.array_equal(np.sort(b.nonzero_counts.sum(axis=1)), np.sort(s.nonzero_counts.sum(axis=1)))
+        assert s.entries.size <= b.entries.size
+    x = rng.integers(-300, 300, size=(3, n_in))
+    for a, b in zip(sw.golden.run(base, x, trace=True), sw.golden.run(short, x, trace=True)):
+        assert np.array_equal(a, b)
+
+
+def test_shorter_runs_need_fewer_padding_entries():
+    # 4% density, 4-bit runs, 75 rows a PE: most columns have a gap past 15 rows
+    rng = np.random.default_rng(7)
+    codes = sp.random(300, 400, density=0.04, random_state=3, data_rvs=lambda n: rng.integers(1, 16, n))
+    model = sw.CompressedModel([sw.CompressedLayer(codes.astype(np.int64), np.arange(16))], 0)
+    config = sw.Config(n_pe=4)
+    pad = [sw.pack(model, config, balance=True, shorten_runs=s).stats().total["padding"] for s in (False, True)]
+    assert pad[1] < 0.8 * pad[0]                            # 3,000 -> 2,240 here
+    image = sw.pack(model, config, shorten_runs=True)
+    assert image.layers[0].order is not None
+    # the padding count the greedy order minimises is the packer's own
+    for k in range(4):
+        rows = image.layers[0].order[k::4]
+        nonzero = codes.tocsr()[rows].toarray() != 0
+        expected = _padding(nonzero, config.max_run)
+        assert expected == image.layers[0].pe_entry_counts()[k] - np.count_nonzero(nonzero)
