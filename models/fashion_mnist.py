@@ -3,14 +3,17 @@
     make fashion-mnist          (or: python models/fashion_mnist.py [--vectors 10000] [--n-pe 4] [--no-rtl])
 
 Trains a float 784-300-100-10 ReLU MLP (`sw.train`, numpy, Adam), prunes it
-in six steps (Zhu and Gupta's cubic schedule) to 7.7% / 9% / 26% of the
-weights per layer (7.9% in all; Deep Compression's LeNet-300-100 had 8%,
-9%, 26%) with retraining under the masks after each step, shares the
-surviving weights of each layer in 15 values (4-bit codes, k-means with
-linear initialisation) and fine-tunes the centroids,
-then converts to fixed point (`sw.compress`, calibration on training
-images), packs with balanced rows and runs the 10,000 test images on the RTL
-(Verilator), every output against the golden model.
+in ten steps (Zhu and Gupta's cubic schedule) to 5% / 8% / 25% of the
+weights per layer (5.4% in all; Deep Compression's LeNet-300-100 had 8%,
+9%, 26%) with retraining under the masks after each step and longer at the
+end, shares the surviving weights of each layer in 15 values (4-bit codes,
+k-means with linear initialisation) and fine-tunes the centroids, every
+retraining step distilled from the float model (T = 4, half the loss);
+removes the pixels and neurons that carry nothing (exact), converts to fixed
+point (`sw.compress`, calibration on training images), packs with balanced
+rows ordered for short zero runs, the sparse-matrix memory sized to the
+model, and runs the 10,000 test images on the RTL (Verilator), every output
+against the golden model.
 
 Writes build/fashion-mnist/report.json (``float_accuracy``,
 ``pruned_accuracy``, ``shared_accuracy``, ``compressed_accuracy`` (golden
@@ -38,7 +41,7 @@ from sw.files import atomic_file, save_figure  # noqa: E402
 
 OUT = ROOT / "build" / "fashion-mnist"
 DIMS = [784, 300, 100, 10]
-DENSITY = [0.077, 0.09, 0.26]     # 7.9% of the weights in all (Deep Compression: 8%, 9%, 26%, 8.2%)
+DENSITY = [0.05, 0.08, 0.25]      # 5.4% of the weights in all (Deep Compression: 8%, 9%, 26%, 8.2%)
 
 
 def log(msg):
@@ -98,20 +101,21 @@ def plots(report, layers_pruned, centroids, busy, out: Path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=15, help="float training epochs")
-    parser.add_argument("--prune-steps", type=int, default=6)
-    parser.add_argument("--prune-epochs", type=int, default=3, help="retraining epochs after each pruning step")
-    parser.add_argument("--final-epochs", type=int, default=0, help="retraining epochs at the final density")
-    parser.add_argument("--share-epochs", type=int, default=3, help="centroid fine-tuning epochs")
+    parser.add_argument("--prune-steps", type=int, default=10)
+    parser.add_argument("--prune-epochs", type=int, default=6, help="retraining epochs after each pruning step")
+    parser.add_argument("--final-epochs", type=int, default=15, help="retraining epochs at the final density")
+    parser.add_argument("--share-epochs", type=int, default=5, help="centroid fine-tuning epochs")
     parser.add_argument("--n-pe", type=int, default=4)
     parser.add_argument("--vectors", type=int, default=10_000, help="test images run on the RTL")
     parser.add_argument("--density", type=lambda t: [float(v) for v in t.split(",")], default=DENSITY,
-                        help="per-layer weight density (default 0.077,0.09,0.26)")
-    parser.add_argument("--distill", action="store_true",
-                        help="retrain after pruning and sharing against the float model's soft outputs too")
+                        help="per-layer weight density (default 0.05,0.08,0.25)")
+    parser.add_argument("--no-distill", dest="distill", action="store_false",
+                        help="retrain against the labels only (default: also the float model's soft outputs, T = 4)")
     parser.add_argument("--ternary", action="store_true",
                         help="ternary weights (2-bit codes, {0, -a, +a} then the two values fine-tuned)")
     parser.add_argument("--ternary-epochs", type=int, default=10, help="ternary training epochs (with --ternary)")
-    parser.add_argument("--weight-depth", type=int, default=8192, help="sparse-matrix entries per PE")
+    parser.add_argument("--weight-depth", type=int, default=0,
+                        help="sparse-matrix entries per PE (default: the largest PE's, rounded up to 256)")
     parser.add_argument("--no-rtl", action="store_true")
     parser.add_argument("--out", type=Path, default=OUT, help="report directory (default build/fashion-mnist)")
     args = parser.parse_args()
@@ -162,10 +166,16 @@ def main():
     log(f"neuron pruning: {slim.removed[0]} unread pixels and {sum(slim.removed[1:])} dead neurons removed "
         f"({'-'.join(str(l.n_in) for l in slim.layers)}-{slim.layers[-1].n_out})")
 
-    config = sw.Config(n_pe=args.n_pe, code_bits=code_bits, weight_depth=args.weight_depth, pointer_depth=2048,
-                       row_depth=128, max_layers=4)
+    config = sw.Config(n_pe=args.n_pe, code_bits=code_bits, weight_depth=args.weight_depth or 1 << 20,
+                       pointer_depth=2048, row_depth=128, max_layers=4)
     model = sw.compress(slim.layers, density=1.0, calibration=slim.select_inputs(d.x_train[:1024]), config=config)
-    image = sw.pack(model, config, balance=True)
+    pack = dict(balance=True, shorten_runs=True)
+    if not args.weight_depth:   # the sparse-matrix memory sized to the model: narrower pointers
+        need = max(sw.pack(model, config, **pack).stats().total["per_pe_entries"])
+        config = config.replace(weight_depth=-(-need // 256) * 256)
+        model = sw.compress(slim.layers, density=1.0, calibration=slim.select_inputs(d.x_train[:1024]),
+                            config=config)
+    image = sw.pack(model, config, **pack)
     x_test = sw.quantize_input(slim.select_inputs(d.x_test), model.input_frac_bits, config.act_bits)
     golden = sw.golden.run(image, x_test)
     fixed_acc = float(np.mean(golden.argmax(axis=1) == d.y_test))

@@ -200,6 +200,13 @@ def test_cli_pack_inspect_run(tmp_path, capsys):
     # a compressed model packs directly, for another configuration
     assert main(["pack", str(tmp_path / "c.npz"), "-o", str(tmp_path / "img2"), "--n-pe", "2"]) == 0
     assert sw.unpack(sw.Image.load(tmp_path / "img2")) == sw.load_model(tmp_path / "c.npz")
+    # rows reordered (balanced, shorter runs): the same model, the same outputs
+    assert main(["pack", str(tmp_path / "c.npz"), "-o", str(tmp_path / "img3"), "--n-pe", "4", "--balance",
+                 "--shorten-runs"]) == 0
+    assert "rows reordered" in capsys.readouterr().err
+    reordered = sw.Image.load(tmp_path / "img3")
+    assert sw.unpack(reordered) == sw.load_model(tmp_path / "c.npz")
+    assert np.array_equal(sw.golden.run(reordered, x), sw.golden.run(image, x))
 
 
 def test_cli_errors(tmp_path, capsys):
