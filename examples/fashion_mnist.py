@@ -60,10 +60,11 @@ def main(argv=None):
     slim = train.prune_neurons(shared, inputs=True)
     print(f"removed {slim.removed[0]} unread pixels and {sum(slim.removed[1:])} dead neurons")
 
-    # 5. fixed point (calibrated on training images), packed for 4 PEs with balanced rows
+    # 5. fixed point (calibrated on training images), packed for 4 PEs: rows
+    #    balanced across the PEs, and ordered within each for short zero runs
     config = sw.Config(n_pe=4)
     model = sw.compress(slim.layers, density=1.0, calibration=slim.select_inputs(x_train[:1024]), config=config)
-    image = sw.pack(model, config, balance=True)
+    image = sw.pack(model, config, balance=True, shorten_runs=True)
     x = sw.quantize_input(slim.select_inputs(d.x_test), model.input_frac_bits, config.act_bits)
     golden = sw.golden.run(image, x)
     stats = image.stats().total

@@ -12,6 +12,7 @@ from .compress import compress, dequantize, forward, quantize_input
 from .config import Config, ConfigError
 from .format import FormatError, MemoryImage
 from .frontends import from_onnx, from_torch, load_any
+from .lowrank import factorize
 from .image import Image, ImageError, ImageLayer, PESlice
 from .model import CompressedLayer, CompressedModel, Layer, ModelError
 from .modelio import load_model, save_model
@@ -22,5 +23,5 @@ __all__ = [
     "compress", "pack", "unpack", "PackError", "Image", "ImageLayer", "PESlice", "ImageError",
     "MemoryImage", "FormatError", "golden", "metrics", "quantize_input", "dequantize", "forward",
     "load_model", "save_model", "from_torch", "from_onnx", "load_any",
-    "compare", "Comparison",
+    "compare", "Comparison", "factorize",
 ]
