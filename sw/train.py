@@ -161,35 +161,43 @@ def _softmax(z, temperature=1.0):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def loss_and_grads(weights, biases, x, y, *, teacher_logits=None, temperature=4.0, distill=0.5):
-    """The loss of a ReLU MLP (identity last layer) and its gradients with
-    respect to every weight and bias: mean cross-entropy against `y`, or
+def loss_and_grads(weights, biases, x, y, *, relus=None, teacher_logits=None, temperature=4.0, distill=0.5):
+    """The loss of an MLP (`relus`: per layer, ReLU or identity; default ReLU
+    on all but the last) and its gradients with respect to every weight and
+    bias: mean cross-entropy against `y`, or
     with `teacher_logits` ``(1 - distill) * CE(labels) + distill * T**2 *
     CE(teacher at T, student at T)`` (the soft term scaled by ``T**2`` so its
     gradients keep their size, as Hinton et al. do)."""
+    if relus is None:
+        relus = [i < len(weights) - 1 for i in range(len(weights))]
     hs, zs = [x], []
     for i, (w, b) in enumerate(zip(weights, biases)):
         z = hs[-1] @ w.T + b
         zs.append(z)
-        hs.append(np.maximum(z, 0) if i < len(weights) - 1 else z)
+        hs.append(np.maximum(z, 0) if relus[i] else z)
     n = x.shape[0]
-    p = _softmax(zs[-1])
+    logits = hs[-1]
+    p = _softmax(logits)
     loss = -np.mean(np.log(p[np.arange(n), y] + 1e-12))
     dz = p
     dz[np.arange(n), y] -= 1
     dz /= n
     if teacher_logits is not None:
         t, q = temperature, _softmax(teacher_logits, temperature)
-        ps = _softmax(zs[-1], temperature)
+        ps = _softmax(logits, temperature)
         soft = -np.mean(np.sum(q * np.log(ps + 1e-12), axis=1)) * t * t
         loss = (1 - distill) * loss + distill * soft
         dz = (1 - distill) * dz + distill * t * (ps - q) / n
     gw, gb = [None] * len(weights), [None] * len(weights)
+    if relus[-1]:
+        dz = dz * (zs[-1] > 0)
     for i in reversed(range(len(weights))):
         gw[i] = dz.T @ hs[i]
         gb[i] = dz.sum(axis=0)
         if i:
-            dz = (dz @ weights[i]) * (zs[i - 1] > 0)
+            dz = dz @ weights[i]
+            if relus[i - 1]:
+                dz = dz * (zs[i - 1] > 0)
     return loss, gw, gb
 
 
@@ -212,7 +220,8 @@ class _Adam:
 def train(layers: Sequence[Layer], x, y, *, epochs: int, lr: float = 1e-3, batch: int = 128, masks=None,
           shared=None, ternary: bool = False, teacher: Sequence[Layer] | None = None, temperature: float = 4.0,
           distill: float = 0.5, seed: int = 0, progress: Callable[[str], None] | None = None) -> list[Layer]:
-    """Train `layers` (ReLU on every layer but the last) on inputs `x` and
+    """Train `layers` (each with its own ReLU or identity; the last layer's
+    outputs are the logits) on inputs `x` and
     integer labels `y` for `epochs` passes of minibatches of `batch`, with
     Adam at `lr`. `masks` (per layer boolean ``n_out x n_in``) keeps pruned
     weights at zero; `shared` ``(codes, centroids)`` (from `share`) trains
@@ -254,13 +263,12 @@ def train(layers: Sequence[Layer], x, y, *, epochs: int, lr: float = 1e-3, batch
     else:
         params = weights + biases
     adam = _Adam(params, lr)
+    relus = [layer.relu for layer in layers]
     teacher_out = None
     if teacher is not None:
         teacher_out = x
-        for i, layer in enumerate(teacher):
-            teacher_out = teacher_out @ layer.dense().T + layer.bias
-            if i < len(teacher) - 1:
-                teacher_out = np.maximum(teacher_out, 0)
+        for layer in teacher:
+            teacher_out = layer.forward(teacher_out)
     rng = np.random.default_rng(seed)
     for epoch in range(epochs):
         order = rng.permutation(x.shape[0])
@@ -269,7 +277,7 @@ def train(layers: Sequence[Layer], x, y, *, epochs: int, lr: float = 1e-3, batch
             idx = order[start:start + batch]
             # ternary: the loss of the ternary weights, its gradient passed straight through to the latent ones
             used = [ternarize(w, m) for w, m in zip(weights, masks)] if ternary else weights
-            loss, gw, gb = loss_and_grads(used, biases, x[idx], y[idx],
+            loss, gw, gb = loss_and_grads(used, biases, x[idx], y[idx], relus=relus,
                                           teacher_logits=None if teacher_out is None else teacher_out[idx],
                                           temperature=temperature, distill=distill)
             total += loss * idx.size
@@ -288,4 +296,4 @@ def train(layers: Sequence[Layer], x, y, *, epochs: int, lr: float = 1e-3, batch
             progress(f"epoch {epoch + 1}/{epochs}: loss {total / x.shape[0]:.4f}")
     if ternary:
         weights = [ternarize(w, m) for w, m in zip(weights, masks)]
-    return [Layer(w, b, relu=i < len(layers) - 1) for i, (w, b) in enumerate(zip(weights, biases))]
+    return [Layer(w, b, relu=r) for w, b, r in zip(weights, biases, relus)]

@@ -22,14 +22,16 @@ def mlp(rng, dims):
             for k, (i, o) in enumerate(zip(dims[:-1], dims[1:]))]
 
 
-@pytest.mark.parametrize("distill", [False, True])
-def test_gradients_match_finite_differences(distill):
+@pytest.mark.parametrize("distill, relus", [(False, None), (True, None), (False, [False, True, False]),
+                                            (True, [True, False, True])])
+def test_gradients_match_finite_differences(distill, relus):
     rng = np.random.default_rng(1)
-    layers = mlp(rng, [5, 7, 4])
+    layers = mlp(rng, [5, 7, 6, 4])
     w = [l.dense().copy() for l in layers]
     b = [l.bias.copy() for l in layers]
     x, y = rng.standard_normal((9, 5)), rng.integers(0, 4, 9)
     kw = dict(teacher_logits=rng.standard_normal((9, 4)) * 2, temperature=3.0, distill=0.4) if distill else {}
+    kw["relus"] = relus
     _, gw, gb = train.loss_and_grads(w, b, x, y, **kw)
     eps = 1e-6
     for params, grads in ((w, gw), (b, gb)):
@@ -168,3 +170,13 @@ def test_neuron_pruning_is_exact_and_shrinks_the_model():
     # nothing to remove: the same model back
     same = train.prune_neurons(result.layers)
     assert same.removed == [0, 0, 0]
+
+
+def test_a_factorised_layer_trains_with_its_identity_kept():
+    rng = np.random.default_rng(6)
+    x, y = blobs(rng, n=300)
+    layers = train.train(mlp(rng, [12, 32, 3]), x, y, epochs=10, lr=3e-3)
+    low = sw.factorize(layers[0], 3) + layers[1:]
+    tuned = train.train(low, x, y, epochs=10, lr=1e-3)
+    assert [l.relu for l in tuned] == [False, True, False]
+    assert train.accuracy(tuned, x, y) >= train.accuracy(low, x, y) - 0.02
