@@ -180,3 +180,14 @@ def test_a_factorised_layer_trains_with_its_identity_kept():
     tuned = train.train(low, x, y, epochs=10, lr=1e-3)
     assert [l.relu for l in tuned] == [False, True, False]
     assert train.accuracy(tuned, x, y) >= train.accuracy(low, x, y) - 0.02
+
+
+def test_ternary_training_of_a_dense_model_gives_binary_weights():
+    rng = np.random.default_rng(8)
+    x, y = blobs(rng, n=300)
+    layers = train.train(mlp(rng, [12, 16, 3]), x, y, epochs=10, lr=3e-3)
+    binary = train.train(layers, x, y, epochs=30, lr=3e-3, ternary=True)
+    for layer in binary:
+        w = layer.dense()
+        assert np.all(w != 0) and np.unique(np.abs(w)).size == 1           # {-a, +a}
+    assert train.accuracy(binary, x, y) > 0.85
