@@ -27,7 +27,7 @@ SYNTH_ARGS = --target $(TARGET) $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--pr
 SYNTH_STAMP := $(VENV)/.installed-synth
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-board bench-eie bench-synth bench-lowrank fashion-mnist export clean
+.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-board bench-eie bench-synth bench-lowrank fashion-mnist fuzz export clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -94,6 +94,11 @@ fashion-mnist: $(BENCH_STAMP)
 	  { [ "$$(id -u)" = 0 ] && apt-get install -y -q dataset-fashion-mnist; } || \
 	  { echo "Fashion-MNIST is missing: sudo apt-get install dataset-fashion-mnist"; exit 1; }
 	$(BIN)/python models/fashion_mnist.py $(if $(VECTORS),--vectors $(VECTORS))
+
+# the random campaign on the RTL: build/fuzz/report.json (VECTORS, CONFIGS, SEED)
+fuzz: $(STAMP)
+	$(BIN)/python -m sim.fuzz $(if $(VECTORS),--vectors $(VECTORS)) $(if $(CONFIGS),--configs $(CONFIGS)) \
+	  $(if $(SEED),--seed $(SEED))
 
 # low rank (sw.factorize) against pruning at the same storage, LeNet-300-100 on Fashion-MNIST
 bench-lowrank: $(STAMP)

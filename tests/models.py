@@ -1,57 +1,12 @@
-"""Random compressed models and inputs for tests (sw and sim share them).
-
-`random_model` draws the corner cases on purpose: columns with long zero runs
-(padding), empty columns and rows, codebooks and biases reaching both ends of
-their ranges (so accumulators wrap and outputs saturate both ways), and
-formats with shift 0.
-"""
+"""Models and inputs for tests (sw and sim share them): the random
+generators of `sim.random_models`, and `padding_model`."""
 
 from __future__ import annotations
 
 import numpy as np
 
 import sw
-from sw.fixedpoint import signed_range
-
-
-def random_codes(rng, n_out, n_in, density, n_codes, *, empty_cols=0.0, empty_rows=0.0):
-    codes = rng.integers(1, n_codes, size=(n_out, n_in))
-    codes[rng.random((n_out, n_in)) >= density] = 0
-    codes[:, rng.random(n_in) < empty_cols] = 0
-    codes[rng.random(n_out) < empty_rows, :] = 0
-    return codes
-
-
-def random_layer(rng, n_in, n_out, config: sw.Config, *, fa, density=None, extreme=False, relu=None):
-    density = rng.uniform(0.02, 0.9) if density is None else density
-    codes = random_codes(rng, n_out, n_in, density, config.n_codes,
-                         empty_cols=rng.uniform(0, 0.3), empty_rows=rng.uniform(0, 0.3))
-    wlo, whi = signed_range(config.weight_bits)
-    alo, ahi = signed_range(config.acc_bits)
-    if extreme:
-        codebook = rng.choice([wlo, whi, wlo + 1, whi - 1, 1, -1], size=config.n_codes)
-        bias = rng.choice([alo, ahi, 0, alo // 2, ahi // 2], size=n_out)
-    else:
-        scale = 2 ** (config.weight_bits - 4)
-        codebook = rng.integers(-scale, scale, size=config.n_codes)
-        bias = rng.integers(-(1 << 12), 1 << 12, size=n_out)
-    codebook[0] = 0
-    fw = int(rng.integers(0, 12))
-    shift = int(rng.choice([0, 1, 2, 7, 13, min(20, config.max_shift)]))
-    shift = min(shift, fa + fw)
-    relu = bool(rng.integers(0, 2)) if relu is None else relu
-    return sw.CompressedLayer(codes, codebook, bias, relu, fa, fw, fa + fw - shift)
-
-
-def random_model(rng, config: sw.Config, dims, *, extreme=False, density=None, relu=None):
-    """`relu`: one bool per layer, or None for a random choice each."""
-    fa = int(rng.integers(0, 12))
-    layers = []
-    relu = [None] * (len(dims) - 1) if relu is None else relu
-    for n_in, n_out, r in zip(dims[:-1], dims[1:], relu):
-        layers.append(random_layer(rng, n_in, n_out, config, fa=fa, extreme=extreme, density=density, relu=r))
-        fa = layers[-1].fo
-    return sw.CompressedModel(layers, layers[0].fa)
+from sim.random_models import random_codes, random_inputs, random_layer, random_model  # noqa: F401
 
 
 def padding_model(config: sw.Config, n_in=6, rows_per_pe=40):
@@ -70,13 +25,3 @@ def padding_model(config: sw.Config, n_in=6, rows_per_pe=40):
     codebook = np.arange(config.n_codes) * 3 - 7
     codebook[0] = 0
     return sw.CompressedModel([sw.CompressedLayer(codes, codebook, None, False, 0, 0, 0)], 0)
-
-
-def random_inputs(rng, n, n_in, act_bits, *, density=0.5, extreme=False):
-    lo, hi = signed_range(act_bits)
-    if extreme:
-        x = rng.choice([lo, hi, lo + 1, hi - 1, -1, 1], size=(n, n_in))
-    else:
-        x = rng.integers(lo // 8, hi // 8, size=(n, n_in))
-    x[rng.random((n, n_in)) >= density] = 0
-    return x.astype(np.int64)
