@@ -95,7 +95,7 @@ def _shrink(image: sw.Image, x: np.ndarray, bad: int, where: Path) -> dict:
 
 def fuzz_config(rng, config: sw.Config, vectors: int, images: int, work: Path, name: str) -> dict:
     steps, cases = [], []
-    per_image = max(1, vectors // images)
+    per_image = -(-vectors // images)                              # at least `vectors` in all
     for i in range(images):
         image = random_image(rng, config)
         x = random_inputs(rng, per_image, image.n_in, config.act_bits, density=float(rng.uniform(0.05, 1.0)),

@@ -99,8 +99,7 @@ class NeuronPruning:
     ``k - 1``'s outputs; the last layer's outputs are all kept)."""
     layers: list[Layer]
     kept: list[np.ndarray]
-
-    n_before: list[int]
+    n_before: list[int]         # the size of each boundary before
 
     @property
     def removed(self) -> list[int]:
