@@ -12,7 +12,8 @@ __all__ = ["WriteBack", "shift_window", "overflow_mask"]
 
 
 def shift_window(x, shift, width: int, bits=None):
-    """The low `width` bits of ``x >> shift`` (arithmetic), from a log
+    """The low `width` bits of ``x >> shift`` (arithmetic; signed, and
+    sign-extended to `width` where fewer bits remain), from a log
     shifter that takes the largest steps first and keeps, at each stage,
     only the bits the later stages can still reach. `bits` (default: all)
     are the bits of `shift` to apply, so a shift can be split over stages."""
@@ -26,7 +27,9 @@ def shift_window(x, shift, width: int, bits=None):
         keep = min(len(value), width + later)
         shifted = (value >> step) if step < len(value) else Mux(value[-1], -1, 0)
         value = Mux(shift[b], shifted, value)[:keep].as_signed()
-    return value[:width]
+    # narrower than `width` (an accumulator not much wider than the window):
+    # signed, so that it sign-extends where it is assigned; a slice would not
+    return value[:width].as_signed() if len(value) >= width else value
 
 
 def overflow_mask(widths: Widths, shift):

@@ -157,7 +157,7 @@ def test_forwarding_back_to_back_same_row():
 
 
 @pytest.mark.parametrize("relu", [False, True])
-@pytest.mark.parametrize("acc_bits,act_bits", [(32, 16), (24, 8), (20, 12)])
+@pytest.mark.parametrize("acc_bits,act_bits", [(32, 16), (24, 8), (20, 12), (20, 16), (18, 12)])
 def test_writeback_matches_fixedpoint(relu, acc_bits, act_bits):
     config = sw.Config(n_pe=1, row_depth=128, acc_bits=acc_bits, act_bits=act_bits, weight_bits=act_bits)
     rng = np.random.default_rng(int(relu) + acc_bits)
