@@ -103,17 +103,25 @@ def unpack_words(words, config: Config) -> np.ndarray:
     return lanes.reshape(-1).astype(entry_dtype(config))
 
 
-def encode_columns(local: np.ndarray, codes: np.ndarray, indptr: np.ndarray, config: Config):
-    """Encode the compressed columns of one PE (CSC arrays: `local` rows,
-    increasing inside each column; `codes`; `indptr`). Returns `(entries,
-    pointers)`."""
+def column_gaps(local: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """The zero rows before each nonzero of CSC columns (`local` rows,
+    increasing inside each column; `indptr`): since the previous nonzero of
+    its column, or since row 0. A gap ``z`` needs ``z >> run_bits`` padding
+    entries."""
     nnz = local.size
     local = local.astype(np.int64, copy=False)
     prev = np.empty(nnz, dtype=np.int64)
     prev[1:] = local[:-1]
-    starts = indptr[:-1]
+    starts = np.asarray(indptr)[:-1]
     prev[starts[starts < nnz]] = -1           # first nonzero of each column
-    gap = local - prev - 1
+    return local - prev - 1
+
+
+def encode_columns(local: np.ndarray, codes: np.ndarray, indptr: np.ndarray, config: Config):
+    """Encode the compressed columns of one PE (CSC arrays: `local` rows,
+    increasing inside each column; `codes`; `indptr`). Returns `(entries,
+    pointers)`."""
+    gap = column_gaps(local, indptr)
     pads = gap >> config.run_bits             # each padding entry skips R + 1 rows
     if not pads.any():
         return make_entries(gap, codes, config), indptr.astype(np.int64)

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from .config import Config
 from .fixedpoint import fits, signed_range
-from .format import encode_columns
+from .format import column_gaps, encode_columns
 from .image import Image, ImageLayer
 from .model import CompressedLayer, CompressedModel
 
@@ -120,17 +120,14 @@ def balanced_order(codes: sp.csr_array, n_pe: int) -> np.ndarray | None:
     return None if np.array_equal(order, np.arange(n_out)) else order
 
 
-def _padding(nonzero: np.ndarray, max_run: int) -> int:
-    """Padding entries of a PE's rows (bool ``rows x n_in``, in local order):
-    a zero run of ``z`` before a nonzero takes ``z // (max_run + 1)``."""
-    m = nonzero.shape[0]
-    idx = np.arange(m)[:, None]
-    last = np.maximum.accumulate(np.where(nonzero, idx, -1), axis=0)
-    before = np.vstack([np.full((1, nonzero.shape[1]), -1), last[:-1]])
-    return int(((idx - before - 1)[nonzero] // (max_run + 1)).sum())
+def _padding(nonzero: np.ndarray, config: Config) -> int:
+    """Padding entries of a PE's rows (bool ``rows x n_in``, in local order),
+    by the rule `encode_columns` encodes with (`column_gaps`)."""
+    csc = sp.csc_array(nonzero)
+    return int((column_gaps(csc.indices, csc.indptr) >> config.run_bits).sum())
 
 
-def short_run_order(codes: sp.csr_array, n_pe: int, max_run: int, order: np.ndarray | None = None) -> np.ndarray | None:
+def short_run_order(codes: sp.csr_array, config: Config, order: np.ndarray | None = None) -> np.ndarray | None:
     """`order` (the model's row at each position; None: ``r % n_pe``) with
     each PE's rows reordered to shorten the zero runs of its columns, so
     that fewer padding entries are needed (docs/design.md §4.1): greedily,
@@ -139,9 +136,9 @@ def short_run_order(codes: sp.csr_array, n_pe: int, max_run: int, order: np.ndar
     a run that reaches ``max_run + 1`` costs an entry). A PE keeps its old
     order where that needs no more padding. The PEs' rows and nonzero counts
     do not change, only the order within each."""
-    n_out = codes.shape[0]
+    n_out, n_pe = codes.shape[0], config.n_pe
     order = np.arange(n_out) if order is None else np.asarray(order, dtype=np.int64).copy()
-    span = max_run + 1
+    span = config.max_run + 1
     for k in range(n_pe):
         rows = order[k::n_pe]
         nonzero = codes[rows].toarray() != 0
@@ -155,7 +152,7 @@ def short_run_order(codes: sp.csr_array, n_pe: int, max_run: int, order: np.ndar
             r = int(np.argmax(score))
             pick[i], left[r] = r, False
             run = np.where(nonzero[r], 0.0, run + 1.0)
-        if _padding(nonzero[pick], max_run) < _padding(nonzero, max_run):
+        if _padding(nonzero[pick], config) < _padding(nonzero, config):
             order[k::n_pe] = rows[pick]
     return None if np.array_equal(order, np.arange(n_out)) else order
 
@@ -164,7 +161,7 @@ def _row_orders(model: CompressedModel, config: Config, balance: bool, row_order
     if row_orders is None:
         orders = [balanced_order(l.codes, config.n_pe) if balance else None for l in model.layers]
         if shorten_runs:
-            orders = [short_run_order(l.codes, config.n_pe, config.max_run, o) for l, o in zip(model.layers, orders)]
+            orders = [short_run_order(l.codes, config, o) for l, o in zip(model.layers, orders)]
         return orders
     if balance or shorten_runs:
         raise ValueError("give balance=True / shorten_runs=True or row_orders, not both")

@@ -323,5 +323,5 @@ def test_shorter_runs_need_fewer_padding_entries():
     for k in range(4):
         rows = image.layers[0].order[k::4]
         nonzero = codes.tocsr()[rows].toarray() != 0
-        expected = _padding(nonzero, config.max_run)
+        expected = _padding(nonzero, config)
         assert expected == image.layers[0].pe_entry_counts()[k] - np.count_nonzero(nonzero)
