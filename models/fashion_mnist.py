@@ -172,9 +172,7 @@ def main():
     pack = dict(balance=True, shorten_runs=True)
     if not args.weight_depth:   # the sparse-matrix memory sized to the model: narrower pointers
         need = max(sw.pack(model, config, **pack).stats().total["per_pe_entries"])
-        config = config.replace(weight_depth=-(-need // 256) * 256)
-        model = sw.compress(slim.layers, density=1.0, calibration=slim.select_inputs(d.x_train[:1024]),
-                            config=config)
+        config = config.replace(weight_depth=-(-need // 256) * 256)    # the formats do not depend on it
     image = sw.pack(model, config, **pack)
     x_test = sw.quantize_input(slim.select_inputs(d.x_test), model.input_frac_bits, config.act_bits)
     golden = sw.golden.run(image, x_test)

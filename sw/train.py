@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .compress import share_weights
+from .compress import forward, share_weights
 from .model import Layer, ModelError
 
 __all__ = ["train", "prune_masks", "prune_neurons", "NeuronPruning", "share", "ternarize", "accuracy",
@@ -40,10 +40,7 @@ __all__ = ["train", "prune_masks", "prune_neurons", "NeuronPruning", "share", "t
 
 def accuracy(layers: Sequence[Layer], x, y) -> float:
     """The fraction of `x` whose largest output is its label."""
-    h = np.asarray(x, dtype=np.float64)
-    for layer in layers:
-        h = layer.forward(h)
-    return float(np.mean(h.argmax(axis=1) == np.asarray(y)))
+    return float(np.mean(forward(layers, x).argmax(axis=1) == np.asarray(y)))
 
 
 def prune_masks(layers: Sequence[Layer], densities) -> list[np.ndarray]:
@@ -263,11 +260,7 @@ def train(layers: Sequence[Layer], x, y, *, epochs: int, lr: float = 1e-3, batch
         params = weights + biases
     adam = _Adam(params, lr)
     relus = [layer.relu for layer in layers]
-    teacher_out = None
-    if teacher is not None:
-        teacher_out = x
-        for layer in teacher:
-            teacher_out = layer.forward(teacher_out)
+    teacher_out = None if teacher is None else forward(teacher, x)
     rng = np.random.default_rng(seed)
     for epoch in range(epochs):
         order = rng.permutation(x.shape[0])
