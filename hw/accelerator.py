@@ -108,8 +108,7 @@ class Core(wiring.Component):
 
         # back from the PEs
         m.d.comb += [
-            bc.all_ok.eq(delay_line(m, reduce_and(m, [~pe.almost_full for pe in pes], "room"), ROOM_DELAY,
-                                    "room_near")[-1]),
+            bc.all_ok.eq(room(m, [pe.almost_full for pe in pes])),
             ctl.pes_idle.eq(reduce_and(m, [pe.idle for pe in pes], "idle")),
             ctl.scan_done.eq(reduce_and(m, [pe.scan_done for pe in pes], "scan_done")),
             ctl.input_done.eq(inp.done),
@@ -123,6 +122,13 @@ class Core(wiring.Component):
 
 
 ROOM_DELAY = 1      # registers between the almost-full reduction and the broadcast
+
+
+def room(m: Module, almost_full: list) -> Value:
+    """The broadcast's `all_ok`: no queue almost full, ``reduce_stages +
+    ROOM_DELAY`` cycles late (the proof `formal.harnesses.FlowControl` builds
+    the same flow control with this and `queue_slack`)."""
+    return delay_line(m, reduce_and(m, [~f for f in almost_full], "room"), ROOM_DELAY, "room_near")[-1]
 
 
 def queue_slack(config: Config) -> int:

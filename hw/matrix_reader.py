@@ -44,6 +44,7 @@ class MatrixReader(wiring.Component):
             "entry_valid": Out(1),
             "issue": Out(1),
             "busy": Out(1),
+            "issue_entry": Out(widths.pointer),    # the entry issued while `issue` (for checkers; unused in the design)
             "host": Out(memory.WritePort.Signature(addr_width=widths.word_addr, shape=unsigned(c.word_bits))),
             # a host read (while idle): the word at `host.addr` is on `host_word` two cycles later, for one
             "host_read": In(1), "host_word": Out(c.word_bits),
@@ -75,6 +76,7 @@ class MatrixReader(wiring.Component):
         m.d.comb += [
             self.col.ready.eq(load),
             self.issue.eq(valid),
+            self.issue_entry.eq(cur),
             addr.eq(Mux(self.host.en | self.host_read, self.host.addr, cur >> w.lane)),
         ]
         with m.If(load):

@@ -1,0 +1,278 @@
+"""Checkers around the hardware blocks, one per proof.
+
+Each harness drives its block from free inputs (`AnySeq`: any value in any
+cycle; `AnyConst`: one value, chosen by the solver, for the whole trace),
+keeps the block's environment to the rules the accelerator keeps (`Assume`),
+and states the block's promise (`Assert`). Reset is held low: registers start
+from their initial values, as after a reset. A `Cover` in each shows the
+interesting case can happen at all under the assumptions.
+"""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.hdl import Assert, Assume, Cover
+from amaranth.hdl._ast import AnyConst, AnySeq      # Amaranth 0.5 keeps them here
+
+from hw.activation_queue import ActivationQueue
+from hw.arithmetic import ArithmeticUnit
+from hw.broadcast import ArbiterNode, Broadcast
+from hw.layouts import Widths, activation_layout
+from hw.matrix_reader import MatrixReader
+from hw.accelerator import queue_slack, room
+from hw.pipeline import fanout
+from sw.config import Config
+
+__all__ = ["QueueOrder", "StreamRules", "FlowControl", "MatrixOrder", "Forwarding"]
+
+# the smallest configuration the blocks build for: proofs stay seconds long,
+# and nothing in the blocks depends on a size beyond its width
+SMALL = dict(n_pe=2, code_bits=2, run_bits=2, act_bits=4, weight_bits=4, acc_bits=8, fifo_depth=4,
+             entries_per_word=2, weight_depth=16, pointer_depth=8, row_depth=4, max_layers=2)
+
+
+def small(**changes) -> Widths:
+    return Widths(Config(**{**SMALL, **changes}))
+
+
+def _no_reset(m):
+    m.d.comb += Assume(~ResetSignal())
+
+
+def _counter(m, event, bits, name):
+    count = Signal(bits, name=name)
+    with m.If(event):
+        m.d.sync += count.eq(count + 1)
+    return count
+
+
+def _stream_source(m, port, name):
+    """Drive `port` (a stream the block takes) from free values that keep the
+    stream rule: once valid, valid and payload hold until taken."""
+    valid, payload = AnySeq(1), AnySeq(len(port.payload.as_value()))
+    held_valid = Signal(name=f"{name}_held")
+    held_payload = Signal(len(payload), name=f"{name}_held_payload")
+    m.d.comb += [port.valid.eq(valid), port.payload.eq(payload)]
+    m.d.sync += [held_valid.eq(port.valid & ~port.ready), held_payload.eq(port.payload.as_value())]
+    m.d.comb += Assume(~held_valid | (valid & (payload == held_payload)))
+
+
+def _stream_rule(m, port, name):
+    """Assert that the stream `port` (driven by the block) keeps the rule."""
+    held_valid = Signal(name=f"{name}_was_held")
+    held_payload = Signal(len(port.payload.as_value()), name=f"{name}_was_payload")
+    m.d.sync += [held_valid.eq(port.valid & ~port.ready), held_payload.eq(port.payload.as_value())]
+    m.d.comb += Assert(~held_valid | (port.valid & (port.payload.as_value() == held_payload)))
+
+
+class QueueOrder(Elaboratable):
+    """The activation queue hands out exactly what was written, in order,
+    each pair once: the `n`-th pair read (for a solver-chosen `n`) is the
+    `n`-th written; no read before its write; never more than `fifo_depth`
+    held; and it takes writes whenever it holds fewer than that."""
+
+    def __init__(self, widths=None):
+        self.widths = widths or small()
+
+    def elaborate(self, platform):
+        m = Module()
+        _no_reset(m)
+        m.submodules.q = q = ActivationQueue(self.widths)
+        _stream_source(m, q.w, "w")
+        m.d.comb += q.r.ready.eq(AnySeq(1))
+        depth = self.widths.config.fifo_depth
+        bits = 6
+        wrote = _counter(m, q.w.valid & q.w.ready, bits, "wrote")
+        read = _counter(m, q.r.valid & q.r.ready, bits, "read")
+        n = AnyConst(bits)
+        tracked = Signal(len(q.w.payload.as_value()))
+        with m.If(q.w.valid & q.w.ready & (wrote == n)):
+            m.d.sync += tracked.eq(q.w.payload.as_value())
+        held = Signal(bits + 1)
+        m.d.comb += held.eq(wrote - read)
+        m.d.comb += [
+            Assume(wrote != (1 << bits) - 1),                       # no wrap within the bound
+            Assert(held <= depth),
+            Assert(~q.r.valid | (held != 0)),                       # no underflow
+            Assert(~(q.r.valid & q.r.ready & (read == n)) | (q.r.payload.as_value() == tracked)),
+            Assert((held >= depth) | q.w.ready),                    # full only when full
+            Cover(q.r.valid & q.r.ready & (read == n) & (n == depth + 1)),
+        ]
+        _stream_rule(m, q.r, "r")
+        return m
+
+
+class StreamRules(Elaboratable):
+    """The nonzero tree's node, a skid buffer: with inputs that keep the
+    stream rule, its output keeps it too (valid and payload hold until
+    taken), it never takes more than it can hold, and what leaves is what
+    came in, in the order taken, none dropped or repeated (the `n`-th out is
+    the `n`-th in)."""
+
+    def __init__(self, widths=None, n: int = 2):
+        self.widths, self.n = widths or small(), n
+
+    def elaborate(self, platform):
+        m = Module()
+        _no_reset(m)
+        m.submodules.node = node = ArbiterNode(activation_layout(self.widths), self.n)
+        for i, port in enumerate(node.ins):
+            _stream_source(m, port, f"in{i}")
+        m.d.comb += node.out.ready.eq(AnySeq(1))
+        _stream_rule(m, node.out, "out")
+        bits = 6
+        taken = Signal(bits)
+        took = Signal(range(self.n + 1))
+        m.d.comb += took.eq(sum((p.valid & p.ready).as_unsigned() for p in node.ins))
+        m.d.sync += taken.eq(taken + took)
+        left = _counter(m, node.out.valid & node.out.ready, bits, "left")
+        n = AnyConst(bits)
+        tracked = Signal(len(node.out.payload.as_value()))
+        for p in node.ins:
+            with m.If(p.valid & p.ready & (taken == n)):
+                m.d.sync += tracked.eq(p.payload.as_value())
+        m.d.comb += [
+            Assume(taken < (1 << bits) - 2),
+            Assert(took <= 1),                                      # one pair a cycle
+            Assert(taken - left <= 2),                              # output register and skid
+            Assert(~node.out.valid | (taken != left)),              # nothing from nothing
+            Assert(~(node.out.valid & node.out.ready & (left == n)) | (node.out.payload.as_value() == tracked)),
+            Cover(node.out.valid & node.out.ready & (left == n) & (n == 3)),
+        ]
+        return m
+
+
+class FlowControl(Elaboratable):
+    """The broadcast never writes into a full activation queue, whatever the
+    PEs read and whatever the sources offer: the broadcast, the registered
+    fan-out to the queues, the queues with `queue_slack` pairs of slack and
+    the almost-full reduction, wired as `hw.accelerator.Core` wires them."""
+
+    def __init__(self, widths=None):
+        self.widths = widths or small()
+
+    def elaborate(self, platform):
+        c = self.widths.config
+        m = Module()
+        _no_reset(m)
+        m.submodules.bc = bc = Broadcast(self.widths)
+        queues = [ActivationQueue(self.widths, queue_slack(c)) for _ in range(c.n_pe)]
+        for k, q in enumerate(queues):
+            m.submodules[f"q{k}"] = q
+        _stream_source(m, bc.src[0], "src")
+        m.d.comb += [bc.ptr_base.eq(0), bc.layer_start.eq(0), bc.all_ok.eq(room(m, [q.almost_full for q in queues]))]
+        acts = fanout(m, Cat(bc.pushed & bc.valid[0], bc.payload[0]), c.n_pe, "act")
+        for k, q in enumerate(queues):
+            m.d.comb += [Cat(q.w.valid, q.w.payload).eq(acts[k]), q.r.ready.eq(AnySeq(1))]
+            m.d.comb += Assert(~q.w.valid | q.w.ready)
+        m.d.comb += Cover(Cat(q.level_full if hasattr(q, "level_full") else ~q.w.ready for q in queues).any()
+                          & bc.stall)
+        return m
+
+
+class MatrixOrder(Elaboratable):
+    """The matrix reader issues, for each column it takes, exactly its
+    entries ``start .. end - 1``, in order, one per cycle, and nothing else;
+    each issued entry leaves `LATENCY` cycles later, flagged `first` for a
+    column's first entry."""
+
+    def __init__(self, widths=None):
+        self.widths = widths or small()
+
+    def elaborate(self, platform):
+        w = self.widths
+        m = Module()
+        _no_reset(m)
+        m.submodules.mr = mr = MatrixReader(w)
+        _stream_source(m, mr.col, "col")
+        col = mr.col.payload
+        m.d.comb += [
+            mr.host.en.eq(0), mr.host_read.eq(0),
+            Assume(~mr.col.valid | ((col.start < col.end) & (col.end <= w.config.weight_depth)
+                                    & (col.single == (col.start + 1 == col.end)))),
+        ]
+        # the reference: the column being issued, and the next entry it owes
+        busy, cur, end = Signal(), Signal(w.pointer), Signal(w.pointer)
+        start_now = Signal()
+        with m.If(mr.col.valid & mr.col.ready):
+            m.d.sync += [busy.eq(1), cur.eq(col.start), end.eq(col.end), start_now.eq(1)]
+        with m.Elif(busy):
+            m.d.sync += [cur.eq(cur + 1), busy.eq(cur + 1 != end), start_now.eq(0)]
+        m.d.comb += [
+            Assert(mr.issue == busy),
+            Assert(~busy | (mr.issue_entry == cur)),
+            Assert(~mr.col.ready | ~busy | (cur + 1 == end)),      # takes a column only as the last entry goes
+        ]
+        issued = delay_line_of(m, Cat(mr.issue, start_now), MatrixReader.LATENCY)
+        m.d.comb += [
+            Assert(mr.entry_valid == issued[0]),
+            Assert(~mr.entry_valid | (mr.entry.first == issued[1])),
+            Cover(mr.issue & (cur + 1 == end) & mr.col.valid & (col.start + 2 < col.end)),
+        ]
+        return m
+
+
+def delay_line_of(m, value, n):
+    from hw.pipeline import delay_line
+    return delay_line(m, value, n, "expect")[-1]
+
+
+class Forwarding(Elaboratable):
+    """The arithmetic unit's sums equal a stall-free reference's: for a
+    solver-chosen row, ``acc[row]`` as write-back reads it is the sum, modulo
+    ``2**acc_bits``, of ``C[code] * a`` over every entry on that row since
+    its last clear, with the codebook as it was when the entry arrived;
+    back-to-back entries on one row (the forwarding path) included. The
+    environment keeps the control unit's rules: write-back reads and clears
+    only while no entry is in flight."""
+
+    def __init__(self, widths=None):
+        self.widths = widths or small()
+
+    def elaborate(self, platform):
+        w, c = self.widths, self.widths.config
+        m = Module()
+        _no_reset(m)
+        m.submodules.au = au = ArithmeticUnit(w)
+        e = au.entry
+        m.d.comb += [e.eq(AnySeq(len(e.as_value()))), au.entry_valid.eq(AnySeq(1)),
+                     au.cb_load.eq(AnySeq(len(au.cb_load.as_value()))),
+                     au.wb_read.eq(AnySeq(1)), au.wb_row.eq(AnySeq(w.row)),
+                     au.clear.eq(AnySeq(1)), au.clear_row.eq(AnySeq(w.row))]
+        m.d.comb += Assume(~(au.wb_read | au.clear) | ~au.busy)
+        # the reference: the codebook, the row decode, one row's sum
+        book = Array(Signal(signed(c.weight_bits), name=f"book_{i}") for i in range(c.n_codes))
+        with m.If(au.cb_load.en):
+            m.d.sync += book[au.cb_load.addr].eq(au.cb_load.data)
+        prev = Signal(w.row)
+        row = Signal(w.row)
+        m.d.comb += row.eq(Mux(e.first, e.run, prev + e.run + 1))
+        with m.If(au.entry_valid):
+            m.d.sync += prev.eq(row)
+        target = AnyConst(w.row)
+        total = Signal(signed(c.acc_bits))
+        cleared = Signal()
+        # a clear zeroes the row before an entry arriving in the same cycle adds to it
+        wipe, add = au.clear & (au.clear_row == target), au.entry_valid & (row == target) & (e.code != 0)
+        m.d.sync += total.eq(Mux(wipe, 0, total) + Mux(add, book[e.code] * e.value, 0))
+        # the codebook memory starts unknown (as after power-up): a sum using a
+        # value never loaded is unknown too, until the row's next clear
+        known = Signal(c.n_codes)
+        with m.If(au.cb_load.en):
+            m.d.sync += known.bit_select(au.cb_load.addr, 1).eq(1)
+        with m.If(wipe):
+            m.d.sync += cleared.eq(1)
+        with m.Elif(add & ~known.bit_select(e.code, 1)):
+            m.d.sync += cleared.eq(0)
+        check, expect = Signal(), Signal.like(total)
+        m.d.sync += [check.eq(au.wb_read & (au.wb_row == target) & cleared), expect.eq(total)]
+        m.d.comb += Assert(~check | (au.acc_data == expect))
+        # cover: two entries on the row back to back, then the read
+        hits = Signal(2)
+        hit = au.entry_valid & (row == target) & (e.code != 0) & cleared
+        last_hit = Signal()
+        m.d.sync += last_hit.eq(hit)
+        with m.If(hit & last_hit):
+            m.d.sync += hits.eq(1)
+        m.d.comb += Cover(check & hits[0] & (expect != 0))
+        return m
