@@ -20,7 +20,7 @@ from hw.broadcast import ArbiterNode, Broadcast
 from hw.layouts import Widths, activation_layout
 from hw.matrix_reader import MatrixReader
 from hw.accelerator import queue_slack, room
-from hw.pipeline import fanout
+from hw.pipeline import delay_line, fanout
 from sw.config import Config
 
 __all__ = ["QueueOrder", "StreamRules", "FlowControl", "MatrixOrder", "Forwarding"]
@@ -46,23 +46,26 @@ def _counter(m, event, bits, name):
     return count
 
 
-def _stream_source(m, port, name):
-    """Drive `port` (a stream the block takes) from free values that keep the
-    stream rule: once valid, valid and payload hold until taken."""
-    valid, payload = AnySeq(1), AnySeq(len(port.payload.as_value()))
+def _kept_rule(m, port, name) -> Value:
+    """High unless `port` broke the stream rule this cycle: once valid and
+    not taken, valid and payload must hold into the next cycle."""
+    payload = port.payload.as_value()
     held_valid = Signal(name=f"{name}_held")
     held_payload = Signal(len(payload), name=f"{name}_held_payload")
-    m.d.comb += [port.valid.eq(valid), port.payload.eq(payload)]
-    m.d.sync += [held_valid.eq(port.valid & ~port.ready), held_payload.eq(port.payload.as_value())]
-    m.d.comb += Assume(~held_valid | (valid & (payload == held_payload)))
+    m.d.sync += [held_valid.eq(port.valid & ~port.ready), held_payload.eq(payload)]
+    return ~held_valid | (port.valid & (payload == held_payload))
+
+
+def _stream_source(m, port, name):
+    """Drive `port` (a stream the block takes) from free values that keep the
+    stream rule."""
+    m.d.comb += [port.valid.eq(AnySeq(1)), port.payload.eq(AnySeq(len(port.payload.as_value())))]
+    m.d.comb += Assume(_kept_rule(m, port, name))
 
 
 def _stream_rule(m, port, name):
     """Assert that the stream `port` (driven by the block) keeps the rule."""
-    held_valid = Signal(name=f"{name}_was_held")
-    held_payload = Signal(len(port.payload.as_value()), name=f"{name}_was_payload")
-    m.d.sync += [held_valid.eq(port.valid & ~port.ready), held_payload.eq(port.payload.as_value())]
-    m.d.comb += Assert(~held_valid | (port.valid & (port.payload.as_value() == held_payload)))
+    m.d.comb += Assert(_kept_rule(m, port, name))
 
 
 class QueueOrder(Elaboratable):
@@ -165,8 +168,7 @@ class FlowControl(Elaboratable):
         for k, q in enumerate(queues):
             m.d.comb += [Cat(q.w.valid, q.w.payload).eq(acts[k]), q.r.ready.eq(AnySeq(1))]
             m.d.comb += Assert(~q.w.valid | q.w.ready)
-        m.d.comb += Cover(Cat(q.level_full if hasattr(q, "level_full") else ~q.w.ready for q in queues).any()
-                          & bc.stall)
+        m.d.comb += Cover(Cat(~q.w.ready for q in queues).any() & bc.stall)
         return m
 
 
@@ -203,18 +205,13 @@ class MatrixOrder(Elaboratable):
             Assert(~busy | (mr.issue_entry == cur)),
             Assert(~mr.col.ready | ~busy | (cur + 1 == end)),      # takes a column only as the last entry goes
         ]
-        issued = delay_line_of(m, Cat(mr.issue, start_now), MatrixReader.LATENCY)
+        issued = delay_line(m, Cat(mr.issue, start_now), MatrixReader.LATENCY, "expect")[-1]
         m.d.comb += [
             Assert(mr.entry_valid == issued[0]),
             Assert(~mr.entry_valid | (mr.entry.first == issued[1])),
             Cover(mr.issue & (cur + 1 == end) & mr.col.valid & (col.start + 2 < col.end)),
         ]
         return m
-
-
-def delay_line_of(m, value, n):
-    from hw.pipeline import delay_line
-    return delay_line(m, value, n, "expect")[-1]
 
 
 class Forwarding(Elaboratable):
@@ -268,11 +265,11 @@ class Forwarding(Elaboratable):
         m.d.sync += [check.eq(au.wb_read & (au.wb_row == target) & cleared), expect.eq(total)]
         m.d.comb += Assert(~check | (au.acc_data == expect))
         # cover: two entries on the row back to back, then the read
-        hits = Signal(2)
+        hits = Signal()
         hit = au.entry_valid & (row == target) & (e.code != 0) & cleared
         last_hit = Signal()
         m.d.sync += last_hit.eq(hit)
         with m.If(hit & last_hit):
             m.d.sync += hits.eq(1)
-        m.d.comb += Cover(check & hits[0] & (expect != 0))
+        m.d.comb += Cover(check & hits & (expect != 0))
         return m
