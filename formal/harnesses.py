@@ -11,19 +11,22 @@ interesting case can happen at all under the assumptions.
 from __future__ import annotations
 
 from amaranth import *
+from amaranth.lib.wiring import In
 from amaranth.hdl import Assert, Assume, Cover
 from amaranth.hdl._ast import AnyConst, AnySeq      # Amaranth 0.5 keeps them here
 
 from hw.activation_queue import ActivationQueue
 from hw.arithmetic import ArithmeticUnit
 from hw.broadcast import ArbiterNode, Broadcast
-from hw.layouts import Widths, activation_layout
+from hw.hostport import HostPort
+from hw.layouts import Widths, activation_layout, queued_layout
 from hw.matrix_reader import MatrixReader
-from hw.accelerator import queue_slack, room
-from hw.pipeline import delay_line, fanout
+from hw.accelerator import deliveries, queue_slack, room
+from hw.pipeline import delay_line, fanout_stages
 from sw.config import Config
 
-__all__ = ["QueueOrder", "StreamRules", "FlowControl", "MatrixOrder", "Forwarding"]
+__all__ = ["QueueOrder", "StreamRules", "FlowControl", "MatrixOrder", "Forwarding", "Delivery", "HostAck",
+           "StreamHold"]
 
 # the smallest configuration the blocks build for: proofs stay seconds long,
 # and nothing in the blocks depends on a size beyond its width
@@ -49,7 +52,7 @@ def _counter(m, event, bits, name):
 def _kept_rule(m, port, name) -> Value:
     """High unless `port` broke the stream rule this cycle: once valid and
     not taken, valid and payload must hold into the next cycle."""
-    payload = port.payload.as_value()
+    payload = Value.cast(port.payload)
     held_valid = Signal(name=f"{name}_held")
     held_payload = Signal(len(payload), name=f"{name}_held_payload")
     m.d.sync += [held_valid.eq(port.valid & ~port.ready), held_payload.eq(payload)]
@@ -151,20 +154,22 @@ class FlowControl(Elaboratable):
     fan-out to the queues, the queues with `queue_slack` pairs of slack and
     the almost-full reduction, wired as `hw.accelerator.Core` wires them."""
 
-    def __init__(self, widths=None):
+    def __init__(self, widths=None, slack: int | None = None):
         self.widths = widths or small()
+        self.slack = slack          # default `queue_slack`; less plants a bug the proof must find
 
     def elaborate(self, platform):
         c = self.widths.config
         m = Module()
         _no_reset(m)
         m.submodules.bc = bc = Broadcast(self.widths)
-        queues = [ActivationQueue(self.widths, queue_slack(c)) for _ in range(c.n_pe)]
+        slack = queue_slack(c) if self.slack is None else self.slack
+        queues = [ActivationQueue(self.widths, slack) for _ in range(c.n_pe)]
         for k, q in enumerate(queues):
             m.submodules[f"q{k}"] = q
         _stream_source(m, bc.src[0], "src")
         m.d.comb += [bc.ptr_base.eq(0), bc.layer_start.eq(0), bc.all_ok.eq(room(m, [q.almost_full for q in queues]))]
-        acts = fanout(m, Cat(bc.pushed & bc.valid[0], bc.payload[0]), c.n_pe, "act")
+        acts = deliveries(m, bc, c.n_pe)
         for k, q in enumerate(queues):
             m.d.comb += [Cat(q.w.valid, q.w.payload).eq(acts[k]), q.r.ready.eq(AnySeq(1))]
             m.d.comb += Assert(~q.w.valid | q.w.ready)
@@ -237,6 +242,12 @@ class Forwarding(Elaboratable):
                      au.wb_read.eq(AnySeq(1)), au.wb_row.eq(AnySeq(w.row)),
                      au.clear.eq(AnySeq(1)), au.clear_row.eq(AnySeq(w.row))]
         m.d.comb += Assume(~(au.wb_read | au.clear) | ~au.busy)
+        # a clear given in cycle t writes in t + 1, so a read of that row in
+        # t + 1 still sees the old sum; the write-back never does that (it
+        # clears each row the cycle after reading it, and reads each row once)
+        last_clear, last_clear_row = Signal(), Signal(w.row)
+        m.d.sync += [last_clear.eq(au.clear), last_clear_row.eq(au.clear_row)]
+        m.d.comb += Assume(~(au.wb_read & last_clear & (au.wb_row == last_clear_row)))
         # the reference: the codebook, the row decode, one row's sum
         book = Array(Signal(signed(c.weight_bits), name=f"book_{i}") for i in range(c.n_codes))
         with m.If(au.cb_load.en):
@@ -272,4 +283,137 @@ class Forwarding(Elaboratable):
         with m.If(hit & last_hit):
             m.d.sync += hits.eq(1)
         m.d.comb += Cover(check & hits & (expect != 0))
+        return m
+
+
+class Delivery(Elaboratable):
+    """The broadcast delivers every activation it takes to every PE exactly
+    once, in order: the `n`-th activation taken from the sources (``src[0]``
+    before ``src[1]`` in a cycle) is written into queue ``n mod lanes`` of
+    every PE as that queue's ``(n // lanes)``-th pair, with ``g = ptr_base +
+    j``; nothing else is written; and no PE lags the sources by more than
+    the pairs in flight (the broadcast register and the fan-out), so none
+    is lost. Wired as `hw.accelerator.Core` wires it (`deliveries`, `room`,
+    `queue_slack`), with the PEs reading their queues at will."""
+
+    def __init__(self, widths=None):
+        self.widths = widths or small()
+
+    def elaborate(self, platform):
+        w, c = self.widths, self.widths.config
+        lanes = c.broadcast_width
+        m = Module()
+        _no_reset(m)
+        m.submodules.bc = bc = Broadcast(w)
+        queues = [[ActivationQueue(w, queue_slack(c)) for _ in range(lanes)] for _ in range(c.n_pe)]
+        for k, pe in enumerate(queues):
+            for q, queue in enumerate(pe):
+                m.submodules[f"q{k}_{q}"] = queue
+        for q, src in enumerate(bc.src):
+            _stream_source(m, src, f"src{q}")
+        if lanes == 2:      # the input stage offers its second lane only with its first
+            m.d.comb += Assume(~bc.src[1].valid | bc.src[0].valid)
+        ptr_base = AnyConst(w.gptr)
+        m.d.comb += [bc.ptr_base.eq(ptr_base), bc.layer_start.eq(0),
+                     bc.all_ok.eq(room(m, [queue.almost_full for pe in queues for queue in pe]))]
+        for pe, acts in zip(queues, deliveries(m, bc, c.n_pe)):
+            m.d.comb += Cat(*(Cat(queue.w.valid, queue.w.payload) for queue in pe)).eq(acts)
+            for queue in pe:
+                m.d.comb += queue.r.ready.eq(AnySeq(1))
+        bits = 6
+        taken = Signal(bits)
+        took = [src.valid & src.ready for src in bc.src]
+        m.d.sync += taken.eq(taken + sum(t.as_unsigned() for t in took))
+        n = AnyConst(bits)
+        layout = queued_layout(w)
+        tracked = Signal(layout)
+        for q, (src, t) in enumerate(zip(bc.src, took)):
+            with m.If(t & (taken + q == n)):
+                m.d.sync += [tracked.pointer.eq(ptr_base + src.payload.index), tracked.value.eq(src.payload.value)]
+        in_flight = lanes * (1 + fanout_stages(c.n_pe))
+        m.d.comb += Assume(taken < (1 << bits) - 2)
+        for k, pe in enumerate(queues):
+            written = [_counter(m, queue.w.valid, bits, f"written_{k}_{q}") for q, queue in enumerate(pe)]
+            for q, (queue, count) in enumerate(zip(pe, written)):
+                m.d.comb += Assert(~(queue.w.valid & (count * lanes + q == n))
+                                   | (queue.w.payload.as_value() == tracked.as_value()))
+            total = Signal(bits, name=f"total_{k}")
+            m.d.comb += total.eq(sum(written))
+            m.d.comb += [Assert(total <= taken), Assert(taken - total <= in_flight)]
+            if lanes == 2:      # the queues take turns
+                m.d.comb += Assert((written[0] == written[1]) | (written[0] == written[1] + 1))
+        last = queues[-1][-1]
+        m.d.comb += Cover(last.w.valid & (_counter(m, last.w.valid, bits, "cover_count") == 2) & bc.stall)
+        return m
+
+
+class HostAck(Elaboratable):
+    """The host port answers every Wishbone transfer with exactly one `ack`,
+    in the `read_latency + 2`-th cycle from the request (`ack` is never high twice
+    for one transfer, nor without one); a write strobes at most one memory
+    once (a register write strobes none) and a read strobes none. The master keeps Wishbone B4's classic
+    rules: once it raises `stb` it holds the request until `ack`."""
+
+    def __init__(self, config=None):
+        self.config = config or Config(**SMALL)
+
+    def elaborate(self, platform):
+        m = Module()
+        _no_reset(m)
+        m.submodules.port = port = HostPort(self.config, fanout=fanout_stages(self.config.n_pe))
+        bus = port.bus
+        request = Cat(bus.we, bus.adr, bus.dat_w)
+        m.d.comb += [bus.cyc.eq(AnySeq(1)), bus.stb.eq(AnySeq(1)), request.eq(AnySeq(len(request))),
+                     port.status.as_value().eq(AnySeq(len(port.status.as_value()))),
+                     Cat(port.pe_read_data).eq(AnySeq(len(Cat(port.pe_read_data))))]
+        active = bus.cyc & bus.stb
+        waiting = Signal()          # a transfer was requested and not yet answered
+        held = Signal(len(request))
+        with m.If(active & ~bus.ack):
+            m.d.sync += [waiting.eq(1), held.eq(request)]
+        with m.If(bus.ack):
+            m.d.sync += waiting.eq(0)
+        m.d.comb += Assume(~waiting | (active & (request == held)))
+        age = Signal(range(port.read_latency + 4))
+        with m.If(waiting & ~bus.ack):
+            m.d.sync += age.eq(age + 1)
+        with m.Else():
+            m.d.sync += age.eq(0)
+        strobes = Signal(2)
+        strobe = port.pe_we | port.layers_we | port.codebook_we
+        with m.If(bus.ack):
+            m.d.sync += strobes.eq(0)
+        with m.Elif(strobe):
+            m.d.sync += strobes.eq(strobes + 1)
+        m.d.comb += [
+            Assert(~bus.ack | waiting),                            # no ack without a transfer
+            Assert(~bus.ack | (age == port.read_latency)),          # at the documented time
+            Assert(age <= port.read_latency),
+            Assert((port.pe_we.as_unsigned() + port.layers_we + port.codebook_we) <= 1),
+            Assert(strobes <= held[0]),            # a write strobes a memory at most once, a read never
+            Cover(bus.ack & held[0] & (strobes == 1)),
+        ]
+        return m
+
+
+class StreamHold(Elaboratable):
+    """A block's output stream keeps the stream rule (valid and payload hold
+    until taken), whatever its other inputs do and whenever its consumer is
+    ready: `build` makes the block, `port` names the stream."""
+
+    def __init__(self, build, port: str):
+        self.build, self.port = build, port
+
+    def elaborate(self, platform):
+        m = Module()
+        _no_reset(m)
+        m.submodules.dut = dut = self.build()
+        out = getattr(dut, self.port)
+        for path, member, value in dut.signature.flatten(dut):
+            if path[0] != self.port and member.flow == In:
+                value = Value.cast(value)
+                m.d.comb += value.eq(AnySeq(len(value)))
+        m.d.comb += out.ready.eq(AnySeq(1))
+        _stream_rule(m, out, self.port)
+        m.d.comb += Cover(out.valid & ~out.ready & _counter(m, out.valid & out.ready, 2, "moved")[0])
         return m

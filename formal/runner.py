@@ -40,6 +40,7 @@ class Proof:
     mode: str = "prove"
     depth: int = 20
     claim: str = ""
+    cover_depth: int | None = None     # the cover task's bound (default `depth`)
 
 
 @dataclass
@@ -88,8 +89,9 @@ cover
 
 [options]
 check: mode {mode}
+check: depth {depth}
 cover: mode cover
-depth {depth}
+cover: depth {cover_depth}
 
 [engines]
 smtbmc boolector
@@ -118,7 +120,7 @@ def run(proof: Proof, build_dir: Path) -> Result:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     (work / "top.il").write_text(rtlil.convert(proof.build(), ports=[]))
-    (work / "proof.sby").write_text(SBY.format(mode=proof.mode, depth=proof.depth))
+    (work / "proof.sby").write_text(SBY.format(mode=proof.mode, depth=proof.depth, cover_depth=proof.cover_depth or proof.depth))
     env = dict(os.environ, PATH=f"{shims(build_dir / 'bin')}{os.pathsep}{os.environ.get('PATH', '')}")
     sby = _bin_dir() / "yowasp-sby"
     if not sby.exists():

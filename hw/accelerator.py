@@ -94,8 +94,7 @@ class Core(wiring.Component):
             wiring.connect(m, pe.scan, tree.ins[k])
 
         # towards the PEs: activations, control, output reads
-        lanes = len(bc.src)
-        acts = fanout(m, Cat(*(Cat(bc.pushed & bc.valid[q], bc.payload[q]) for q in range(lanes))), n, "act")
+        acts = deliveries(m, bc, n)
         ctls = fanout(m, flat(ctl.pe), n, "ctl")
         reads = fanout(m, Cat(out.read_en, out.read_addr), n, "out_read")
         for k, pe in enumerate(pes):
@@ -122,6 +121,14 @@ class Core(wiring.Component):
 
 
 ROOM_DELAY = 1      # registers between the almost-full reduction and the broadcast
+
+
+def deliveries(m: Module, bc: Broadcast, n: int) -> list:
+    """The broadcast's pushes towards `n` PEs, `fanout_stages(n)` cycles
+    late: per PE, ``(valid, payload)`` of each lane, lane ``q`` for queue
+    ``q`` (the proofs of `formal.harnesses` wire queues to the same values)."""
+    lanes = range(len(bc.src))
+    return fanout(m, Cat(*(Cat(bc.pushed & bc.valid[q], bc.payload[q]) for q in lanes)), n, "act")
 
 
 def room(m: Module, almost_full: list) -> Value:
