@@ -31,6 +31,9 @@ PROOFS = [
           "pointer reader's column stream keeps the stream rule", cover_depth=14),
     Proof("output_hold", lambda: H.StreamHold(lambda: OutputStage(H.small(), fanout=1), "o"), "bmc", 12,
           "output stream keeps the stream rule", cover_depth=14),
+    Proof("control_bound", H.ControlBound, "bmc", 60,
+          "control unit: done or error within (layers run + 1) x per-layer cycles of a start, any table",
+          cover_depth=60),
     # the multiplier makes each step beyond 11 cost minutes to hours for the
     # solver: narrower widths, and a bound that still holds two back-to-back
     # entries on one row, a clear and the read (the cover is reached in 8)

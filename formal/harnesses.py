@@ -18,6 +18,8 @@ from amaranth.hdl._ast import AnyConst, AnySeq      # Amaranth 0.5 keeps them he
 from hw.activation_queue import ActivationQueue
 from hw.arithmetic import ArithmeticUnit
 from hw.broadcast import ArbiterNode, Broadcast
+from hw.codebook import CodebookStore
+from hw.control import ControlUnit
 from hw.hostport import HostPort
 from hw.layouts import Widths, activation_layout, queued_layout
 from hw.matrix_reader import MatrixReader
@@ -26,7 +28,7 @@ from hw.pipeline import delay_line, fanout_stages
 from sw.config import Config
 
 __all__ = ["QueueOrder", "StreamRules", "FlowControl", "MatrixOrder", "Forwarding", "Delivery", "HostAck",
-           "StreamHold"]
+           "StreamHold", "ControlBound"]
 
 # the smallest configuration the blocks build for: proofs stay seconds long,
 # and nothing in the blocks depends on a size beyond its width
@@ -416,4 +418,60 @@ class StreamHold(Elaboratable):
         m.d.comb += out.ready.eq(AnySeq(1))
         _stream_rule(m, out, self.port)
         m.d.comb += Cover(out.valid & ~out.ready & _counter(m, out.valid & out.ready, 2, "moved")[0])
+        return m
+
+
+class ControlBound(Elaboratable):
+    """The control unit reaches `done` or `error` from a start within a
+    bound that grows with the layers the table runs: a run is busy for at
+    most ``(layers_done + 1) * per_layer + compute`` cycles, whatever the
+    table holds (written by the host while idle, any words at all) and
+    whenever the rest of the accelerator answers, provided that it finishes
+    a layer's broadcast within `compute` cycles of COMPUTE's start and the
+    output stream within `compute` cycles of OUTPUT's (the datapath's own
+    liveness, which the other proofs, the cycle model and the fuzz campaign
+    cover). `per_layer` is DESC, the codebook's load, COMPUTE with its
+    settling, write-back of `row_depth` rows and the drain."""
+
+    def __init__(self, widths=None, compute: int = 3, live: bool = True):
+        self.widths = widths or small(max_layers=2, row_depth=2)
+        self.compute = compute
+        self.live = live        # False: a datapath that may never finish (the proof must fail)
+
+    def per_layer(self, fanout: int, reduce: int) -> int:
+        c = self.widths.config
+        return (ControlUnit.DESC_CYCLES + CodebookStore.load_cycles(c) + self.compute + fanout + reduce
+                + c.row_depth + ControlUnit.drain_cycles(fanout) + 2)
+
+    def elaborate(self, platform):
+        w = self.widths
+        fanout = reduce = 1
+        m = Module()
+        _no_reset(m)
+        m.submodules.ctl = ctl = ControlUnit(w, fanout=fanout, reduce=reduce)
+        for port in (ctl.start, ctl.input_done, ctl.scan_done, ctl.tree_idle, ctl.bcast_valid, ctl.pushed,
+                     ctl.stall, ctl.pes_idle, ctl.output_done, ctl.log_read_layer):
+            m.d.comb += port.eq(AnySeq(len(port)))
+        for host in (ctl.host_layers, ctl.host_codebook):
+            m.d.comb += [host.addr.eq(AnySeq(len(host.addr))), host.data.eq(AnySeq(len(Value.cast(host.data)))),
+                         host.en.eq(AnySeq(1)), Assume(~host.en | ~ctl.busy)]
+        m.d.comb += [ctl.host_layers_read.eq(0), ctl.host_codebook_read.eq(0)]
+        # the datapath's liveness: a layer's sources run dry and its PEs idle
+        # within `compute` cycles, the output stream ends within as many
+        computing, outputting = Signal(range(self.compute + 2)), Signal(range(self.compute + 2))
+        for age, phase in ((computing, ctl.computing), (outputting, ctl.outputting)):
+            m.d.sync += age.eq(Mux(phase, Mux(age == self.compute, age, age + 1), 0))
+        finished = (ctl.input_done & ctl.scan_done & ctl.tree_idle & ~ctl.bcast_valid & ctl.pes_idle
+                    & ~ctl.pushed)
+        if self.live:
+            m.d.comb += [Assume(~(ctl.computing & (computing == self.compute)) | finished),
+                         Assume(~(ctl.outputting & (outputting == self.compute)) | ctl.output_done)]
+        bound = (ctl.layers_done + 1) * self.per_layer(fanout, reduce) + self.compute
+        elapsed = Signal(range(bound.shape().width and 1 << len(bound)))
+        m.d.sync += elapsed.eq(Mux(ctl.busy, elapsed + 1, 0))
+        m.d.comb += [
+            Assert(elapsed <= bound),
+            Assert(ctl.layers_done <= w.config.max_layers),
+            Cover(ctl.done & (ctl.layers_done == 2)),
+        ]
         return m

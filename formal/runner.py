@@ -48,7 +48,7 @@ class Result:
     name: str
     mode: str
     depth: int
-    status: str                # "pass", "fail" (a counterexample), "cover-unreached"
+    status: str                # "pass", "fail" (a counterexample), "unknown" (induction open), "cover-unreached"
     seconds: float
     log: str                   # where SymbiYosys's log is
     claim: str = ""
@@ -130,7 +130,7 @@ def run(proof: Proof, build_dir: Path) -> Result:
         done = subprocess.run([str(sby), "-f", "proof.sby"], cwd=work, env=env, capture_output=True, text=True)
         (work / "sby.log").write_text(done.stdout + done.stderr)
         check, cover = _task_status(work, "check"), _task_status(work, "cover")
-        if check in ("pass", "fail") and cover in ("pass", "fail"):
+        if check in ("pass", "fail", "unknown") and cover in ("pass", "fail"):
             break
         if attempt == 0:
             for task in ("check", "cover"):
@@ -138,6 +138,7 @@ def run(proof: Proof, build_dir: Path) -> Result:
     else:
         raise FormalToolError(f"SymbiYosys did not finish {proof.name} (check: {check}, cover: {cover}); "
                               f"see {work / 'sby.log'}")
-    status = "fail" if check == "fail" else "cover-unreached" if cover == "fail" else "pass"
+    # "unknown": k-induction did not close (the base case held): not a proof
+    status = check if check in ("fail", "unknown") else "cover-unreached" if cover == "fail" else "pass"
     return Result(proof.name, proof.mode, proof.depth, status, round(time.monotonic() - t0, 1),
                   str(work / "sby.log"), proof.claim)

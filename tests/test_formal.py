@@ -30,6 +30,20 @@ def test_proof_holds(name, build):
     assert result.status == "pass", f"{name}: {result.status}, see {result.log}"
 
 
+def test_control_unit_bound_short(build):
+    """The control unit's bound over 30 cycles from reset (`make formal`
+    checks 60, a whole two-layer run)."""
+    result = run(Proof("control_bound_30", H.ControlBound, "bmc", 30, cover_depth=55), build)
+    assert result.status == "pass", f"{result.status}, see {result.log}"
+
+
+def test_control_unit_bound_fails_on_a_stuck_datapath(build):
+    """Without the datapath's liveness a layer's COMPUTE may last forever:
+    the bound must then fail."""
+    result = run(Proof("control_stuck", lambda: H.ControlBound(live=False), "bmc", 45, cover_depth=55), build)
+    assert result.status == "fail"
+
+
 def test_flow_control_finds_too_little_slack(build):
     """One pair less slack than the pairs in flight: the proof must find the
     write into a full queue."""
