@@ -12,7 +12,8 @@ again with random idle cycles and backpressure (outputs only: stalls change
 the timing), and resets in the middle of a run before it.
 
 A vector that disagrees is shrunk: the first one of its run, alone, in a new
-launch; the case (configuration, image, that vector) is saved under
+launch, and, if it still disagrees, with as many of its nonzero inputs
+zeroed as keep it disagreeing (delta debugging, `minimize`); the case (configuration, image, that vector) is saved under
 ``build/fuzz/failures/`` and, with ``--save-regressions``, under
 ``tests/regressions/``, which ``tests/test_regressions.py`` replays in every
 test run. Writes ``build/fuzz/report.json`` (``vectors``: distinct
@@ -92,17 +93,61 @@ def disagreements(image: sw.Image, x: np.ndarray, result) -> tuple[np.ndarray, n
     return wrong, late
 
 
+def _failing(image: sw.Image, xs: np.ndarray, where: Path) -> np.ndarray:
+    """Run `xs` in one new launch: per vector, whether it disagrees
+    (outputs or counters)."""
+    np.save(where / "candidates.npy", xs)
+    results, info, seconds, _ = run_job(image, [make_run_step(image, where / "candidates.npy")],
+                                        progress=None, progress_bar=False)
+    wrong, late = disagreements(image, xs, make_result(image, xs, results, "s0", info, seconds, seconds))
+    (where / "candidates.npy").unlink()
+    return wrong | late
+
+
+def minimize(image: sw.Image, v: np.ndarray, where: Path, launches: int = 16) -> tuple[np.ndarray, int]:
+    """A failing vector `v` with as many of its nonzero inputs zeroed as
+    still fails: delta debugging over the nonzero positions (every way of
+    zeroing one chunk of them tried in one launch, the chunks halved when
+    none fails), at most `launches` launches. Returns the vector and the
+    launches used; the caller confirms it alone."""
+    v, used = v.copy(), 0
+    chunk = max(1, np.count_nonzero(v) // 2)
+    while used < launches:
+        nonzero = np.flatnonzero(v)
+        if len(nonzero) == 0:
+            break
+        groups = [nonzero[i:i + chunk] for i in range(0, len(nonzero), chunk)]
+        candidates = np.repeat(v[None], len(groups), axis=0)
+        for c, g in enumerate(groups):
+            candidates[c, g] = 0
+        fails = _failing(image, candidates, where)
+        used += 1
+        if fails.any():
+            v = candidates[int(np.flatnonzero(fails)[0])]
+            chunk = max(1, min(chunk, np.count_nonzero(v) // 2))
+        elif chunk == 1:
+            break
+        else:
+            chunk //= 2
+    return v, used
+
+
 def _shrink(image: sw.Image, x: np.ndarray, bad: int, where: Path) -> dict:
-    """The first disagreeing vector alone in a new launch: saved with its
-    image, and whether it still disagrees on its own (outputs or counters)."""
+    """The first disagreeing vector alone in a new launch, then with as few
+    nonzero inputs as still disagree (`minimize`, kept only if it still
+    fails alone): saved with its image, and whether it disagrees on its own."""
     where.mkdir(parents=True, exist_ok=True)
     image.save(where / "image", overwrite=True)
-    np.save(where / "x.npy", x[bad:bad + 1])
-    steps = [make_run_step(image, where / "x.npy")]
-    results, info, seconds, _ = run_job(image, steps, progress=None, progress_bar=False)
-    result = make_result(image, x[bad:bad + 1], results, "s0", info, seconds, seconds)
-    wrong, late = disagreements(image, x[bad:bad + 1], result)
-    return {"dir": str(where), "vector": int(bad), "passes_alone": not (wrong.any() or late.any())}
+    v = x[bad:bad + 1]
+    alone = bool(_failing(image, v, where)[0])
+    out = {"dir": str(where), "vector": int(bad), "passes_alone": not alone, "nonzeros": int(np.count_nonzero(v))}
+    if alone:
+        small, launches = minimize(image, v[0], where)
+        if np.count_nonzero(small) < out["nonzeros"] and _failing(image, small[None], where)[0]:
+            v = small[None]
+        out.update(nonzeros_minimized=int(np.count_nonzero(v)), minimize_launches=launches)
+    np.save(where / "x.npy", v)
+    return out
 
 
 def fuzz_config(rng, config: sw.Config, vectors: int, images: int, work: Path, name: str) -> dict:

@@ -42,3 +42,26 @@ def test_a_clean_campaign_and_a_planted_mismatch(tmp_path, monkeypatch):
     assert np.load(case / "x.npy").shape[0] == 1 and (case / "image" / "manifest.json").is_file()
     assert failure["passes_alone"] is True              # alone it is vector 0, which the plant leaves alone
     json.dumps(bad)                                     # the report is plain JSON
+
+
+def test_a_failure_that_needs_one_input_shrinks_to_it(tmp_path, monkeypatch):
+    """A planted bug that shows whenever input 3 is nonzero: the shrunk case
+    keeps input 3 and nothing else, and still fails alone."""
+    monkeypatch.setattr(fuzz, "OUT", tmp_path)
+    config = sw.Config(n_pe=1)
+    rng = np.random.default_rng(5)
+    image = fuzz.random_image(rng, config)
+    x = np.zeros((1, image.n_in), dtype=np.int64)
+    x[0, :] = rng.integers(1, 50, image.n_in)
+    real = sw.golden.run
+
+    def wrong_on_input_3(image, x, **kw):
+        y = real(image, x, **kw).copy()
+        y[x[:, 3] != 0, 0] ^= 1
+        return y
+
+    monkeypatch.setattr(sw.golden, "run", wrong_on_input_3)
+    failure = fuzz._shrink(image, x, 0, tmp_path / "case")
+    assert failure["passes_alone"] is False and failure["nonzeros"] == image.n_in
+    kept = np.load(tmp_path / "case" / "x.npy")
+    assert failure["nonzeros_minimized"] == 1 and np.flatnonzero(kept[0]).tolist() == [3]
