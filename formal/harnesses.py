@@ -403,19 +403,25 @@ class StreamHold(Elaboratable):
     until taken), whatever its other inputs do and whenever its consumer is
     ready: `build` makes the block, `port` names the stream."""
 
-    def __init__(self, build, port: str):
-        self.build, self.port = build, port
+    def __init__(self, build, port: str, lane: int | None = None, rules=None):
+        self.build, self.port, self.lane = build, port, lane      # `lane`: of an array of streams
+        self.rules = rules      # (dut) -> the assumptions the accelerator keeps for the block's inputs
 
     def elaborate(self, platform):
         m = Module()
         _no_reset(m)
         m.submodules.dut = dut = self.build()
-        out = getattr(dut, self.port)
+        lanes = getattr(dut, self.port)
+        lanes = [lanes] if self.lane is None else lanes
+        out = lanes[self.lane or 0]
         for path, member, value in dut.signature.flatten(dut):
             if path[0] != self.port and member.flow == In:
                 value = Value.cast(value)
                 m.d.comb += value.eq(AnySeq(len(value)))
-        m.d.comb += out.ready.eq(AnySeq(1))
+        ready = AnySeq(1)
+        m.d.comb += [lane.ready.eq(ready) for lane in lanes]        # one consumer takes every lane
+        if self.rules is not None:
+            m.d.comb += [Assume(rule) for rule in self.rules(dut)]
         _stream_rule(m, out, self.port)
         m.d.comb += Cover(out.valid & ~out.ready & _counter(m, out.valid & out.ready, 2, "moved")[0])
         return m
