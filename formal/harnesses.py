@@ -17,7 +17,7 @@ from amaranth.hdl._ast import AnyConst, AnySeq      # Amaranth 0.5 keeps them he
 
 from hw.activation_queue import ActivationQueue
 from hw.arithmetic import ArithmeticUnit
-from hw.broadcast import ArbiterNode, Broadcast
+from hw.broadcast import ArbiterNode, Broadcast, InputStage
 from hw.codebook import CodebookStore
 from hw.control import ControlUnit
 from hw.hostport import HostPort
@@ -28,7 +28,7 @@ from hw.pipeline import delay_line, fanout_stages
 from sw.config import Config
 
 __all__ = ["QueueOrder", "StreamRules", "FlowControl", "MatrixOrder", "Forwarding", "Delivery", "HostAck",
-           "StreamHold", "ControlBound"]
+           "StreamHold", "ControlBound", "InputOrder"]
 
 # the smallest configuration the blocks build for: proofs stay seconds long,
 # and nothing in the blocks depends on a size beyond its width
@@ -479,5 +479,64 @@ class ControlBound(Elaboratable):
             Assert(elapsed <= bound),
             Assert(ctl.layers_done <= w.config.max_layers),
             Cover(ctl.done & (ctl.layers_done == 2)),
+        ]
+        return m
+
+
+class InputOrder(Elaboratable):
+    """Layer 0's input stage hands on exactly the nonzero values of the
+    first `n_in` it takes, each once, in index order, numbered with its
+    index: the `n`-th nonzero offered and taken is the `n`-th nonzero value
+    among the inputs below `n_in`; nothing leaves that was not taken in; and
+    `done` only once every value has arrived and left. One `start` at the
+    beginning (the control unit's, for one run)."""
+
+    def __init__(self, widths=None):
+        self.widths = widths or small(input_width=2, broadcast_width=2)
+
+    def elaborate(self, platform):
+        w = self.widths
+        lanes = w.config.input_width
+        m = Module()
+        _no_reset(m)
+        m.submodules.stage = stage = InputStage(w)
+        _stream_source(m, stage.i, "i")
+        first = Signal(init=1)
+        m.d.sync += first.eq(0)
+        n_in = AnyConst(w.count)
+        ready = AnySeq(1)
+        m.d.comb += [stage.start.eq(first), stage.active.eq(~first & AnySeq(1)), stage.n_in.eq(n_in)]
+        m.d.comb += [out.ready.eq(ready) for out in stage.out]
+        bits = 5
+        arrived = Signal(w.count)           # values taken in so far (their indices)
+        nonzeros = Signal(bits)             # nonzeros among them below n_in
+        left = Signal(bits)                 # pairs that left
+        n = AnyConst(bits)
+        tracked = Signal(activation_layout(w))
+        take = stage.i.valid & stage.i.ready
+        count = nonzeros
+        for lane in range(lanes):
+            value = stage.i.payload[lane]
+            counted = take & (value != 0) & (arrived + lane < n_in)
+            with m.If(counted & (count == n)):
+                m.d.sync += [tracked.index.eq(arrived + lane), tracked.value.eq(value)]
+            nxt = Signal(bits, name=f"count_{lane}")
+            m.d.comb += nxt.eq(count + counted)
+            count = nxt
+        m.d.sync += nonzeros.eq(count)
+        with m.If(take):
+            m.d.sync += arrived.eq(arrived + lanes)
+        moved = [out.valid & ready for out in stage.out]
+        m.d.sync += left.eq(left + sum(v.as_unsigned() for v in moved))
+        # the control unit runs no layer with ptr_base + n_in >= pointer_depth
+        m.d.comb += [Assume(nonzeros < (1 << bits) - lanes), Assume(n_in < w.config.pointer_depth)]
+        for k, (out, go) in enumerate(zip(stage.out, moved)):
+            m.d.comb += Assert(~(go & (left + k == n)) | (out.payload.as_value() == tracked.as_value()))
+            if k:           # lanes fill in order
+                m.d.comb += Assert(~out.valid | stage.out[k - 1].valid)
+        m.d.comb += [
+            Assert(left <= nonzeros),
+            Assert(~stage.done | first | ((left == nonzeros) & (arrived >= n_in))),
+            Cover(stage.done & ~first & (left == 3) & (n == 2)),
         ]
         return m

@@ -15,7 +15,7 @@ from formal.__main__ import PROOFS               # noqa: E402
 from formal.runner import Proof, run             # noqa: E402
 
 FAST = ["queue_order", "stream_rules", "flow_control", "delivery", "delivery_2lanes", "matrix_order", "host_ack",
-        "scan_hold", "column_hold", "output_hold", "input_hold_0", "input_hold_1"]
+        "scan_hold", "column_hold", "output_hold", "input_hold_0", "input_hold_1", "input_order"]
 
 
 @pytest.fixture(scope="module")
