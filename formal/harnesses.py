@@ -473,7 +473,7 @@ class ControlBound(Elaboratable):
             m.d.comb += [Assume(~(ctl.computing & (computing == self.compute)) | finished),
                          Assume(~(ctl.outputting & (outputting == self.compute)) | ctl.output_done)]
         bound = (ctl.layers_done + 1) * self.per_layer(fanout, reduce) + self.compute
-        elapsed = Signal(range(bound.shape().width and 1 << len(bound)))
+        elapsed = Signal(len(bound) + 1)          # wider than the bound: an overrun cannot wrap
         m.d.sync += elapsed.eq(Mux(ctl.busy, elapsed + 1, 0))
         m.d.comb += [
             Assert(elapsed <= bound),
