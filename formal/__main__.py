@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import harnesses as H
 from hw.activation_buffer import ActivationBuffer
+from hw.broadcast import InputStage
 from hw.output_stage import OutputStage
 from hw.pointer_reader import PointerReader
 
@@ -34,7 +35,7 @@ PROOFS = [
           cover_depth=14),
     # a start restarts the input stage; the control unit gives one only after the last input left
     *(Proof(f"input_hold_{lane}", lambda lane=lane: H.StreamHold(
-              lambda: H.InputStage(H.small(input_width=2, broadcast_width=2)), "out", lane,
+              lambda: InputStage(H.small(input_width=2, broadcast_width=2)), "out", lane,
               rules=lambda s: [~s.start | s.done]),
             "bmc", 12, f"input stage's lane {lane} (two a cycle) keeps the stream rule", cover_depth=14)
       for lane in (0, 1)),

@@ -73,6 +73,31 @@ def _stream_rule(m, port, name):
     m.d.comb += Assert(_kept_rule(m, port, name))
 
 
+def _broadcast_to_queues(m, widths: Widths, slack: int, ptr_base) -> tuple[Broadcast, list]:
+    """The broadcast, its registered fan-out and every PE's queues (one per
+    lane, `slack` pairs of slack) with the almost-full reduction, wired as
+    `hw.accelerator.Core` wires them (`deliveries`, `room`); sources that
+    keep the stream rule (the second lane only with the first, as the input
+    stage offers it) and PEs that read their queues at will. Returns the
+    broadcast and the queues, ``queues[pe][lane]``."""
+    c = widths.config
+    m.submodules.bc = bc = Broadcast(widths)
+    queues = [[ActivationQueue(widths, slack) for _ in range(c.broadcast_width)] for _ in range(c.n_pe)]
+    for k, pe in enumerate(queues):
+        for q, queue in enumerate(pe):
+            m.submodules[f"q{k}_{q}"] = queue
+            m.d.comb += queue.r.ready.eq(AnySeq(1))
+    for q, src in enumerate(bc.src):
+        _stream_source(m, src, f"src{q}")
+    if c.broadcast_width == 2:
+        m.d.comb += Assume(~bc.src[1].valid | bc.src[0].valid)
+    m.d.comb += [bc.ptr_base.eq(ptr_base), bc.layer_start.eq(0),
+                 bc.all_ok.eq(room(m, [queue.almost_full for pe in queues for queue in pe]))]
+    for pe, acts in zip(queues, deliveries(m, bc, c.n_pe)):
+        m.d.comb += Cat(*(Cat(queue.w.valid, queue.w.payload) for queue in pe)).eq(acts)
+    return bc, queues
+
+
 class QueueOrder(Elaboratable):
     """The activation queue hands out exactly what was written, in order,
     each pair once: the `n`-th pair read (for a solver-chosen `n`) is the
@@ -161,20 +186,12 @@ class FlowControl(Elaboratable):
         self.slack = slack          # default `queue_slack`; less plants a bug the proof must find
 
     def elaborate(self, platform):
-        c = self.widths.config
         m = Module()
         _no_reset(m)
-        m.submodules.bc = bc = Broadcast(self.widths)
-        slack = queue_slack(c) if self.slack is None else self.slack
-        queues = [ActivationQueue(self.widths, slack) for _ in range(c.n_pe)]
-        for k, q in enumerate(queues):
-            m.submodules[f"q{k}"] = q
-        _stream_source(m, bc.src[0], "src")
-        m.d.comb += [bc.ptr_base.eq(0), bc.layer_start.eq(0), bc.all_ok.eq(room(m, [q.almost_full for q in queues]))]
-        acts = deliveries(m, bc, c.n_pe)
-        for k, q in enumerate(queues):
-            m.d.comb += [Cat(q.w.valid, q.w.payload).eq(acts[k]), q.r.ready.eq(AnySeq(1))]
-            m.d.comb += Assert(~q.w.valid | q.w.ready)
+        slack = queue_slack(self.widths.config) if self.slack is None else self.slack
+        bc, queues = _broadcast_to_queues(m, self.widths, slack, ptr_base=0)
+        queues = [queue for pe in queues for queue in pe]
+        m.d.comb += [Assert(~q.w.valid | q.w.ready) for q in queues]
         m.d.comb += Cover(Cat(~q.w.ready for q in queues).any() & bc.stall)
         return m
 
@@ -306,22 +323,8 @@ class Delivery(Elaboratable):
         lanes = c.broadcast_width
         m = Module()
         _no_reset(m)
-        m.submodules.bc = bc = Broadcast(w)
-        queues = [[ActivationQueue(w, queue_slack(c)) for _ in range(lanes)] for _ in range(c.n_pe)]
-        for k, pe in enumerate(queues):
-            for q, queue in enumerate(pe):
-                m.submodules[f"q{k}_{q}"] = queue
-        for q, src in enumerate(bc.src):
-            _stream_source(m, src, f"src{q}")
-        if lanes == 2:      # the input stage offers its second lane only with its first
-            m.d.comb += Assume(~bc.src[1].valid | bc.src[0].valid)
         ptr_base = AnyConst(w.gptr)
-        m.d.comb += [bc.ptr_base.eq(ptr_base), bc.layer_start.eq(0),
-                     bc.all_ok.eq(room(m, [queue.almost_full for pe in queues for queue in pe]))]
-        for pe, acts in zip(queues, deliveries(m, bc, c.n_pe)):
-            m.d.comb += Cat(*(Cat(queue.w.valid, queue.w.payload) for queue in pe)).eq(acts)
-            for queue in pe:
-                m.d.comb += queue.r.ready.eq(AnySeq(1))
+        bc, queues = _broadcast_to_queues(m, w, queue_slack(c), ptr_base)
         bits = 6
         taken = Signal(bits)
         took = [src.valid & src.ready for src in bc.src]
@@ -423,7 +426,7 @@ class StreamHold(Elaboratable):
         if self.rules is not None:
             m.d.comb += [Assume(rule) for rule in self.rules(dut)]
         _stream_rule(m, out, self.port)
-        m.d.comb += Cover(out.valid & ~out.ready & _counter(m, out.valid & out.ready, 2, "moved")[0])
+        m.d.comb += Cover(out.valid & ~out.ready & (_counter(m, out.valid & out.ready, 2, "moved") != 0))
         return m
 
 
@@ -447,7 +450,8 @@ class ControlBound(Elaboratable):
     def per_layer(self, fanout: int, reduce: int) -> int:
         c = self.widths.config
         return (ControlUnit.DESC_CYCLES + CodebookStore.load_cycles(c) + self.compute + fanout + reduce
-                + c.row_depth + ControlUnit.drain_cycles(fanout) + 2)
+                + c.row_depth + ControlUnit.drain_cycles(fanout)
+                + 2)    # a margin: at bmc 60 the proof also holds with 2 cycles less a layer
 
     def elaborate(self, platform):
         w = self.widths
@@ -464,7 +468,7 @@ class ControlBound(Elaboratable):
         m.d.comb += [ctl.host_layers_read.eq(0), ctl.host_codebook_read.eq(0)]
         # the datapath's liveness: a layer's sources run dry and its PEs idle
         # within `compute` cycles, the output stream ends within as many
-        computing, outputting = Signal(range(self.compute + 2)), Signal(range(self.compute + 2))
+        computing, outputting = Signal(range(self.compute + 1)), Signal(range(self.compute + 1))
         for age, phase in ((computing, ctl.computing), (outputting, ctl.outputting)):
             m.d.sync += age.eq(Mux(phase, Mux(age == self.compute, age, age + 1), 0))
         finished = (ctl.input_done & ctl.scan_done & ctl.tree_idle & ~ctl.bcast_valid & ctl.pes_idle

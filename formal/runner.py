@@ -120,7 +120,8 @@ def run(proof: Proof, build_dir: Path) -> Result:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     (work / "top.il").write_text(rtlil.convert(proof.build(), ports=[]))
-    (work / "proof.sby").write_text(SBY.format(mode=proof.mode, depth=proof.depth, cover_depth=proof.cover_depth or proof.depth))
+    (work / "proof.sby").write_text(SBY.format(mode=proof.mode, depth=proof.depth,
+                                               cover_depth=proof.cover_depth or proof.depth))
     env = dict(os.environ, PATH=f"{shims(build_dir / 'bin')}{os.pathsep}{os.environ.get('PATH', '')}")
     sby = _bin_dir() / "yowasp-sby"
     if not sby.exists():

@@ -11,12 +11,12 @@ golden model and every counter against the cycle model; the same inputs
 again with random idle cycles and backpressure (outputs only: stalls change
 the timing), and resets in the middle of a run before it.
 
-A vector that disagrees is shrunk: the first one of its run, alone, in a new
-launch, and, if it still disagrees, with as many of its nonzero inputs
-zeroed as keep it disagreeing (delta debugging, `minimize`); the case (configuration, image, that vector) is saved under
-``build/fuzz/failures/`` and, with ``--save-regressions``, under
-``tests/regressions/``, which ``tests/test_regressions.py`` replays in every
-test run. Writes ``build/fuzz/report.json`` (``vectors``: distinct
+A vector that disagrees is shrunk: the first one of its run, alone, in a
+new launch, and, if it still disagrees, with as many of its nonzero inputs
+zeroed as keep it disagreeing (delta debugging, `minimize`); the case
+(configuration, image, that vector) is saved under ``build/fuzz/failures/``
+and, with ``--save-regressions``, under ``tests/regressions/``, which
+``tests/test_regressions.py`` replays in every test run. Writes ``build/fuzz/report.json`` (``vectors``: distinct
 vectors, each checked for outputs and every counter; ``stalled_vectors``:
 those run again with stalls; ``configurations``, ``output_mismatches``,
 ``cycle_mismatches``, ``seconds``, and per configuration the details). Exit status 1 on any
