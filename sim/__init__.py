@@ -5,6 +5,8 @@
 """
 
 from .build import BuildInfo, build
+from .network import NetworkSimResult, run_network
 from .runner import SimResult, SimulationError, run, run_board, run_job
 
-__all__ = ["run", "run_board", "run_job", "build", "SimResult", "SimulationError", "BuildInfo"]
+__all__ = ["run", "run_board", "run_job", "build", "SimResult", "SimulationError", "BuildInfo",
+           "run_network", "NetworkSimResult"]

@@ -13,6 +13,8 @@ from .config import Config, ConfigError
 from .format import FormatError, MemoryImage
 from .frontends import from_onnx, from_torch, load_any
 from .lowrank import factorize
+from .net import (AdaptiveAvgPool2d, AvgPool2d, ChannelShuffle, Concat, Conv2d, Flatten, Linear, LowRank, MaxPool2d,
+                  Network, ReLU)
 from .image import Image, ImageError, ImageLayer, PESlice
 from .model import CompressedLayer, CompressedModel, Layer, ModelError
 from .modelio import load_model, save_model
@@ -24,4 +26,6 @@ __all__ = [
     "MemoryImage", "FormatError", "golden", "metrics", "quantize_input", "dequantize", "forward",
     "load_model", "save_model", "from_torch", "from_onnx", "load_any",
     "compare", "Comparison", "factorize",
+    "Network", "Conv2d", "Linear", "LowRank", "ReLU", "ChannelShuffle", "Concat", "AvgPool2d", "MaxPool2d",
+    "AdaptiveAvgPool2d", "Flatten",
 ]

@@ -171,9 +171,10 @@ def wrap_scales(w_int: sp.csr_array, bias_int: np.ndarray, x_int: np.ndarray, ac
 
 
 def _quantize_layer(i, codes, centroids, bias, relu, fa, x_int, c: Config, headroom_bits: int,
-                    acc_headroom: float):
-    """Choose ``fw`` and ``fo`` for one layer on calibration inputs `x_int`;
-    returns the layer, its fixed-point outputs and what was seen."""
+                    acc_headroom: float, fo_max: int | None = None):
+    """Choose ``fw`` and ``fo`` for one layer on calibration inputs `x_int`
+    (``fo`` at most `fo_max`: branches joined by a concat share one
+    format); returns the layer, its fixed-point outputs and what was seen."""
     acc_lo, acc_hi = signed_range(c.acc_bits)
     fw = max(0, min(frac_bits_for(float(np.max(np.abs(centroids), initial=0.0)), c.weight_bits), 48))
     while True:   # lower fw until the calibration accumulators keep `acc_headroom`
@@ -205,6 +206,11 @@ def _quantize_layer(i, codes, centroids, bias, relu, fa, x_int, c: Config, headr
             break
         fo -= 1
     fo = max(fo_min, fo - headroom_bits)
+    if fo_max is not None:
+        if fo_max < fo_min:
+            raise ModelError(f"layer {i}: its output cannot have as few as {fo_max} fraction bits (shift at most "
+                             f"{c.max_shift}): joined branches' formats differ too much")
+        fo = min(fo, fo_max)
     y = writeback(acc, fa + fw - fo, relu, c.act_bits)
     unclamped = round_shift(acc, fa + fw - fo)
     unclamped = np.maximum(unclamped, 0) if relu else unclamped
@@ -241,6 +247,10 @@ def compress(layers: Sequence[Layer], *, density, code_bits: int | None = None,
     even ``fw = 0`` cannot give it. Default 16 (4 bits of the accumulator).
     `progress`: called with a line of text as each layer is done.
 
+    `layers` may also be an `sw.Network` (or a lowered one): then
+    `sw.net.compress_network` compresses every engine layer it lowers to,
+    `density` is per weighted node, and `calibration` holds images.
+
     The returned model's `report` has one dict per layer: density, nonzeros,
     codebook (float and integer), ``fa``/``fw``/``fo``, accumulator overflows
     and saturations seen, the input scale at which an accumulator first
@@ -251,6 +261,11 @@ def compress(layers: Sequence[Layer], *, density, code_bits: int | None = None,
     the float model (``error_vs_float``) and against the float pruned and
     weight-shared model (``error_vs_shared``).
     """
+    from .net import Lowered, Network, compress_network
+    if isinstance(layers, (Network, Lowered)):      # a network: sw.net.compress_network, same options
+        return compress_network(layers, density=density, config=config, code_bits=code_bits,
+                                calibration=calibration, headroom_bits=headroom_bits, acc_headroom=acc_headroom,
+                                kmeans_iterations=kmeans_iterations, progress=progress)
     config = Config() if config is None else config
     if code_bits is not None and code_bits != config.code_bits:
         config = config.replace(code_bits=code_bits)

@@ -15,7 +15,7 @@ from .arrays import as_array
 from .fixedpoint import signed_range, wrap, writeback
 from .image import Image
 
-__all__ = ["run", "check_input", "output_dtype", "accumulators", "accumulator_wraps"]
+__all__ = ["run", "run_network", "check_input", "output_dtype", "accumulators", "accumulator_wraps"]
 
 
 def output_dtype(act_bits: int):
@@ -100,3 +100,11 @@ def run(image: Image, x, trace: bool = False):
     dt = output_dtype(image.config.act_bits)
     outs = [o.astype(dt)[0] if squeeze else o.astype(dt) for o in outs]
     return outs if trace else outs[-1]
+
+
+def run_network(program, x, trace: bool = False):
+    """Run a packed network (`sw.net.NetworkProgram`) on integer images
+    ``(N, H, W, C)``: each program bit-exactly as `run`, the host steps
+    between (see `sw.net.run_network`)."""
+    from .net.program import run_network as run_program
+    return run_program(program, x, trace)

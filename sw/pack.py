@@ -191,8 +191,14 @@ def pack(model: CompressedModel, config: Config | None = None, *, balance: bool 
     `row_orders` gives each layer's order (the model's row at each hardware
     position, None for the default). Either way the outputs, from the golden
     model and the RTL alike, come back in the model's order: the next layer's
-    columns follow its input's order, and the image records the orders."""
+    columns follow its input's order, and the image records the orders.
+
+    A compressed network (`sw.net.CompressedNetwork`) packs into an
+    `sw.net.NetworkProgram`: an image per program (`sw.net.pack_network`)."""
     config = Config() if config is None else config
+    from .net import CompressedNetwork, pack_network
+    if isinstance(model, CompressedNetwork):
+        return pack_network(model, config, balance=balance, shorten_runs=shorten_runs)
     if not isinstance(model, CompressedModel):
         raise TypeError(f"pack() takes a CompressedModel, got {type(model).__name__}")
     orders = _row_orders(model, config, balance, row_orders, shorten_runs)
