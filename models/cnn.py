@@ -1,0 +1,193 @@
+"""A small depthwise-separable CNN on Fashion-MNIST, compressed and run on the
+engine: convolutions (plain, depthwise, grouped 1x1 with a channel shuffle,
+a SqueezeNet fire module's concat) lowered to programs of per-pixel layers.
+
+    make cnn          (or: python models/cnn.py [--rtl-images 64] [--no-rtl] [--epochs 4])
+
+The network (28 x 28 x 1 in, channels last), 10 weighted layers:
+
+    conv 3x3 s2 (1 -> 16) ReLU                                 14 x 14 x 16
+    depthwise 3x3 s2 (16) ReLU, grouped 1x1 (16 -> 32, 2 groups) ReLU,
+      channel shuffle (2), squeeze 1x1 (32 -> 16) ReLU          7 x 7 x 16
+    fire expand: concat(1x1 (16 -> 32) ReLU, 3x3 (16 -> 32) ReLU)   7 x 7 x 64
+    depthwise 3x3 s2 (64) ReLU, 1x1 (64 -> 64) ReLU              4 x 4 x 64
+    global average pool, flatten, linear (64 -> 10)
+
+Trained in numpy on the lowered layers (`sw.net.train`: Adam, float), pruned
+per layer and retrained under the masks, weight-shared in 15 values per
+layer (4-bit codes) and the centroids fine-tuned; then fixed point for the
+ECP5-85F preset (8-bit activations and weights, 24-bit accumulators;
+calibration on 512 training images), packed for its 64 PEs, the 10,000
+test images on the golden model, and `--rtl-images` of them on the RTL
+(Verilator), every output of every program against the golden model; the
+cycles per image from the RTL and from the cycle model.
+
+Writes build/cnn/report.json (``float_accuracy``, ``pruned_accuracy``,
+``shared_accuracy``, ``compressed_accuracy`` (float model of the
+compressed weights), ``golden_accuracy``, ``test_images``, ``rtl_images``,
+``rtl_bit_exact_images``, ``cycles_per_image``, ``cycle_shares``,
+``storage``, per layer details) and plots accuracy.png and cycles.png.
+Deterministic (fixed seeds).
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import sw  # noqa: E402
+from sw import datasets  # noqa: E402
+from sw.files import atomic_file, save_figure  # noqa: E402
+from sw.net import lower  # noqa: E402
+from sw.net.train import accuracy, prune_masks, share, train_network  # noqa: E402
+
+OUT = ROOT / "build" / "cnn"
+PRESET = "ecp5-85f"
+# per weighted node: conv1, dw1, pw1 (grouped), squeeze, expand 1x1, expand 3x3, dw2, pw2, linear
+DENSITY = [1.0, 0.7, 0.4, 0.4, 0.4, 0.25, 0.7, 0.3, 0.5]
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def network(seed: int = 0) -> sw.Network:
+    rng = np.random.default_rng(seed)
+
+    def conv(c_out, c_in_per_group, k, **kw):
+        fan_in = c_in_per_group * k * k
+        return sw.Conv2d(rng.standard_normal((c_out, c_in_per_group, k, k)) * np.sqrt(2 / fan_in),
+                         np.zeros(c_out), **kw)
+
+    return sw.Network((28, 28, 1), [
+        conv(16, 1, 3, stride=2, padding=1), sw.ReLU(),
+        conv(16, 1, 3, stride=2, padding=1, groups=16), sw.ReLU(),
+        conv(32, 8, 1, groups=2), sw.ReLU(), sw.ChannelShuffle(2),
+        conv(16, 32, 1), sw.ReLU(),
+        sw.Concat([conv(32, 16, 1), sw.ReLU()], [conv(32, 16, 3, padding=1), sw.ReLU()]),
+        conv(64, 1, 3, stride=2, padding=1, groups=64), sw.ReLU(),
+        conv(64, 64, 1), sw.ReLU(),
+        sw.AdaptiveAvgPool2d(1), sw.Flatten(),
+        sw.Linear(rng.standard_normal((10, 64)) * np.sqrt(1 / 64), np.zeros(10)),
+    ])
+
+
+def golden_accuracy(program, x_int, y, chunk=1000):
+    right = 0
+    for s in range(0, x_int.shape[0], chunk):
+        out = sw.golden.run_network(program, x_int[s:s + chunk])
+        right += int(np.sum(out.reshape(out.shape[0], -1).argmax(axis=1) == y[s:s + chunk]))
+    return right / x_int.shape[0]
+
+
+def plots(report, out: Path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    keys = ["float_accuracy", "pruned_accuracy", "shared_accuracy", "golden_accuracy"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    vals = [100 * report[k] for k in keys]
+    ax.bar(["float", "pruned", "shared", "fixed point\n(golden)"], vals, color="#4878a8")
+    for i, v in enumerate(vals):
+        ax.text(i, v + 0.3, f"{v:.2f}%", ha="center")
+    ax.set_ylim(min(vals) - 8, 100)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Depthwise-separable CNN on Fashion-MNIST")
+    save_figure(fig, out / "accuracy.png")
+    shares = report["cycle_shares"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = list(shares)
+    ax.barh(names, [100 * shares[n] for n in names], color="#6a9a58")
+    ax.set_xlabel(f"share of the {report['cycles_per_image']:,.0f} cycles per image (%)")
+    ax.set_title(f"Where the cycles go ({report['config']['n_pe']} PEs)")
+    fig.tight_layout()
+    save_figure(fig, out / "cycles.png")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--epochs", type=int, default=4, help="float training epochs (default 4)")
+    ap.add_argument("--rtl-images", type=int, default=64, help="test images on the RTL (default 64)")
+    ap.add_argument("--no-rtl", action="store_true", help="skip the RTL run")
+    ap.add_argument("--test-images", type=int, default=10000, help="test images on the golden model")
+    ap.add_argument("--train-images", type=int, default=60000, help="training images (default all 60,000)")
+    args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+    d = datasets.fashion_mnist()
+    x_train = d.x_train.reshape(-1, 28, 28, 1).astype(np.float64)[:args.train_images]
+    x_test = d.x_test.reshape(-1, 28, 28, 1).astype(np.float64)[:args.test_images]
+    y_train, y_test = d.y_train[:args.train_images], d.y_test[:args.test_images]
+
+    net = network()
+    lowered = lower(net)
+    log(f"{net}: {len(sw.net.engines(lowered.steps))} programs; training the float model ({args.epochs} epochs) ...")
+    lowered = train_network(lowered, x_train, y_train, epochs=args.epochs, lr=2e-3, progress=log)
+    float_acc = accuracy(lowered, x_test, y_test)
+    log(f"float: {100 * float_acc:.2f}%")
+
+    masks = prune_masks(lowered, DENSITY)
+    pruned = train_network(lowered, x_train, y_train, epochs=2, lr=1e-3, masks=masks, seed=1, progress=log)
+    pruned_acc = accuracy(pruned, x_test, y_test)
+    log(f"pruned: {100 * pruned_acc:.2f}%")
+    codes, centroids = share(pruned, code_bits=4)
+    shared = train_network(pruned, x_train, y_train, epochs=1, lr=3e-4, shared=(codes, centroids), seed=2,
+                           progress=log)
+    shared_acc = accuracy(shared, x_test, y_test)
+    log(f"shared (4-bit): {100 * shared_acc:.2f}%")
+
+    config = sw.Config.preset(PRESET)
+    cnet = sw.compress(shared, density=DENSITY, config=config, calibration=x_train[:512], progress=log)
+    program = sw.pack(cnet, config)
+    x_int = sw.quantize_input(x_test, cnet.input_frac_bits, config.act_bits)
+    gold_acc = golden_accuracy(program, x_int, y_test)
+    log(f"fixed point on the golden model: {100 * gold_acc:.2f}% ({x_int.shape[0]:,} test images)")
+
+    n_rtl = 0 if args.no_rtl else min(args.rtl_images, x_int.shape[0])
+    model_cycles = program.cycles(x_int[:max(n_rtl, 256)])
+    report = {
+        "network": repr(net), "preset": PRESET, "config": config.to_dict(),
+        "float_accuracy": float_acc, "pruned_accuracy": pruned_acc, "shared_accuracy": shared_acc,
+        "golden_accuracy": gold_acc, "compressed_accuracy": gold_acc, "test_images": int(x_int.shape[0]),
+        "density": DENSITY,
+        "vectors_per_image": model_cycles.vectors_per_image,
+        "cycles_per_image_model": model_cycles.mean,
+        "cycle_shares": model_cycles.shares(),
+        "layers": cnet.report,
+    }
+    # storage: every packed image (entries with padding, pointers, codebooks, biases) against fp32 weights
+    weights = sum(e["weights"] for e in cnet.report)
+    stored_bits = sum(img.stats().total["total_bits"] for img in program.images())
+    report["storage"] = {"fp32_weights": weights, "fp32_bytes": 4 * weights, "nonzeros": int(cnet.nnz),
+                         "weight_density": cnet.nnz / weights, "packed_bytes": stored_bits / 8,
+                         "compression_ratio": 32 * weights / stored_bits}
+    if n_rtl:
+        import sim
+        log(f"running {n_rtl} test images on the RTL ({config.n_pe} PEs) ...")
+        r = sim.run_network(program, x_int[:n_rtl])
+        report.update({
+            "rtl_images": n_rtl, "rtl_bit_exact_images": r.bit_exact_images,
+            "rtl_accuracy": float(np.mean(r.outputs.reshape(n_rtl, -1).argmax(axis=1) == y_test[:n_rtl])),
+            "cycles_per_image": float(r.cycles_per_image.mean()),
+            "rtl_cycles_equal_model": r.cycle_model_exact, "rtl_programs": r.programs,
+            "rtl_wall_seconds": r.wall_seconds,
+        })
+        log(f"RTL: {r.bit_exact_images}/{n_rtl} images bit-exact, {report['cycles_per_image']:,.0f} cycles per image "
+            f"(cycle model {'equal' if r.cycle_model_exact else 'DIFFERENT'})")
+    else:
+        report.update({"rtl_images": 0, "rtl_bit_exact_images": 0, "cycles_per_image": model_cycles.mean})
+    report["seconds"] = time.perf_counter() - t_start
+    OUT.mkdir(parents=True, exist_ok=True)
+    with atomic_file(OUT / "report.json", "w") as f:
+        json.dump(report, f, indent=1)
+    plots(report, OUT)
+    log(f"wrote {OUT / 'report.json'}")
+    return 0 if not n_rtl or report["rtl_bit_exact_images"] == n_rtl else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
