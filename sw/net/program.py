@@ -34,7 +34,8 @@ class NetworkCycles:
     start to done, summed; host steps take none), and `by_kind` the cycles
     (summed over the batch) in each kind of layer (``T_measured``) and, as
     ``"per-vector overhead"``, the rest of each run (start, descriptors,
-    write-back drain, output)."""
+    write-back drain, output). `vectors_per_image`: the runs an image takes
+    (each program's vectors; a split program's twice)."""
     per_image: np.ndarray
     by_kind: dict
     vectors_per_image: int
@@ -129,8 +130,8 @@ def _walk(steps, x, run_engine, trace):
     return x
 
 
-def _pack_steps(steps, config: Config, options: dict) -> list:
-    from ..pack import pack
+def _pack_steps(steps, config: Config, options: dict, counter: list) -> list:
+    from ..pack import PackError, pack
     out = []
     for step in steps:
         if isinstance(step, Engine):
@@ -138,10 +139,17 @@ def _pack_steps(steps, config: Config, options: dict) -> list:
             images = []
             for start in range(0, len(layers), config.max_layers):
                 chunk = layers[start:start + config.max_layers]
-                images.append(pack(CompressedModel(chunk, chunk[0].fa), config, **options))
+                try:
+                    images.append(pack(CompressedModel(chunk, chunk[0].fa), config, **options))
+                except PackError as e:
+                    kinds = ", ".join(step.kinds[start:start + config.max_layers])
+                    raise PackError(f"program {counter[0]} ({kinds}; network layers {counter[1] + start} to "
+                                    f"{counter[1] + start + len(chunk) - 1}): {e}") from None
+                counter[0] += 1
+            counter[1] += len(layers)
             step = replace(step, images=images)
         elif isinstance(step, Join):
-            step = replace(step, branches=[_pack_steps(b, config, options) for b in step.branches])
+            step = replace(step, branches=[_pack_steps(b, config, options, counter) for b in step.branches])
         out.append(step)
     return out
 
@@ -153,7 +161,7 @@ def pack_network(cnet: CompressedNetwork, config: Config | None = None, **option
     if not isinstance(cnet, CompressedNetwork):
         raise ModelError(f"pack_network takes an sw.net.CompressedNetwork, got {type(cnet).__name__}")
     config = Config() if config is None else config
-    return NetworkProgram(config, cnet.input_shape, cnet.output_shape, _pack_steps(cnet.steps, config, options),
+    return NetworkProgram(config, cnet.input_shape, cnet.output_shape, _pack_steps(cnet.steps, config, options, [0, 0]),
                           cnet.input_frac_bits, cnet.output_frac_bits, list(cnet.report))
 
 
