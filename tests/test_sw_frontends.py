@@ -66,7 +66,8 @@ def test_constant_nodes_and_a_file(tmp_path, weights):
 
 
 @pytest.mark.parametrize("nodes, message", [
-    ([helper.make_node("Conv", ["x", "w0"], ["y"], name="conv1")], r"node conv1 \(Conv\) is not supported"),
+    ([helper.make_node("Sigmoid", ["x"], ["y"], name="sig1")], r"node sig1 \(Sigmoid\) is not supported"),
+    ([helper.make_node("Conv", ["x", "w0"], ["y"], name="conv1")], r"node conv1 \(Conv\): Conv2d weight .* must be 4-D"),
     ([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Gemm", ["r", "w0"], ["y"], transB=1)],
      "ReLU before any layer"),
     ([helper.make_node("Gemm", ["x", "w0"], ["h"], transB=1), helper.make_node("Gemm", ["x", "w0"], ["y"], transB=1)],

@@ -1,8 +1,10 @@
 """`sw.from_onnx`: an ONNX graph as `sw.Layer`s.
 
-The graph must be a chain from its one input to its one output through
-``Gemm``, ``MatMul`` (+ ``Add``), ``Relu``, ``Flatten``, ``Identity`` and
-``Dropout``, with weights and biases as initializers or ``Constant`` nodes.
+A chain from its one input to its one output through ``Gemm``, ``MatMul``
+(+ ``Add``), ``Relu``, ``Flatten``, ``Identity`` and ``Dropout``, with
+weights and biases as initializers or ``Constant`` nodes, becomes a list of
+`sw.Layer`; a graph with convolutions becomes an `sw.Network`
+(`onnx_network`).
 The ``onnx`` package is an optional extra (``pip install 'openeie[onnx]'``).
 """
 
@@ -14,6 +16,7 @@ import numpy as np
 
 from ..model import Layer, ModelError
 from .chain import Chain
+from .onnx_network import NETWORK_OPS, network_from_onnx
 
 __all__ = ["from_onnx"]
 
@@ -46,8 +49,10 @@ def _attrs(node) -> dict:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
-def from_onnx(model) -> list[Layer]:
-    """Float `sw.Layer`s from an ONNX model (a path or an ``onnx.ModelProto``).
+def from_onnx(model):
+    """Float `sw.Layer`s from an ONNX model (a path or an ``onnx.ModelProto``);
+    an `sw.Network` if it has convolutions, pooling, BatchNorm or a Concat
+    (see `sw.frontends.onnx_network`).
     ``Gemm`` (any ``alpha``, ``beta``, ``transB``; ``transA`` 0), ``MatMul``
     by a constant, optionally followed by ``Add`` of a constant (its bias),
     each optionally followed by ``Relu``; ``Flatten`` (axis 1),
@@ -56,6 +61,8 @@ def from_onnx(model) -> list[Layer]:
     from onnx import numpy_helper
     proto, source = _load(model)
     graph = proto.graph
+    if any(node.op_type in NETWORK_OPS for node in graph.node):
+        return network_from_onnx(proto, source, _attrs)
     consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     inputs = [i.name for i in graph.input if i.name not in consts]
     if len(inputs) != 1:

@@ -16,6 +16,10 @@ from .chain import Chain
 __all__ = ["from_torch", "load_torch"]
 
 SUPPORTED = "Linear, ReLU, Flatten, Identity, Dropout (and nested Sequential)"
+SUPPORTED_NETWORK = ("Conv2d, BatchNorm2d (folded into the layer before), ReLU, MaxPool2d, AvgPool2d, "
+                     "AdaptiveAvgPool2d, ChannelShuffle, Flatten, Linear, Identity, Dropout (and nested Sequential); "
+                     "a module with branches (a Concat) goes through ONNX: torch.onnx.export(module, x, path, dynamo=False) "
+                     "with a fixed batch size, then sw.from_onnx(path)")
 
 
 def _torch():
@@ -60,10 +64,19 @@ def from_torch(module, example_input=None) -> list[Layer]:
     `example_input` (a tensor or array ``(B, ...)``), if given, is run
     through both the module (in eval mode) and the imported layers, and a
     difference beyond float rounding raises `ModelError`: the import is
-    checked on the user's own data."""
+    checked on the user's own data.
+
+    A Sequential with convolutions (``Conv2d`` with groups, ``BatchNorm2d``
+    folded into the layer before it, pooling, ``ChannelShuffle``) becomes an
+    `sw.Network`; it needs `example_input` ``(B, C, H, W)`` for its input
+    shape, and is checked on it the same way."""
     torch = _torch()
     if not isinstance(module, torch.nn.Module):
         raise ModelError(f"from_torch() takes a torch.nn.Module, got {type(module).__name__}")
+    nn = torch.nn
+    if any(isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+                          nn.ChannelShuffle)) for _, m in _leaves(module, "")):
+        return _network(module, example_input)
     chain = Chain(f"the {type(module).__name__}")
     for name, m in _leaves(module, ""):
         where = f"module {name} ({type(m).__name__})"
@@ -127,3 +140,71 @@ def load_torch(path) -> list[Layer]:
         return from_torch(obj)
     except ModelError as e:
         raise ModelError(f"{path}: {e}") from None
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def _network(module, example_input):
+    """A Sequential with convolutions as an `sw.Network` (see `from_torch`)."""
+    from ..net import lower, nchw_to_nhwc
+    from .netbuilder import NetBuilder
+    torch = _torch()
+    nn = torch.nn
+    source = f"the {type(module).__name__}"
+    if example_input is None:
+        raise ModelError(f"{source} has convolutions: give example_input (B, C, H, W); the network's input shape "
+                         f"comes from it")
+    x = torch.as_tensor(example_input)
+    if x.ndim != 4:
+        raise ModelError(f"{source}: example_input must be (B, C, H, W), got shape {tuple(x.shape)}")
+    b = NetBuilder(source)
+    numpy = lambda t: None if t is None else t.detach().cpu().double().numpy()
+    for name, m in _leaves(module, ""):
+        where = f"module {name} ({type(m).__name__})"
+        if isinstance(m, nn.Conv2d):
+            if _pair(m.dilation) != (1, 1) or isinstance(m.padding, str) or m.padding_mode != "zeros":
+                raise b.error(where, "dilation, string padding and non-zero padding modes are not supported")
+            b.conv(_weight(m), numpy(m.bias), _pair(m.stride), _pair(m.padding), m.groups, where)
+        elif isinstance(m, nn.BatchNorm2d):
+            if not m.track_running_stats or m.running_mean is None:
+                raise b.error(where, "a BatchNorm without running statistics cannot be folded")
+            gamma = numpy(m.weight) if m.affine else np.ones(m.num_features)
+            beta = numpy(m.bias) if m.affine else np.zeros(m.num_features)
+            b.batchnorm(gamma, beta, numpy(m.running_mean), numpy(m.running_var), m.eps, where)
+        elif isinstance(m, nn.Linear):
+            b.linear(_weight(m), numpy(m.bias), where)
+        elif isinstance(m, nn.ReLU):
+            b.relu(where)
+        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            if getattr(m, "ceil_mode", False) or _pair(getattr(m, "dilation", 1)) != (1, 1):
+                raise b.error(where, "ceil_mode and dilation are not supported")
+            if isinstance(m, nn.AvgPool2d) and (not m.count_include_pad or m.divisor_override):
+                raise b.error(where, "the average must count the padding (count_include_pad, no divisor_override)")
+            b.pool("max" if isinstance(m, nn.MaxPool2d) else "avg", _pair(m.kernel_size),
+                   _pair(m.stride if m.stride is not None else m.kernel_size), _pair(m.padding), where)
+        elif isinstance(m, nn.AdaptiveAvgPool2d):
+            b.global_pool(_pair(m.output_size))
+        elif isinstance(m, nn.ChannelShuffle):
+            b.shuffle(m.groups)
+        elif isinstance(m, nn.Flatten):
+            if (m.start_dim, m.end_dim) != (1, -1):
+                raise b.error(where, "only Flatten(1, -1), which keeps the batch, is supported")
+            b.flatten()
+        elif not isinstance(m, (nn.Identity, nn.Dropout)):
+            raise b.error(where, f"not supported: OpenEIE imports {SUPPORTED_NETWORK}")
+    net = b.network((int(x.shape[2]), int(x.shape[3]), int(x.shape[1])))
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            ref = module(x.to(next(module.parameters()).dtype)).double().numpy().reshape(x.shape[0], -1)
+    finally:
+        module.train(was_training)
+    got = lower(net).forward(nchw_to_nhwc(x.double().numpy())).reshape(x.shape[0], -1)
+    err = float(np.max(np.abs(got - ref), initial=0.0)) if got.shape == ref.shape else np.inf
+    if err > 1e-4 * max(1.0, float(np.max(np.abs(ref), initial=0.0))):
+        raise ModelError(f"{source}: the imported network differs from the module on example_input by up to "
+                         f"{err:.3g}; the module does something the import did not read")
+    return net
