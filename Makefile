@@ -27,7 +27,7 @@ SYNTH_ARGS = --target $(TARGET) $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--pr
 SYNTH_STAMP := $(VENV)/.installed-synth
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-board bench-eie bench-synth bench-lowrank fashion-mnist fuzz formal export clean
+.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-board bench-eie bench-synth bench-lowrank fashion-mnist cnn fuzz formal export clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -89,11 +89,20 @@ bench-eie: $(BENCH_STAMP)
 
 # Deep Compression of LeNet-300-100 on Fashion-MNIST (Debian's dataset-fashion-mnist), 10,000 images on the RTL
 FASHION_DIR := /usr/share/datasets/fashion-mnist
+define need_fashion_mnist
+@test -f $(FASHION_DIR)/t10k-labels-idx1-ubyte.gz || [ -n "$$OEIE_FASHION_MNIST" ] || \
+  { [ "$$(id -u)" = 0 ] && apt-get install -y -q dataset-fashion-mnist; } || \
+  { echo "Fashion-MNIST is missing: sudo apt-get install dataset-fashion-mnist"; exit 1; }
+endef
 fashion-mnist: $(BENCH_STAMP)
-	@test -f $(FASHION_DIR)/t10k-labels-idx1-ubyte.gz || [ -n "$$OEIE_FASHION_MNIST" ] || \
-	  { [ "$$(id -u)" = 0 ] && apt-get install -y -q dataset-fashion-mnist; } || \
-	  { echo "Fashion-MNIST is missing: sudo apt-get install dataset-fashion-mnist"; exit 1; }
+	$(need_fashion_mnist)
 	$(BIN)/python models/fashion_mnist.py $(if $(VECTORS),--vectors $(VECTORS))
+
+# a depthwise-separable CNN (shuffle, fire concat) on Fashion-MNIST, and LeNet-300-100 low rank against pruned:
+# build/cnn/report.json (IMAGES: test images on the RTL, default 64)
+cnn: $(BENCH_STAMP)
+	$(need_fashion_mnist)
+	$(BIN)/python models/cnn.py $(if $(IMAGES),--rtl-images $(IMAGES))
 
 # the random campaign on the RTL: build/fuzz/report.json (VECTORS, CONFIGS, SEED)
 fuzz: $(STAMP)

@@ -26,7 +26,10 @@ Writes build/cnn/report.json (``float_accuracy``, ``pruned_accuracy``,
 ``shared_accuracy``, ``compressed_accuracy`` (float model of the
 compressed weights), ``golden_accuracy``, ``test_images``, ``rtl_images``,
 ``rtl_bit_exact_images``, ``cycles_per_image``, ``cycle_shares``,
-``storage``, per layer details) and plots accuracy.png and cycles.png.
+``storage``, per layer details, and ``lenet_low_rank``: LeNet-300-100
+pruned and low rank (`sw.LowRank` nodes) at the same storage, both on the
+golden model, the low-rank one on the RTL) and plots accuracy.png and
+cycles.png.
 Deterministic (fixed seeds).
 """
 
@@ -85,6 +88,65 @@ def golden_accuracy(program, x_int, y, chunk=1000):
     return right / x_int.shape[0]
 
 
+LENET = [784, 300, 100, 10]
+LENET_DENSITY = [0.05, 0.08, 0.25]
+
+
+def lenet_low_rank(d, config, n_rtl: int, epochs: int = 8, retrain: int = 3):
+    """LeNet-300-100 two ways at the same storage: pruned (5% / 8% / 25%,
+    retrained under the masks) and low rank (the first two layers as
+    `sw.LowRank` nodes of the largest rank that fits the pruned layer's
+    weights, retrained freely), both 4-bit shared and in fixed point for
+    `config`, on the golden model; the low-rank network on the RTL."""
+    from sw import train
+    from sw.lowrank import rank_for
+    rng = np.random.default_rng(0)
+    layers = [sw.Layer(rng.standard_normal((o, i)) * np.sqrt(2 / i), np.zeros(o), relu=k < len(LENET) - 2)
+              for k, (i, o) in enumerate(zip(LENET[:-1], LENET[1:]))]
+    log(f"LeNet-300-100: training the float model ({epochs} epochs) ...")
+    layers = train.train(layers, d.x_train, d.y_train, epochs=epochs, lr=1e-3)
+    masks = train.prune_masks(layers, LENET_DENSITY)
+    pruned = train.train(layers, d.x_train, d.y_train, epochs=retrain, lr=5e-4, masks=masks, seed=1)
+    ranks = [rank_for(l, int(m.sum())) for l, m in zip(layers[:2], masks[:2])]
+    low = sum((sw.factorize(l, r) for l, r in zip(layers[:2], ranks)), []) + [layers[2]]
+    low = train.train(low, d.x_train, d.y_train, epochs=retrain, lr=5e-4, seed=1)
+    # the retrained factors as a network with LowRank nodes
+    net = sw.Network((28, 28, 1), [sw.Flatten(),
+                                   sw.LowRank(low[0].dense(), low[1].dense(), low[1].bias), sw.ReLU(),
+                                   sw.LowRank(low[2].dense(), low[3].dense(), low[3].bias), sw.ReLU(),
+                                   sw.Linear(low[4].dense(), low[4].bias)])
+    x_cal = d.x_train[:1024].reshape(-1, 28, 28, 1)
+    x_test = d.x_test.reshape(-1, 28, 28, 1)
+    low_program = sw.pack(sw.compress(net, density=1.0, config=config, calibration=x_cal), config)
+    xi = sw.quantize_input(x_test, low_program.input_frac_bits, config.act_bits)
+    low_gold = golden_accuracy(low_program, xi, d.y_test)
+    pruned_model = sw.compress(pruned, density=1.0, config=config, calibration=d.x_train[:1024])
+    pruned_image = sw.pack(pruned_model, config)
+    pruned_gold = float(np.mean(sw.golden.run(pruned_image, sw.quantize_input(d.x_test, pruned_model.input_frac_bits,
+                                                                                config.act_bits)).argmax(axis=1)
+                                == d.y_test))
+    out = {"ranks": ranks, "pruned_weights": [int(m.sum()) for m in masks],
+           "low_rank_weights": [r * (l.n_in + l.n_out) for l, r in zip(layers[:2], ranks)] + [layers[2].n_in * 10],
+           "float_accuracy": train.accuracy(layers, d.x_test, d.y_test),
+           "pruned_accuracy": train.accuracy(pruned, d.x_test, d.y_test),
+           "low_rank_accuracy": train.accuracy(low, d.x_test, d.y_test),
+           "pruned_golden_accuracy": pruned_gold, "low_rank_golden_accuracy": low_gold,
+           "pruned_image_bits": pruned_image.stats().total["total_bits"],
+           "low_rank_image_bits": sum(i.stats().total["total_bits"] for i in low_program.images()),
+           "low_rank_programs": len(low_program.images())}
+    log(f"LeNet-300-100 at the same storage, golden model: pruned {100 * pruned_gold:.2f}%, low rank (ranks {ranks}) "
+        f"{100 * low_gold:.2f}%")
+    if n_rtl:
+        import sim
+        r = sim.run_network(low_program, xi[:n_rtl], progress=None)
+        out.update({"low_rank_rtl_images": n_rtl, "low_rank_rtl_bit_exact_images": r.bit_exact_images,
+                    "low_rank_cycles_per_image": float(r.cycles_per_image.mean()),
+                    "low_rank_rtl_cycles_equal_model": r.cycle_model_exact})
+        log(f"low-rank LeNet on the RTL: {r.bit_exact_images}/{n_rtl} images bit-exact, "
+            f"{out['low_rank_cycles_per_image']:,.0f} cycles per image")
+    return out
+
+
 def plots(report, out: Path):
     import matplotlib
     matplotlib.use("Agg")
@@ -116,6 +178,7 @@ def main(argv=None):
     ap.add_argument("--no-rtl", action="store_true", help="skip the RTL run")
     ap.add_argument("--test-images", type=int, default=10000, help="test images on the golden model")
     ap.add_argument("--train-images", type=int, default=60000, help="training images (default all 60,000)")
+    ap.add_argument("--no-lenet", action="store_true", help="skip the low-rank LeNet-300-100 beside the pruned one")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     d = datasets.fashion_mnist()
@@ -180,13 +243,17 @@ def main(argv=None):
             f"(cycle model {'equal' if r.cycle_model_exact else 'DIFFERENT'})")
     else:
         report.update({"rtl_images": 0, "rtl_bit_exact_images": 0, "cycles_per_image": model_cycles.mean})
+    if not args.no_lenet:
+        report["lenet_low_rank"] = lenet_low_rank(d, config, n_rtl)
     report["seconds"] = time.perf_counter() - t_start
     OUT.mkdir(parents=True, exist_ok=True)
     with atomic_file(OUT / "report.json", "w") as f:
         json.dump(report, f, indent=1)
     plots(report, OUT)
     log(f"wrote {OUT / 'report.json'}")
-    return 0 if not n_rtl or report["rtl_bit_exact_images"] == n_rtl else 1
+    lenet = report.get("lenet_low_rank", {})
+    exact = report["rtl_bit_exact_images"] == n_rtl and lenet.get("low_rank_rtl_bit_exact_images", n_rtl) == n_rtl
+    return 0 if not n_rtl or exact else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Networks beyond a chain of dense layers (convolutions, grouped and
 depthwise ones, channel shuffle, concat, pooling, low-rank layers), lowered
-onto the same engine: see `sw.net.lower` for how, `docs/design.md` §12."""
+onto the same engine: see `sw.net.lower` for how, `docs/design.md` §14."""
 
 from .compress import CompressedNetwork, compress_network
 from .lower import Lowered, engines, lower, nchw_to_nhwc
