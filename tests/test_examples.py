@@ -52,3 +52,9 @@ def test_pytorch_to_rtl_example():
 def test_fashion_mnist_example():
     out = run_example("fashion_mnist.py")
     assert "removed" in out and "smaller than fp32 dense" in out
+
+
+@pytest.mark.skipif(_missing("sklearn"), reason="scikit-learn is not installed (pip install -e '.[train]')")
+def test_cnn_digits_example():
+    out = run_example("cnn_digits.py")
+    assert "16/16 images bit-exact" in out and "the cycle model agrees" in out
