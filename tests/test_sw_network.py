@@ -218,3 +218,36 @@ def test_a_program_too_large_names_itself():
     with pytest.raises(sw.PackError, match=r"program 1 \(depthwise 3x3, grouped conv 1x1; network layers 1 to 2\): "
                                            r"layer 1: the pointer banks need 66 slots"):
         sw.pack(cnet, config)
+
+
+def test_a_program_saves_and_loads_strictly(tmp_path):
+    import json
+    from sw.files import OutputExistsError
+    from sw.net.files import NetworkFileError
+    rng = np.random.default_rng(7)
+    net = small_cnn(rng)
+    config = sw.Config(n_pe=2)
+    x = images(rng, 5, net.input_shape)
+    program = sw.pack(sw.compress(net, density=0.8, calibration=x, config=config), config)
+    xi = sw.quantize_input(x, program.input_frac_bits)
+    program.save(tmp_path / "p")
+    loaded = sw.net.NetworkProgram.load(tmp_path / "p")
+    assert np.array_equal(sw.golden.run_network(loaded, xi), sw.golden.run_network(program, xi))
+    assert np.array_equal(loaded.cycles(xi).per_image, program.cycles(xi).per_image)
+    with pytest.raises(OutputExistsError):
+        program.save(tmp_path / "p")                       # never over what exists, unless asked
+    program.save(tmp_path / "p", overwrite=True)
+    # a step whose shape does not follow, a missing image: named
+    doc = json.loads((tmp_path / "p" / "network.json").read_text())
+    bad = json.loads(json.dumps(doc))
+    bad["steps"][1]["in_shape"] = [4, 4, 5]
+    (tmp_path / "p" / "network.json").write_text(json.dumps(bad))
+    with pytest.raises(NetworkFileError, match=r"step 1: takes \(4, 4, 5\), the step before gives \(4, 4, 18\)"):
+        sw.net.NetworkProgram.load(tmp_path / "p")
+    bad = json.loads(json.dumps(doc))
+    bad["steps"][4]["branches"][0][0]["images"] = ["program_9"]
+    (tmp_path / "p" / "network.json").write_text(json.dumps(bad))
+    with pytest.raises(NetworkFileError, match=r"step 4, branch 0, step 0: .*program_9"):
+        sw.net.NetworkProgram.load(tmp_path / "p")
+    with pytest.raises(NetworkFileError, match="no network.json"):
+        sw.net.NetworkProgram.load(tmp_path)

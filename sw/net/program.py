@@ -63,6 +63,18 @@ class NetworkProgram:
     def images(self) -> list:
         return [img for e in engines(self.steps) for img in e.images]
 
+    def save(self, path, *, overwrite: bool = False):
+        """Write the program as a directory (`sw.net.files`): atomically, and
+        without `overwrite` never over anything that exists."""
+        from .files import save_program
+        return save_program(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path) -> NetworkProgram:
+        """Read a directory written by `save`, strictly (`sw.net.files`)."""
+        from .files import load_program
+        return load_program(path)
+
     def check_input(self, x) -> np.ndarray:
         """Integer images ``(N, H, W, C)`` in the ``act_bits`` range, as int64."""
         x = np.asarray(x)
