@@ -197,6 +197,42 @@ def loss_and_grads(weights, biases, x, y, *, relus=None, teacher_logits=None, te
     return loss, gw, gb
 
 
+class Trainable:
+    """Weights and biases under Deep Compression's constraints, stepped by
+    Adam at `lr`: `masks` (per weight, boolean or None) keep pruned weights
+    at zero (their gradients are dropped); `shared` ``(codes, centroids)``
+    trains the centroids instead, each one's gradient the sum of its
+    weights' (code 0, pruned, has none). `weights` are updated in place."""
+
+    def __init__(self, weights, biases, masks, shared, lr):
+        self.weights, self.biases, self.masks = weights, biases, masks
+        self.shared = shared is not None
+        if self.shared:
+            self.codes = [np.asarray(c) for c in shared[0]]
+            self.centroids = [np.asarray(c, dtype=np.float64).copy() for c in shared[1]]
+            self._refresh()
+            params = self.centroids + biases
+        else:
+            params = weights + biases
+        self.adam = _Adam(params, lr)
+        self.params = params
+
+    def _refresh(self):
+        for w, code, c in zip(self.weights, self.codes, self.centroids):
+            w[...] = np.concatenate([[0.0], c])[code]
+
+    def step(self, gw, gb):
+        if self.shared:
+            gc = [np.bincount(code.reshape(-1), weights=g.reshape(-1), minlength=c.size + 1)[1:]
+                  for code, g, c in zip(self.codes, gw, self.centroids)]
+            self.adam.step(self.params, gc + gb)
+            self._refresh()
+        else:
+            if self.masks is not None:
+                gw = [g if m is None else g * m for g, m in zip(gw, self.masks)]
+            self.adam.step(self.params, gw + gb)
+
+
 class _Adam:
     def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         self.lr, self.b1, self.b2, self.eps, self.t = lr, beta1, beta2, eps, 0
@@ -250,15 +286,7 @@ def train(layers: Sequence[Layer], x, y, *, epochs: int, lr: float = 1e-3, batch
             w *= m
     if ternary and masks is None:
         masks = [w != 0 for w in weights]
-    if shared is not None:
-        codes, centroids = [np.asarray(c) for c in shared[0]], [np.asarray(c, dtype=np.float64).copy()
-                                                                for c in shared[1]]
-        for w, code, c in zip(weights, codes, centroids):
-            w[...] = np.concatenate([[0.0], c])[code]
-        params = centroids + biases
-    else:
-        params = weights + biases
-    adam = _Adam(params, lr)
+    params = Trainable(weights, biases, masks, shared, lr)
     relus = [layer.relu for layer in layers]
     teacher_out = None if teacher is None else forward(teacher, x)
     rng = np.random.default_rng(seed)
@@ -273,17 +301,7 @@ def train(layers: Sequence[Layer], x, y, *, epochs: int, lr: float = 1e-3, batch
                                           teacher_logits=None if teacher_out is None else teacher_out[idx],
                                           temperature=temperature, distill=distill)
             total += loss * idx.size
-            if shared is not None:
-                # each centroid's gradient is the sum of its weights' (code 0, pruned, has none)
-                gc = [np.bincount(code.reshape(-1), weights=g.reshape(-1), minlength=c.size + 1)[1:]
-                      for code, g, c in zip(codes, gw, centroids)]
-                adam.step(params, gc + gb)
-                for w, code, c in zip(weights, codes, centroids):
-                    w[...] = np.concatenate([[0.0], c])[code]
-            else:
-                if masks is not None:
-                    gw = [g * m for g, m in zip(gw, masks)]
-                adam.step(params, gw + gb)
+            params.step(gw, gb)
         if progress:
             progress(f"epoch {epoch + 1}/{epochs}: loss {total / x.shape[0]:.4f}")
     if ternary:

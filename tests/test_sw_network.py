@@ -4,7 +4,8 @@ the RTL bit for bit."""
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sw
 from sw.fixedpoint import wrap, writeback
@@ -49,6 +50,41 @@ def test_convolution_lowers_to_a_matrix_on_gathered_patches(k, stride, pad, c_in
     # a grouped convolution's matrix is block-diagonal: k*k*C_in/groups weights per row can be nonzero
     assert conv.structure().count_nonzero() == c_out * k * k * c_in // groups
     assert np.allclose(conv.with_matrix(conv.matrix(), b).weight, w)
+
+
+@st.composite
+def conv_case(draw):
+    groups = draw(st.sampled_from([1, 2, 3]))
+    c_in = groups * draw(st.integers(1, 3))
+    c_out = groups * draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    pad = draw(st.integers(0, min(kh, kw) // 2))
+    stride = draw(st.integers(1, 3))
+    h, w = draw(st.integers(kh, 9)), draw(st.integers(kw, 9))
+    return groups, c_in, c_out, kh, kw, pad, stride, h, w, draw(st.integers(0, 2**32 - 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_case())
+def test_any_convolution_lowers_exactly(case):
+    groups, c_in, c_out, kh, kw, pad, stride, h, w, seed = case
+    rng = np.random.default_rng(seed)
+    wt, b = rand(rng, c_out, c_in // groups, kh, kw), rand(rng, c_out)
+    x = rand(rng, 2, h, w, c_in)
+    # direct, over the taps, rectangular kernels included
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
+    ref = np.zeros((2, ho, wo, c_out)) + b
+    per, cig = c_out // groups, c_in // groups
+    for o in range(c_out):
+        g = o // per
+        for y in range(kh):
+            for xx in range(kw):
+                ref[..., o] += xp[:, y:y + stride * ho:stride, xx:xx + stride * wo:stride, g * cig:(g + 1) * cig] \
+                    @ wt[o, :, y, xx]
+    net = Network((h, w, c_in), [sw.Conv2d(wt, b, stride=stride, padding=pad, groups=groups),
+                                 sw.MaxPool2d(1)])
+    assert np.allclose(lower(net).forward(x), ref)
 
 
 def test_pooling_flatten_shuffle_concat_and_low_rank():

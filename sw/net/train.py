@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..model import Layer, ModelError
-from ..train import _Adam, _softmax, share as share_layers
+from ..train import Trainable, _softmax, share as share_layers
 from .lower import Engine, FlattenStep, Gather, Join, Lowered, Permute, Pool, Relu, copy_steps, engines, gather_indices, host
 
 __all__ = ["train_network", "prune_masks", "share", "accuracy", "engine_layers"]
@@ -208,15 +208,7 @@ def train_network(lowered: Lowered, x, y, *, epochs: int, lr: float = 1e-3, batc
     for w, k in zip(weights, keep):
         if k is not None:
             w *= k
-    if shared is not None:
-        codes = [np.asarray(c) for c in shared[0]]
-        centroids = [np.asarray(c, dtype=np.float64).copy() for c in shared[1]]
-        for w, code, c in zip(weights, codes, centroids):
-            w[...] = np.concatenate([[0.0], c])[code]
-        params = centroids + biases
-    else:
-        params = weights + biases
-    adam = _Adam(params, lr)
+    params = Trainable(weights, biases, keep, shared, lr)
     net = _Net(lowered, weights, biases)
     rng = np.random.default_rng(seed)
     for epoch in range(epochs):
@@ -233,15 +225,7 @@ def train_network(lowered: Lowered, x, y, *, epochs: int, lr: float = 1e-3, batc
             gw = [np.zeros_like(w) for w in weights]
             gb = [np.zeros_like(b) for b in biases]
             net.backward(lowered.steps, tape, (p / idx.size).reshape(shape), gw, gb)
-            if shared is not None:
-                gc = [np.bincount(code.reshape(-1), weights=g.reshape(-1), minlength=c.size + 1)[1:]
-                      for code, g, c in zip(codes, gw, centroids)]
-                adam.step(params, gc + gb)
-                for w, code, c in zip(weights, codes, centroids):
-                    w[...] = np.concatenate([[0.0], c])[code]
-            else:
-                gw = [g if k is None else g * k for g, k in zip(gw, keep)]
-                adam.step(params, gw + gb)
+            params.step(gw, gb)
         if progress:
             progress(f"epoch {epoch + 1}/{epochs}: loss {total / x.shape[0]:.4f}")
     new = iter(Layer(w, b, relu=l.relu) for w, b, l in zip(weights, biases, layers))
