@@ -13,6 +13,7 @@ from sw.image import Image
 from . import wishbone
 from .broadcast import Broadcast, InputStage, NonzeroTree
 from .control import ControlUnit
+from .exit_test import ExitTest
 from .hostmap import HostMap
 from .hostport import HostPort
 from .layouts import HOST_DATA_BITS, Widths, input_layout
@@ -56,8 +57,10 @@ class Core(wiring.Component):
         self.input = InputStage(widths)
         self.broadcast = Broadcast(widths)
         self.output = OutputStage(widths, fanout=self.fanout)
+        self.exit_test = ExitTest(widths)
         self.parts = {"control": self.control, "tree": self.tree, "input": self.input, "broadcast": self.broadcast,
-                      "output": self.output, **{f"pe_{k}": pe for k, pe in enumerate(self.pes)}}
+                      "output": self.output, "exit_test": self.exit_test,
+                      **{f"pe_{k}": pe for k, pe in enumerate(self.pes)}}
         super().__init__({
             "i": In(stream.Signature(input_layout(widths))),
             "o": Out(stream.Signature(output_layout(widths))),
@@ -116,7 +119,18 @@ class Core(wiring.Component):
             out.start.eq(ctl.output_start), out.n_out.eq(ctl.n_out), out.bank.eq(ctl.pe.layer.dst_bank),
             ctl.output_done.eq(out.done),
         ]
-        wiring.connect(m, out.o, wiring.flipped(self.o))
+        # an exit head's outputs go to the exit test, the run's to the output stream
+        test = self.exit_test
+        testing = ctl.testing
+        m.d.comb += [
+            test.start.eq(ctl.test_start), test.threshold.eq(ctl.threshold),
+            test.valid.eq(out.o.valid & testing), test.value.eq(out.o.payload.data),
+            ctl.exit_passed.eq(test.passed),
+            self.o.valid.eq(out.o.valid & ~testing),
+            self.o.payload.data.eq(out.o.payload.data), self.o.payload.last.eq(out.o.payload.last),
+            self.o.payload.exit.eq(ctl.exit_index),
+            out.o.ready.eq(testing | self.o.ready),
+        ]
         return m
 
 

@@ -148,6 +148,9 @@ class ControlUnit(wiring.Component):
 
     DESC_CYCLES = LayerTable.LATENCY + 3        # DESC when the codebook is ready: read, decode, two checks
 
+    # an exit test takes n_out + the output stage's latency + TEST_EXTRA cycles (TEST, then DECIDE)
+    TEST_EXTRA = 3
+
     @staticmethod
     def drain_cycles(fanout: int) -> int:
         """DRAIN: the last write-back rows pass W1 .. W6 and reach the PEs."""
@@ -173,6 +176,10 @@ class ControlUnit(wiring.Component):
             "bcast_valid": In(1), "pushed": In(1), "stall": In(1),
             "pes_idle": In(1),
             "output_start": Out(1), "n_out": Out(widths.count), "output_done": In(1),
+            # an exit test: the output stage's stream goes to the exit test (`testing`), which
+            # `test_start` empties; `exit_passed` is its answer; `exit_index` the exit the run left by
+            "testing": Out(1), "test_start": Out(1), "threshold": Out(widths.config.act_bits + 1),
+            "exit_passed": In(1), "exit_index": Out(widths.layer),
             "host_layers": Out(memory.WritePort.Signature(addr_width=widths.desc_addr, shape=unsigned(32))),
             "host_codebook": Out(memory.WritePort.Signature(addr_width=widths.codebook_addr,
                                                            shape=signed(widths.config.weight_bits))),
@@ -205,7 +212,8 @@ class ControlUnit(wiring.Component):
         with m.If(self.start):
             m.d.sync += pending.eq(1)
 
-        prev_n_out = Signal(w.count)
+        bank_n_out = Array([Signal(w.count, name=f"bank{b}_n_out") for b in range(2)])   # what each half holds
+        exits_seen = Signal(w.layer)
         rows = Signal(w.count)
         row = Signal(w.count)
         drain = self.drain_cycles(self.fanout)
@@ -231,6 +239,7 @@ class ControlUnit(wiring.Component):
             # the descriptor's fields, held for the whole layer
             ctrl.n_in.eq(desc.n_in), self.ptr_base.eq(desc.ptr_base), ctrl.bias_base.eq(desc.bias_base),
             ctrl.shift.eq(desc.shift), ctrl.relu.eq(desc.relu), ctrl.overflow_mask.eq(overflow_mask(w, desc.shift)),
+            self.threshold.eq(desc.threshold),
         ]
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
@@ -244,7 +253,7 @@ class ControlUnit(wiring.Component):
             bad.eq(table.overflow | (desc.n_in == 0) | (desc.n_out == 0) | (rows > c.row_depth)
                    | (desc.ptr_base + desc.n_in >= c.pointer_depth)
                    | (desc.bias_base + rows > c.bank_depth) | (desc.shift > c.max_shift)
-                   | ((ctrl.layer != 0) & (desc.n_in != prev_n_out))),
+                   | ((ctrl.layer != 0) & (desc.n_in != bank_n_out[desc.src_bank]))),
         ]
         checked = self.DESC_CYCLES - 1              # rows, then bad, are registered after the descriptor
 
@@ -277,7 +286,8 @@ class ControlUnit(wiring.Component):
                     m.d.sync += preloaded.eq(1)
                 with m.If(pending | self.start):
                     m.d.sync += [pending.eq(0), self.cycles.eq(0), self.done.eq(0), self.error.eq(0),
-                                 self.layers_done.eq(0), ctrl.layer.eq(0), wait.eq(0), waited.eq(0)]
+                                 self.layers_done.eq(0), ctrl.layer.eq(0), wait.eq(0), waited.eq(0),
+                                 exits_seen.eq(0), self.exit_index.eq(0)]
                     m.next = "DESC"
 
             with m.State("DESC"):
@@ -296,7 +306,7 @@ class ControlUnit(wiring.Component):
                     with m.Else():
                         m.d.comb += [pe.count_reset.eq(1), self.input_start.eq(ctrl.layer == 0),
                                      pe.scan_start.eq(ctrl.layer != 0)]
-                        m.d.sync += [ctrl.src_bank.eq(~ctrl.layer[0]), ctrl.dst_bank.eq(ctrl.layer[0])]
+                        m.d.sync += [ctrl.src_bank.eq(desc.src_bank), ctrl.dst_bank.eq(desc.dst_bank)]
                         m.next = "COMPUTE"
 
             with m.State("COMPUTE"):
@@ -330,16 +340,38 @@ class ControlUnit(wiring.Component):
                 m.d.sync += [wait.eq(wait + 1), layer_cycles.eq(layer_cycles + 1), waited.eq(wait == drain - 2)]
                 with m.If(waited):              # wait == drain - 1
                     m.d.comb += [pe.count_save.eq(1), log.save.eq(1)]
-                    m.d.sync += [self.layers_done.eq(self.layers_done + 1), prev_n_out.eq(desc.n_out),
+                    m.d.sync += [self.layers_done.eq(self.layers_done + 1), bank_n_out[desc.dst_bank].eq(desc.n_out),
                                  wait.eq(0), waited.eq(0)]
                     with m.If(desc.last):
                         m.d.comb += self.output_start.eq(1)
                         m.next = "OUTPUT"
+                    with m.Elif(desc.exit):     # read the head's outputs into the exit test
+                        m.d.comb += [self.output_start.eq(1), self.test_start.eq(1)]
+                        m.next = "TEST"
                     with m.Elif(last_slot):
                         m.next = "ERROR"         # ran off the table without a last layer
                     with m.Else():
                         m.d.sync += ctrl.layer.eq(ctrl.layer + 1)
                         m.next = "DESC"
+
+            with m.State("TEST"):       # the head's outputs pass the exit test, not the output stream
+                m.d.comb += [self.busy.eq(1), self.testing.eq(1), pe.out_mode.eq(1)]
+                with m.If(self.output_done):
+                    m.next = "DECIDE"
+
+            with m.State("DECIDE"):     # the test's answer counts the last output now
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += exits_seen.eq(exits_seen + 1)
+                with m.If(self.exit_passed):
+                    m.d.comb += self.output_start.eq(1)
+                    # the PEs hold the next layer's codebook: layer 0's goes in again while idle
+                    m.d.sync += [self.exit_index.eq(exits_seen + 1), preloaded.eq(0)]
+                    m.next = "OUTPUT"
+                with m.Elif(last_slot):
+                    m.next = "ERROR"
+                with m.Else():
+                    m.d.sync += ctrl.layer.eq(ctrl.layer + 1)
+                    m.next = "DESC"
 
             with m.State("OUTPUT"):
                 m.d.comb += [self.busy.eq(1), self.outputting.eq(1), pe.out_mode.eq(1)]

@@ -11,7 +11,9 @@ __all__ = ["OutputStage", "output_layout"]
 
 
 def output_layout(w: Widths) -> data.StructLayout:
-    return data.StructLayout({"data": signed(w.act), "last": unsigned(1)})
+    """An output: its value, `last` on the run's final one, and which exit
+    head the run left by (0: none, the last layer; docs/design.md §15)."""
+    return data.StructLayout({"data": signed(w.act), "last": unsigned(1), "exit": unsigned(w.layer)})
 
 
 class OutputStage(wiring.Component):
@@ -56,7 +58,7 @@ class OutputStage(wiring.Component):
     def elaborate(self, platform):
         w = self._widths
         m = Module()
-        layout = output_layout(w)
+        layout = data.StructLayout({"data": signed(w.act), "last": unsigned(1)})     # the exit is the core's
         m.submodules.fifo = q = fifo.SyncFIFO(width=layout.size, depth=self.fifo_depth)
 
         j = Signal(w.count)
@@ -77,7 +79,8 @@ class OutputStage(wiring.Component):
             self.read_addr.eq(Cat((j >> w.pe)[:w.row], self.bank)),
             entry.data.eq(value), entry.last.eq(last),
             q.w_data.eq(entry), q.w_en.eq(arrive),
-            self.o.payload.eq(q.r_data), self.o.valid.eq(q.r_rdy), q.r_en.eq(self.o.ready),
+            self.o.payload.data.eq(q.r_data[:w.act]), self.o.payload.last.eq(q.r_data[w.act]),
+            self.o.valid.eq(q.r_rdy), q.r_en.eq(self.o.ready),
             self.done.eq(~active & (in_flight == 0) & (q.level == 0)),
         ]
         with m.If(self.start):

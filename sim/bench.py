@@ -133,11 +133,12 @@ class TB:
         d.i__valid.value = 0
         return k
 
-    async def drain(self, n: int, backpressure: float, rng: random.Random, max_cycles: int) -> list[int]:
+    async def drain(self, n: int, backpressure: float, rng: random.Random, max_cycles: int) -> tuple[list[int], int]:
         """Collect `n` outputs from `o`, refusing a cycle with probability
-        `backpressure`; checks `last` on the final one."""
+        `backpressure`; checks `last` on the final one, and that every output
+        names the same exit. Returns the values and that exit."""
         d, c = self.dut, self.config
-        out = []
+        out, exits = [], set()
         ready = 1
         d.o__ready.value = ready
         budget = max_cycles
@@ -158,41 +159,50 @@ class TB:
                 if last != (len(out) == n - 1):
                     raise AssertionError(f"output {len(out)} of {n} has last = {last}")
                 out.append(word & self.act_mask)
+                exits.add(word >> (c.act_bits + 1))
             ready = int(rng.random() >= backpressure)
             d.o__ready.value = ready
         d.o__ready.value = 0
-        return fmt.signed_words(out, c.act_bits).tolist()
+        if len(exits) != 1:
+            raise AssertionError(f"the outputs of one run name exits {sorted(exits)}")
+        return fmt.signed_words(out, c.act_bits).tolist(), exits.pop()
 
     async def counters(self, n_layers: int):
+        """The run's counters; a layer an exit skipped (at or past
+        ``LAYERS_DONE``) counts 0 (its logs hold an earlier run's)."""
         mp = self.map
         cycles = await self.wb(mp.reg(HostMap.CYCLES))
-        layer = [await self.wb(mp.layer_cycles(l)) for l in range(n_layers)]
-        stalls = [await self.wb(mp.layer_stalls(l)) for l in range(n_layers)]
-        busy = [[await self.wb(mp.pe_busy(k, l)) for k in range(self.config.n_pe)] for l in range(n_layers)]
+        ran = await self.wb(mp.reg(HostMap.LAYERS_DONE))
+        layer = [await self.wb(mp.layer_cycles(l)) if l < ran else 0 for l in range(n_layers)]
+        stalls = [await self.wb(mp.layer_stalls(l)) if l < ran else 0 for l in range(n_layers)]
+        busy = [[await self.wb(mp.pe_busy(k, l)) if l < ran else 0 for k in range(self.config.n_pe)]
+                for l in range(n_layers)]
         return cycles, layer, stalls, busy
 
 
 async def run_step(tb: TB, step: dict, results: dict, index: int):
     x = np.load(step["inputs"]).astype(np.int64)
     rng = random.Random(step.get("seed", 0))
-    outputs, cycles, layer, stalls, busy = [], [], [], [], []
+    outputs, exits, cycles, layer, stalls, busy = [], [], [], [], [], []
     for b in range(x.shape[0]):
         await tb.wait_ready(step["max_polls"])
         await tb.wb(tb.map.reg(HostMap.CTRL), HostMap.CTRL_START)
         feeder = cocotb.start_soon(tb.feed(x[b].tolist(), step.get("idle", 0.0), rng))
-        out = await tb.drain(step["n_out"], step.get("backpressure", 0.0), rng, step["max_cycles"])
+        out, exit_ = await tb.drain(step["n_out"], step.get("backpressure", 0.0), rng, step["max_cycles"])
         await feeder
         status = await tb.wait_ready(step["max_polls"])
         if not status & HostMap.STATUS_DONE or status & HostMap.STATUS_ERROR:
             raise AssertionError(f"vector {b}: STATUS = {status:#x} after the outputs")
         c, l, s, k = await tb.counters(step["n_layers"])
         outputs.append(out)
+        exits.append(exit_)
         cycles.append(c)
         layer.append(l)
         stalls.append(s)
         busy.append(k)
         tb.report_progress(c)
     results[f"s{index}_outputs"] = np.array(outputs, dtype=np.int64)
+    results[f"s{index}_exits"] = np.array(exits, dtype=np.int64)
     results[f"s{index}_cycles"] = np.array(cycles, dtype=np.int64)
     results[f"s{index}_layer_cycles"] = np.array(layer, dtype=np.int64)
     results[f"s{index}_stall_cycles"] = np.array(stalls, dtype=np.int64)

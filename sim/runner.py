@@ -36,7 +36,9 @@ class SimulationError(RuntimeError):
 class SimResult:
     """What one `run` measured, per input vector ``b``, layer ``l``, PE ``k``.
 
-    `outputs[b]`: the last layer's outputs (the golden model's dtype).
+    `outputs[b]`: the run's outputs (the golden model's dtype): the last
+    layer's, or an exit head's; `exits[b]`: which exit it left by (0: none,
+    as `sw.golden.exits_taken`). A layer an exit skipped counts 0 cycles.
     `cycles[b]`: from start to done. `layer_cycles[b, l]`: ``T_measured``
     (first broadcast to last write-back, both included). `stall_cycles[b, l]`:
     broadcast stalls. `pe_busy[b, l, k]`: cycles PE ``k`` issued an entry.
@@ -48,6 +50,7 @@ class SimResult:
     ``metrics`` seconds.
     """
     outputs: np.ndarray
+    exits: np.ndarray
     cycles: np.ndarray
     layer_cycles: np.ndarray
     stall_cycles: np.ndarray
@@ -255,11 +258,17 @@ def run(image: Image, inputs, *, waves: bool = False, waves_path: Path | None = 
 
 def make_result(image: Image, x: np.ndarray, results: dict, key: str, info: BuildInfo, wall: float,
                 sim_seconds: float, wave=None) -> SimResult:
+    exits = results[f"{key}_exits"]
     work = metrics.work(image, x)
+    work[np.arange(len(image.layers))[None, :] >= golden.layers_run(image, exits)[:, None]] = 0   # skipped by an exit
     ideal = metrics.ideal_cycles(work, image.config.n_pe)
     layer_cycles = results[f"{key}_layer_cycles"]
+    outputs = results[f"{key}_outputs"]
+    ordered = image.model_order(outputs)
+    for k, l in enumerate(image.exits, start=1):          # an exit head's outputs, in its own row order
+        ordered = np.where((exits == k)[:, None], image.model_order(outputs, l), ordered)
     return SimResult(
-        outputs=image.model_order(results[f"{key}_outputs"]).astype(golden.output_dtype(image.config.act_bits)),
+        outputs=ordered.astype(golden.output_dtype(image.config.act_bits)), exits=exits,
         cycles=results[f"{key}_cycles"], layer_cycles=layer_cycles, stall_cycles=results[f"{key}_stall_cycles"],
         pe_busy=results[f"{key}_pe_busy"], ideal_cycles=ideal, efficiency=metrics.efficiency(ideal, layer_cycles),
         build=info, wall_seconds=wall, sim_seconds=sim_seconds, extra={"work": work, "waves": wave})

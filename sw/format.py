@@ -51,7 +51,8 @@ __all__ = [
 ]
 
 FORMAT_NAME = "openeie-image"
-FORMAT_VERSION = 2         # the memory layout (2: biases in the pointer banks)
+FORMAT_VERSION = 3         # the memory layout (2: biases in the pointer banks; 3: descriptors name their banks
+                           # and carry exit tests)
 
 
 class FormatError(ValueError):
@@ -160,6 +161,10 @@ DESCRIPTOR_FIELDS = {
     "shift": (4, 0, 8),
     "relu": (4, 8, 1),
     "last": (4, 9, 1),
+    "src_bank": (4, 10, 1),     # the activation-buffer half the layer reads (layer 0 reads the input)
+    "dst_bank": (4, 11, 1),     # and the one it writes (the same one: in place)
+    "exit": (4, 12, 1),         # the layer ends an exit head: test its outputs' margin
+    "threshold": (5, 0, 32),    # the margin that ends the run there
 }
 
 
@@ -173,6 +178,10 @@ class Descriptor:
     shift: int
     relu: bool
     last: bool
+    src_bank: int = 0
+    dst_bank: int = 0
+    exit: bool = False
+    threshold: int = 0
 
     def words(self) -> list[int]:
         w = [0] * DESC_WORDS
@@ -188,7 +197,7 @@ class Descriptor:
         w = [int(x) for x in w]
         fields = {name: (w[word] >> lsb) & ((1 << width) - 1)
                   for name, (word, lsb, width) in DESCRIPTOR_FIELDS.items()}
-        return cls(**{k: bool(v) if k in ("relu", "last") else v for k, v in fields.items()})
+        return cls(**{k: bool(v) if k in ("relu", "last", "exit") else v for k, v in fields.items()})
 
 
 # ---- memories --------------------------------------------------------------

@@ -15,7 +15,7 @@ from .arrays import as_array
 from .fixedpoint import signed_range, wrap, writeback
 from .image import Image
 
-__all__ = ["run", "run_network", "check_input", "output_dtype", "accumulators", "accumulator_wraps"]
+__all__ = ["run", "run_network", "margin", "exits_taken", "layers_run", "check_input", "output_dtype", "accumulators", "accumulator_wraps"]
 
 
 def output_dtype(act_bits: int):
@@ -55,12 +55,13 @@ def accumulators(image: Image, x: np.ndarray, layers: int | None = None) -> list
     + bias`` and its value modulo ``2**acc_bits``, which is what the hardware
     holds."""
     c = image.config
-    out = []
+    out, ys = [], []
     for layer in image.layers[:layers]:
-        exact = layer.matvec(x) + layer.bias
+        src = x if layer.src == -1 else ys[layer.src]      # the layer it reads (an exit head: not the one before)
+        exact = layer.matvec(src) + layer.bias
         acc = wrap(exact, c.acc_bits)
         out.append((exact, acc))
-        x = writeback(acc, layer.shift, layer.relu, c.act_bits)
+        ys.append(writeback(acc, layer.shift, layer.relu, c.act_bits))
     return out
 
 
@@ -86,20 +87,57 @@ def accumulator_wraps(image: Image, x) -> np.ndarray:
     return out
 
 
-def run(image: Image, x, trace: bool = False):
+def margin(y: np.ndarray) -> np.ndarray:
+    """Per row of `y` ``(B, n)``, its largest value minus its second largest
+    (the exit test's confidence, docs/design.md §15)."""
+    top = np.sort(y, axis=1)
+    return top[:, -1] - top[:, -2]
+
+
+def exits_taken(image: Image, ys: list[np.ndarray]) -> np.ndarray:
+    """For every layer's outputs `ys` (`run_layers`), which exit each input
+    leaves by: ``k`` for the ``k``-th exit head in the order the layers run
+    (the first whose margin reaches its threshold), 0 for none (the last
+    layer's outputs)."""
+    taken = np.zeros(ys[-1].shape[0], dtype=np.int64)
+    for k, l in enumerate(image.exits, start=1):
+        hit = (taken == 0) & (margin(ys[l]) >= image.layers[l].exit_threshold)
+        taken[hit] = k
+    return taken
+
+
+def layers_run(image: Image, taken: np.ndarray) -> np.ndarray:
+    """How many layers of the table run for inputs that leave by exits
+    `taken` (`exits_taken`): up to and including the exit's head, or all."""
+    ends = np.array([len(image.layers)] + [l + 1 for l in image.exits], dtype=np.int64)
+    return ends[np.asarray(taken, dtype=np.int64)]
+
+
+def run(image: Image, x, trace: bool = False, exits: bool = False):
     """Run `image` on `x` (``(n_in,)`` or ``(B, n_in)`` integers).
 
-    Returns the last layer's outputs with the same leading shape as `x`
-    (int16 for the default 16-bit activations), or with ``trace=True`` a
-    list of every layer's outputs. An empty batch ``(0, n_in)`` gives
-    ``(0, n_out)``.
+    Returns the run's outputs with the same leading shape as `x` (int16 for
+    the default 16-bit activations): the last layer's, or for an input that
+    leaves by an exit head, that head's. With ``exits=True``, also which
+    exit each input left by (`exits_taken`; 0: none). With ``trace=True``,
+    a list of every layer's outputs instead (every layer computed). An empty
+    batch ``(0, n_in)`` gives ``(0, n_out)``.
     """
     x = as_array(x, "inputs", TypeError)
     squeeze = x.ndim == 1
-    outs = [image.model_order(y, l) for l, y in enumerate(run_layers(image, check_input(image, x)))]
+    ys = run_layers(image, check_input(image, x))
     dt = output_dtype(image.config.act_bits)
-    outs = [o.astype(dt)[0] if squeeze else o.astype(dt) for o in outs]
-    return outs if trace else outs[-1]
+    if trace:
+        outs = [image.model_order(y, l).astype(dt) for l, y in enumerate(ys)]
+        return [o[0] for o in outs] if squeeze else outs
+    taken = exits_taken(image, ys)
+    y = image.model_order(ys[-1], -1)
+    for k, l in enumerate(image.exits, start=1):
+        y = np.where((taken == k)[:, None], image.model_order(ys[l], l), y)
+    y = y.astype(dt)
+    if squeeze:
+        y, taken = y[0], taken[0]
+    return (y, taken) if exits else y
 
 
 def run_network(program, x, trace: bool = False):

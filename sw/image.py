@@ -78,9 +78,11 @@ class ImageLayer:
 
     def __init__(self, *, config: Config, n_in: int, n_out: int, relu: bool, fa: int, fw: int, fo: int,
                  codebook: np.ndarray, bias: np.ndarray, entries: np.ndarray, colptr: np.ndarray,
-                 order: np.ndarray | None = None):
+                 order: np.ndarray | None = None, src: int = -2, exit_threshold: int | None = None):
         self.config = config
         self.order = order
+        self.src = src                          # the layer it reads, -1 the input; -2: the one before it
+        self.exit_threshold = exit_threshold
         self.n_in, self.n_out, self.relu = int(n_in), int(n_out), bool(relu)
         self.fa, self.fw, self.fo = int(fa), int(fw), int(fo)
         self.codebook = codebook
@@ -179,12 +181,64 @@ class ImageLayer:
                              f"local row {int(local[e])}, outside the layer's {self.n_out} outputs")
 
 
+def assign_banks(sources: list[int], where=ImageError) -> list[tuple[int, int]]:
+    """The activation-buffer halves each layer reads and writes, ``(src,
+    dst)``, for layers that read `sources` (-1: the input stream, layer 0
+    only). A layer writes the half it reads when nothing later reads that
+    input (in place: the write-back comes after the whole input is read),
+    else the other half, which must then hold nothing still to be read: two
+    halves hold a trunk and one exit head of any depth. Layer 0 writes half
+    0. Raises `where` if a layer's input would be overwritten before it is
+    read."""
+    n = len(sources)
+    last_read = {}
+    for i, src in enumerate(sources):
+        last_read[src] = i
+    holder = [None, None]                   # the layer whose outputs each half holds
+    out = []
+    for i, src in enumerate(sources):
+        if i == 0:
+            out.append((0, 0))
+            holder[0] = 0
+            continue
+        if src not in holder:
+            raise where(f"layer {i} reads layer {src}'s outputs, which no longer are in the activation buffer "
+                        f"(two halves hold a trunk and one exit head branching off it)")
+        sb = holder.index(src)
+        if last_read[src] == i:
+            db = sb
+        else:
+            db = 1 - sb
+            other = holder[db]
+            if other is not None and last_read.get(other, -1) > i:
+                raise where(f"layer {i} needs a third half of the activation buffer: layers {src} and {other}'s "
+                            f"outputs are both read later")
+        holder[db] = i
+        out.append((sb, db))
+    return out
+
+
 class Image:
-    """A packed model for one `Config`: `layers[l].pes[k].entries` etc."""
+    """A packed model for one `Config`: `layers[l].pes[k].entries` etc.
+    Layers are in the order they run; `ImageLayer.src` says which one's
+    outputs a layer reads (an early-exit head, docs/design.md §15)."""
 
     def __init__(self, config: Config, layers: list[ImageLayer]):
         self.config = config
         self.layers = list(layers)
+        for i, layer in enumerate(self.layers):
+            if layer.src == -2:
+                layer.src = i - 1
+        self.banks = assign_banks(self.sources)
+
+    @property
+    def sources(self) -> list[int]:
+        return [l.src for l in self.layers]
+
+    @property
+    def exits(self) -> list[int]:
+        """The layers that end an exit head, in the order they run."""
+        return [i for i, l in enumerate(self.layers) if l.exit_threshold is not None]
 
     @property
     def n_in(self) -> int:
@@ -217,8 +271,11 @@ class Image:
         out, ptr_base = [], 0
         bias_base = -(-sum(l.n_in + 1 for l in self.layers) // 2)
         for i, layer in enumerate(self.layers):
+            src_bank, dst_bank = self.banks[i]
             out.append(Descriptor(n_in=layer.n_in, n_out=layer.n_out, ptr_base=ptr_base, bias_base=bias_base,
-                                  shift=layer.shift, relu=layer.relu, last=i == len(self.layers) - 1))
+                                  shift=layer.shift, relu=layer.relu, last=i == len(self.layers) - 1,
+                                  src_bank=src_bank, dst_bank=dst_bank, exit=layer.exit_threshold is not None,
+                                  threshold=layer.exit_threshold or 0))
             ptr_base += layer.n_in + 1
             bias_base += layer.rows
         return out
@@ -298,6 +355,16 @@ class Image:
             ptrs.append(np.stack([even, odd], axis=1).reshape(-1).astype(np.int64))
             bias_mem.append(fmt.join_bias(even, odd, c))
         bias_mem = np.stack(bias_mem)
+        # which layer each reads: the last to write its half (layer 0: the input)
+        sources, holder = [], [None, None]
+        for i, d in enumerate(descs):
+            src = -1 if i == 0 else holder[d.src_bank]
+            if i and src is None:
+                raise ImageError(f"layer {i}: reads activation-buffer half {d.src_bank}, which no layer wrote")
+            if i == 0 and d.dst_bank != 0:
+                raise ImageError("layer 0 writes activation-buffer half 1; sw.pack writes half 0")
+            sources.append(src)
+            holder[d.dst_bank] = i
         layers = []
         for i, (d, f) in enumerate(zip(descs, formats)):
             where = f"layer {i}"
@@ -312,8 +379,14 @@ class Image:
             if d.bias_base + rows > c.bank_depth:
                 raise ImageError(f"{where}: biases at bank words {d.bias_base}..{d.bias_base + rows - 1} exceed "
                                  f"the pointer banks' {c.bank_depth} words")
-            if i and d.n_in != descs[i - 1].n_out:
-                raise ImageError(f"{where}: takes {d.n_in} inputs but layer {i - 1} produces {descs[i - 1].n_out}")
+            if i and d.n_in != descs[sources[i]].n_out:
+                raise ImageError(f"{where}: takes {d.n_in} inputs but layer {sources[i]} produces "
+                                 f"{descs[sources[i]].n_out}")
+            if d.exit and (d.last or d.n_out != descs[-1].n_out or d.n_out < 2):
+                raise ImageError(f"{where}: an exit test on a layer that is last, or whose {d.n_out} outputs are "
+                                 f"not the last layer's {descs[-1].n_out} (at least 2)")
+            if not d.exit and d.threshold:
+                raise ImageError(f"{where}: a threshold ({d.threshold}) without an exit test")
             if f["fa"] + f["fw"] - f["fo"] != d.shift:
                 raise ImageError(f"{where}: the manifest's formats (fa={f['fa']}, fw={f['fw']}, fo={f['fo']}) "
                                  f"do not give the layer table's shift {d.shift}")
@@ -337,13 +410,18 @@ class Image:
             layer = ImageLayer(config=c, n_in=d.n_in, n_out=d.n_out, relu=d.relu, fa=f["fa"], fw=f["fw"],
                                fo=f["fo"], codebook=layer_codebook,
                                bias=b.copy(), entries=np.concatenate(parts),
-                               colptr=np.concatenate(colptr_parts), order=_order(f.get("order"), d.n_out, where))
+                               colptr=np.concatenate(colptr_parts), order=_order(f.get("order"), d.n_out, where),
+                               src=sources[i], exit_threshold=d.threshold if d.exit else None)
             layer.validate(i)
             layers.append(layer)
         for i in range(1, len(layers)):
-            if layers[i].fa != layers[i - 1].fo:
-                raise ImageError(f"layer {i}: fa = {layers[i].fa} does not match layer {i - 1}'s fo = {layers[i - 1].fo}")
-        return cls(c, layers)
+            src = layers[sources[i]]
+            if layers[i].fa != src.fo:
+                raise ImageError(f"layer {i}: fa = {layers[i].fa} does not match layer {sources[i]}'s fo = {src.fo}")
+        image = cls(c, layers)
+        if image.banks != [(d.src_bank, d.dst_bank) for d in descs]:
+            raise ImageError("the layer table's activation-buffer halves are not the ones sw.pack assigns")
+        return image
 
     # ---- files --------------------------------------------------------------
 
@@ -362,7 +440,8 @@ class Image:
     def _layer_manifest(l: ImageLayer) -> dict:
         return {"n_in": l.n_in, "n_out": l.n_out, "relu": l.relu, "fa": l.fa, "fw": l.fw, "fo": l.fo,
                 "shift": l.shift, "nnz": l.nnz, "entries": int(l.entries.size),
-                "order": [] if l.order is None else l.order.tolist()}
+                "order": [] if l.order is None else l.order.tolist(), "src": l.src,
+                "exit_threshold": l.exit_threshold}
 
     def save(self, path, *, overwrite: bool = False) -> Path:
         """Write the image as a directory: ``manifest.json`` plus one

@@ -20,11 +20,12 @@ __all__ = ["MANIFEST_VERSION", "LAYER_FIELDS", "MEMORY_FIELDS", "digest", "seal"
 
 # version of the directory layout (manifest + files); the memory layout the
 # hardware reads is `sw.format.FORMAT_VERSION`
-MANIFEST_VERSION = 3         # 3: the configuration has input_width, layers a row order
+MANIFEST_VERSION = 4         # 3: the configuration has input_width, layers a row order; 4: layers name
+                             # their source and exit threshold
 
 TOP_FIELDS = ("format", "version", "config", "layers", "memories", "sha256")
 LAYER_FIELDS = {"n_in": int, "n_out": int, "relu": bool, "fa": int, "fw": int, "fo": int, "shift": int,
-                "nnz": int, "entries": int, "order": list}
+                "nnz": int, "entries": int, "order": list, "src": "source", "exit_threshold": "optional int"}
 MEMORY_FIELDS = {"file": str, "width": int, "depth": int, "words": int, "sha256": str}
 
 
@@ -45,8 +46,17 @@ def seal(manifest: dict) -> dict:
 
 def _is(value, kind) -> bool:
     if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if kind == "source":                    # a layer index, or -1 for the input
+        return isinstance(value, int) and not isinstance(value, bool) and value >= -1
+    if kind == "optional int":
+        return value is None or _is(value, int)
     return isinstance(value, kind)
+
+
+def _kind_name(kind) -> str:
+    names = {int: "an int >= 0", "source": "an int >= -1", "optional int": "null or an int >= 0"}
+    return names.get(kind) or "a " + kind.__name__
 
 
 def _fields(obj, spec: dict, where: str):
@@ -60,10 +70,7 @@ def _fields(obj, spec: dict, where: str):
         raise ManifestError(f"{where}: {'; '.join(parts)}")
     for k, kind in spec.items():
         if not _is(obj[k], kind):
-            raise ManifestError(f"{where}: {k} must be {'an int' if kind is int else 'a ' + kind.__name__}, "
-                                f"got {obj[k]!r}")
-        if kind is int and obj[k] < 0:
-            raise ManifestError(f"{where}: {k} must not be negative, got {obj[k]}")
+            raise ManifestError(f"{where}: {k} must be {_kind_name(kind)}, got {obj[k]!r}")
 
 
 def check_manifest(manifest, where: str) -> tuple[Config, list[dict], dict[str, dict]]:

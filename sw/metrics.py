@@ -18,9 +18,13 @@ __all__ = ["layer_inputs", "work", "ideal_cycles", "efficiency", "useful_macs"]
 
 def layer_inputs(image: Image, x) -> list[np.ndarray]:
     """Each layer's input vectors, ``(B, n_in)`` int64, as the golden model
-    computes them (in the hardware's order; the last layer is not run)."""
+    computes them (in the hardware's order; the last layer is not run). An
+    exit head's first layer reads the trunk layer it branches off.
+    Every layer's, even those an exit skips: `work` of a skipped layer is
+    what it would have cost."""
     x = check_input(image, x)
-    return [x] + run_layers(image, x, len(image.layers) - 1)
+    ys = run_layers(image, x, len(image.layers) - 1)
+    return [x if layer.src == -1 else ys[layer.src] for layer in image.layers]
 
 
 def work(image: Image, x, inputs: list[np.ndarray] | None = None) -> np.ndarray:

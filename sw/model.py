@@ -108,9 +108,15 @@ class CompressedLayer:
     bits), or None for zeros.
     `fa`, `fw`, `fo`: fraction bits of input activations, codebook values and
     outputs; ``shift = fa + fw - fo`` must not be negative.
+    `src`: the model layer whose outputs this one reads (None: the one
+    before it; -1: the model's inputs). `exit_threshold`: None, or this
+    layer ends an exit head (docs/design.md §15): when the margin between
+    its largest and second-largest output reaches the threshold (an integer
+    in its output format), the run ends with its outputs.
     """
 
-    def __init__(self, codes, codebook, bias=None, relu: bool = True, fa: int = 0, fw: int = 0, fo: int = 0):
+    def __init__(self, codes, codebook, bias=None, relu: bool = True, fa: int = 0, fw: int = 0, fo: int = 0, *,
+                 src: int | None = None, exit_threshold: int | None = None):
         if sp.issparse(codes):
             if codes.nnz and not np.issubdtype(codes.dtype, np.integer):
                 raise ModelError(f"codes must be integers, got dtype {codes.dtype}")
@@ -149,6 +155,12 @@ class CompressedLayer:
         self.bias = bias
         self.relu = _check_relu(relu)
         self.fa, self.fw, self.fo = int(fa), int(fw), int(fo)
+        for name, v in (("src", src), ("exit_threshold", exit_threshold)):
+            if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.bool_))
+                                  or v < (-1 if name == "src" else 0)):
+                raise ModelError(f"{name} must be None or an int >= {-1 if name == 'src' else 0}, got {v!r}")
+        self.src = None if src is None else int(src)
+        self.exit_threshold = None if exit_threshold is None else int(exit_threshold)
 
     @property
     def n_out(self) -> int:
@@ -187,11 +199,23 @@ class CompressedLayer:
                 and (self.codes != other.codes).nnz == 0
                 and np.array_equal(pad(self.codebook), pad(other.codebook))
                 and np.array_equal(self.bias, other.bias)
-                and (self.relu, self.fa, self.fw, self.fo) == (other.relu, other.fa, other.fw, other.fo))
+                and (self.relu, self.fa, self.fw, self.fo, self.src, self.exit_threshold)
+                == (other.relu, other.fa, other.fw, other.fo, other.src, other.exit_threshold))
 
     def __repr__(self):
         return (f"CompressedLayer({self.n_in} -> {self.n_out}, nnz={self.nnz}, relu={self.relu}, "
                 f"fa={self.fa}, fw={self.fw}, fo={self.fo})")
+
+
+def _source(layer: CompressedLayer, i: int) -> int:
+    """The layer `layer` (at `i`) reads: -1 for the model's inputs."""
+    src = i - 1 if layer.src is None else layer.src
+    if i == 0 and src != -1:
+        raise ModelError("layer 0 reads the model's inputs (its src must be None or -1)")
+    if i and not 0 <= src < i:
+        raise ModelError(f"layer {i}: src = {src} must be an earlier layer (0..{i - 1}); only layer 0 reads "
+                         f"the model's inputs")
+    return src
 
 
 def check_chain(layers, kind: type, what: str) -> list:
@@ -212,19 +236,40 @@ def check_chain(layers, kind: type, what: str) -> list:
 class CompressedModel:
     """A chain of `CompressedLayer`s; layer ``i``'s output is layer ``i+1``'s
     input, in the same fixed-point format (``fo`` of one is ``fa`` of the next).
+    With early exits (docs/design.md §15) the layers are in the order they
+    run, a layer may read an earlier one's outputs (`CompressedLayer.src`),
+    and a layer with an `exit_threshold` ends a head whose outputs end the
+    run when it is confident.
 
     `report` holds what `sw.compress` measured, one dict per layer (empty for
     models built by hand).
     """
 
     def __init__(self, layers: Sequence[CompressedLayer], input_frac_bits: int, report=None):
-        layers = check_chain(layers, CompressedLayer, "a model")
+        layers = list(layers)
+        if not layers:
+            raise ModelError("a model needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, CompressedLayer):
+                raise ModelError(f"layer {i} is a {type(layer).__name__}, not an sw.CompressedLayer")
+        sources = [_source(layer, i) for i, layer in enumerate(layers)]
         if layers[0].fa != input_frac_bits:
             raise ModelError(f"layer 0: fa = {layers[0].fa} does not match input_frac_bits = {input_frac_bits}")
         for i in range(1, len(layers)):
-            prev, cur = layers[i - 1], layers[i]
+            src, cur = sources[i], layers[i]
+            prev = layers[src]
+            if cur.n_in != prev.n_out:
+                raise ModelError(f"layer {i} takes {cur.n_in} inputs but layer {src} produces {prev.n_out} outputs")
             if cur.fa != prev.fo:
-                raise ModelError(f"layer {i}: fa = {cur.fa} does not match layer {i - 1}'s fo = {prev.fo}")
+                raise ModelError(f"layer {i}: fa = {cur.fa} does not match layer {src}'s fo = {prev.fo}")
+        last = layers[-1]
+        if last.exit_threshold is not None:
+            raise ModelError(f"layer {len(layers) - 1}: the last layer always ends the run; it has no exit test")
+        for i, layer in enumerate(layers[:-1]):
+            if layer.exit_threshold is not None and (layer.n_out != last.n_out or layer.n_out < 2):
+                raise ModelError(f"layer {i}: an exit head gives the run's outputs, so it has as many as the last "
+                                 f"layer ({last.n_out}, at least 2 for a margin), not {layer.n_out}")
+        self.sources = sources
         self.layers = layers
         self.input_frac_bits = int(input_frac_bits)
         self.report = list(report) if report is not None else []
@@ -240,6 +285,11 @@ class CompressedModel:
     @property
     def output_frac_bits(self) -> int:
         return self.layers[-1].fo
+
+    @property
+    def exits(self) -> list[int]:
+        """The layers that end an exit head, in the order they run."""
+        return [i for i, l in enumerate(self.layers) if l.exit_threshold is not None]
 
     def float_layers(self) -> list[Layer]:
         """The model as float layers (dequantised codebook and bias)."""

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from .config import Config
 from .fixedpoint import fits, signed_range
 from .format import column_gaps, encode_columns
-from .image import Image, ImageLayer
+from .image import Image, ImageLayer, assign_banks
 from .model import CompressedLayer, CompressedModel
 
 __all__ = ["pack", "unpack", "pack_layer", "balanced_order", "short_run_order", "PackError"]
@@ -202,26 +202,37 @@ def pack(model: CompressedModel, config: Config | None = None, *, balance: bool 
     if not isinstance(model, CompressedModel):
         raise TypeError(f"pack() takes a CompressedModel, got {type(model).__name__}")
     orders = _row_orders(model, config, balance, row_orders, shorten_runs)
+    assign_banks(model.sources, PackError)              # two activation-buffer halves must hold what is read
     image_layers = []
-    prev = None
     for i, (layer, order) in enumerate(zip(model.layers, orders)):
         _check_layer(i, layer, config)
         codes, bias = layer.codes, layer.bias.copy()
         if order is not None:
             codes, bias = codes[order], bias[order]
+        prev = orders[model.sources[i]] if i else None
         if prev is not None:
-            codes = codes[:, prev]                      # the inputs arrive in the previous layer's order
+            codes = codes[:, prev]                      # the inputs arrive in the order of the layer they come from
         entries, colptr = pack_layer(sp.csr_array(codes), config)
         codebook = np.zeros(config.n_codes, dtype=np.int64)
         codebook[:layer.codebook.size] = layer.codebook
         image_layers.append(ImageLayer(
             config=config, n_in=layer.n_in, n_out=layer.n_out, relu=layer.relu,
             fa=layer.fa, fw=layer.fw, fo=layer.fo, codebook=codebook, bias=bias,
-            entries=entries, colptr=colptr, order=order))
+            entries=entries, colptr=colptr, order=order, src=model.sources[i],
+            exit_threshold=_threshold(i, layer, config)))
         # fail early on a layer that alone cannot fit
         _check_capacity(image_layers, config)
-        prev = order
     return Image(config, image_layers)
+
+
+def _threshold(i: int, layer: CompressedLayer, config: Config) -> int | None:
+    """An exit threshold the hardware compares with: a margin of two
+    ``act_bits`` values is below ``2**act_bits``, which never exits."""
+    t = layer.exit_threshold
+    if t is not None and t > 1 << config.act_bits:
+        raise PackError(f"layer {i}: exit threshold {t} is above 2**act_bits = {1 << config.act_bits} (which "
+                        f"already means never: margins of {config.act_bits}-bit outputs are below it)")
+    return t
 
 
 def unpack(image: Image) -> CompressedModel:
@@ -229,15 +240,16 @@ def unpack(image: Image) -> CompressedModel:
     in the model's row order (codebooks come back padded to ``2**code_bits``
     values)."""
     layers = []
-    prev = None
-    for layer in image.layers:
+    for i, layer in enumerate(image.layers):
         codes, bias = layer.codes(), layer.bias.copy()
+        prev = image.layers[layer.src].order if i else None
         if prev is not None:
             codes = codes[:, np.argsort(prev)]
         if layer.order is not None:
             inverse = np.argsort(layer.order)
             codes, bias = codes[inverse], bias[inverse]
         layers.append(CompressedLayer(sp.csr_array(codes), layer.codebook.copy(), bias,
-                                      layer.relu, layer.fa, layer.fw, layer.fo))
-        prev = layer.order
+                                      layer.relu, layer.fa, layer.fw, layer.fo,
+                                      src=None if layer.src == i - 1 else layer.src,
+                                      exit_threshold=layer.exit_threshold))
     return CompressedModel(layers, image.layers[0].fa)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..golden import check_input
+from ..golden import check_input, exits_taken, layers_run, run_layers
 from ..image import Image
 from .. import metrics
 from . import kernels
@@ -62,6 +62,11 @@ class Timing:
     output_latency: int
     input_width: int
     lanes: int           # activations the broadcast sends a cycle (broadcast_width)
+    test_extra: int = 0  # an exit test: n_out + output_latency + this (ControlUnit.test_cycles)
+
+    def exit_test(self, n_out: int) -> int:
+        """Cycles an exit test adds after its head's write-back."""
+        return n_out + self.output_latency + self.test_extra
 
     @classmethod
     def of(cls, config) -> "Timing":
@@ -76,7 +81,8 @@ class Timing:
                    credits=PointerReader.credits_for(config), drain=ControlUnit.drain_cycles(f),
                    desc=ControlUnit.DESC_CYCLES, codebook_load=CodebookStore.load_cycles(config),
                    output_latency=OutputStage.latency_for(config.n_pe, f),
-                   input_width=config.input_width, lanes=config.broadcast_width)
+                   input_width=config.input_width, lanes=config.broadcast_width,
+                   test_extra=ControlUnit.TEST_EXTRA)
 
 
 @dataclass
@@ -123,7 +129,10 @@ def simulate(image: Image, x) -> PerfReport:
     x = check_input(image, x)
     c = image.config
     t = Timing.of(c)
-    inputs = metrics.layer_inputs(image, x)
+    ys = run_layers(image, x)
+    inputs = [x if layer.src == -1 else ys[layer.src] for layer in image.layers]
+    taken = exits_taken(image, ys)
+    exit_number = {l: k for k, l in enumerate(image.exits, start=1)}
     B, L = x.shape[0], len(image.layers)
     cycles = np.zeros(B, dtype=np.int64)
     layer_cycles = np.zeros((B, L), dtype=np.int64)
@@ -132,6 +141,7 @@ def simulate(image: Image, x) -> PerfReport:
     by_column = [np.ascontiguousarray(layer.column_counts.T, dtype=np.int64) for layer in image.layers]
     for b in range(B):
         total, codebook_ready = 0, 0        # the codebook of the next layer is ready this many cycles into it
+        n_out = image.n_out
         for l, layer in enumerate(image.layers):
             first, exit_, stalls, busy = run_layer(t, by_column[l], inputs[l][b], c.n_pe, l == 0)
             tail = layer.rows + t.drain                 # write-back rows, then the drain
@@ -147,7 +157,15 @@ def simulate(image: Image, x) -> PerfReport:
             codebook_ready = t.codebook_load - tail + 1
             stall_cycles[b, l] = stalls
             pe_busy[b, l] = busy
-        cycles[b] = total + image.n_out + t.output_latency + 2
+            if l in exit_number:            # the exit test reads the head's outputs, then decides
+                test = t.exit_test(layer.n_out)
+                total += test
+                codebook_ready -= test
+                if taken[b] == exit_number[l]:
+                    n_out = layer.n_out
+                    break
+        cycles[b] = total + n_out + t.output_latency + 2
     work = metrics.work(image, x, inputs)
+    work[np.arange(L)[None, :] >= layers_run(image, taken)[:, None]] = 0        # skipped by an exit
     ideal = metrics.ideal_cycles(work, c.n_pe)
     return PerfReport(cycles, layer_cycles, stall_cycles, pe_busy, ideal, metrics.efficiency(ideal, layer_cycles))
