@@ -244,6 +244,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             host.status.busy.eq(ctl.busy), host.status.done.eq(ctl.done), host.status.error.eq(ctl.error),
             host.status.ready.eq(ctl.ready), host.cycles.eq(ctl.cycles), host.layers_done.eq(ctl.layers_done),
+            host.exit_index.eq(ctl.exit_index),
             ctl.start.eq(host.start),
             ctl.log_read_layer.eq(host.log_read_layer),
             host.log_cycles.eq(ctl.log_cycles), host.log_stalls.eq(ctl.log_stalls),

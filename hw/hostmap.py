@@ -9,7 +9,8 @@ Global space (top address bit 0), region in the bits above the offset:
 region      contents                                       access
 ==========  =============================================  ==========
 0 regs      ``ID``, ``VERSION``, ``CTRL``, ``STATUS``,      see below
-            ``CYCLES``, ``LAYERS_DONE``, ``CONFIG + i``
+            ``CYCLES``, ``LAYERS_DONE``, ``EXIT``,
+            ``CONFIG + i``
 1 layer     per layer ``l``: word ``2l`` cycles,            read
 counters    ``2l + 1`` broadcast stall cycles
 2 PE busy   word ``pe << layer_bits | l``                    read
@@ -26,7 +27,9 @@ and written only while it is idle. `HostMap.fields` gives every field's
 
 ``CTRL`` (write): bit 0 start a run, bit 1 soft reset. ``STATUS`` (read):
 bit 0 busy, bit 1 done (the last run finished), bit 2 error (a descriptor was
-invalid), bit 3 ready (idle, a start is accepted).
+invalid), bit 3 ready (idle, a start is accepted). ``EXIT`` (read): the exit
+head the last run left by (0: none, its outputs are the last layer's;
+docs/design.md §15).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from sw.config import Config
 __all__ = ["HostMap", "ID_VALUE", "HW_VERSION"]
 
 ID_VALUE = 0x4F454945          # "OEIE"
-HW_VERSION = 1
+HW_VERSION = 2                 # 2: exit heads (the EXIT register, descriptors with banks and exit tests)
 
 REGS, LAYER_COUNTERS, PE_BUSY, LAYER_TABLE, CODEBOOK = range(5)
 PE_KINDS = fmt.PE_MEMORIES     # entries, ptr_even, ptr_odd
@@ -49,7 +52,7 @@ CONFIG_FIELDS = [f.name for f in dataclasses.fields(Config)]
 
 
 class HostMap:
-    ID, VERSION, CTRL, STATUS, CYCLES, LAYERS_DONE = range(6)
+    ID, VERSION, CTRL, STATUS, CYCLES, LAYERS_DONE, EXIT = range(7)
     CONFIG = 0x10
     CTRL_START, CTRL_RESET = 1, 2
     STATUS_BUSY, STATUS_DONE, STATUS_ERROR, STATUS_READY = 1, 2, 4, 8

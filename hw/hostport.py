@@ -51,6 +51,7 @@ class HostPort(wiring.Component):
             "status": In(data.StructLayout({"busy": 1, "done": 1, "error": 1, "ready": 1})),
             "cycles": In(COUNTER_BITS),
             "layers_done": In(w.layer + 1),
+            "exit_index": In(w.layer),
             "log_read_layer": Out(w.layer),
             "log_cycles": In(COUNTER_BITS), "log_stalls": In(COUNTER_BITS),
             "busy_read_layer": Out(w.layer),
@@ -103,7 +104,7 @@ class HostPort(wiring.Component):
 
         regs = {HostMap.ID: C(ID_VALUE, 32), HostMap.VERSION: C((HW_VERSION << 16) | FORMAT_VERSION, 32),
                 HostMap.STATUS: self.status.as_value(), HostMap.CYCLES: self.cycles,
-                HostMap.LAYERS_DONE: self.layers_done}
+                HostMap.LAYERS_DONE: self.layers_done, HostMap.EXIT: self.exit_index}
         for i, f in enumerate(dataclasses.fields(c)):
             regs[HostMap.CONFIG + i] = C(getattr(c, f.name), 32)
 

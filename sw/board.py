@@ -177,9 +177,11 @@ class Device:
                     if image.config.to_dict()[k] != v]
             raise BoardError("the image was packed for another configuration than the board's: " + "; ".join(diff))
 
-    def run(self, x, *, max_wait: float = 10.0) -> np.ndarray:
+    def run(self, x, *, max_wait: float = 10.0, exits: bool = False):
         """Run the loaded image on `x` (one vector or a batch); returns the
-        last layer's outputs as integers, in the model's order."""
+        run's outputs as integers, in the model's order: the last layer's, or
+        an exit head's (docs/design.md §15). With `exits`, also which exit
+        each vector left by (the ``EXIT`` register; 0: none)."""
         if self.image is None:
             raise BoardError("load an image first (Device.load)")
         layers = self.image.layers
@@ -193,6 +195,7 @@ class Device:
         if x.min(initial=0) < lo or x.max(initial=0) > hi:
             raise ValueError(f"inputs must be {self.config.act_bits}-bit signed integers ({lo} .. {hi})")
         out = np.zeros((x.shape[0], n_out), dtype=np.int64)
+        taken = np.zeros(x.shape[0], dtype=np.int64)
         HM = self._HostMap
         for b, vec in enumerate(x):
             self._wait(HM.STATUS_READY, max_wait)
@@ -205,8 +208,14 @@ class Device:
             if status & HM.STATUS_ERROR or not status & HM.STATUS_DONE:
                 raise BoardError(f"vector {b}: the accelerator reports STATUS {status:#x} (error: a layer "
                                  f"descriptor is invalid; reload the image)")
-        out = self.image.model_order(out)            # a balanced image's outputs leave in hardware order
-        return out[0] if single else out
+            if self.image.exits:
+                taken[b] = self.read(self.map.reg(HM.EXIT))[0]
+        ordered = self.image.model_order(out)        # a balanced image's outputs leave in hardware order
+        for k, l in enumerate(self.image.exits, start=1):
+            ordered = np.where((taken == k)[:, None], self.image.model_order(out, l), ordered)
+        if single:
+            ordered, taken = ordered[0], taken[0]
+        return (ordered, taken) if exits else ordered
 
     def _wait(self, bit: int, max_wait: float) -> int:
         t0 = time.monotonic()
@@ -222,7 +231,7 @@ class Device:
         HM, mp = self._HostMap, self.map
         n = len(self.image.layers) if self.image else self.config.max_layers
         return {"cycles": self.read(mp.reg(HM.CYCLES))[0],
-                "layers_done": self.read(mp.reg(HM.LAYERS_DONE))[0],
+                "layers_done": self.read(mp.reg(HM.LAYERS_DONE))[0], "exit": self.read(mp.reg(HM.EXIT))[0],
                 "layer_cycles": [self.read(mp.layer_cycles(l))[0] for l in range(n)],
                 "layer_stalls": [self.read(mp.layer_stalls(l))[0] for l in range(n)]}
 

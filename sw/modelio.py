@@ -29,7 +29,7 @@ __all__ = ["load_model", "save_model", "load_array"]
 _KEY = re.compile(r"^layer(\d+)\.([a-z_.]+)$")
 FLOAT_FIELDS = {"weight", "bias", "relu"}
 CSR_FIELDS = {"codes.data", "codes.indices", "codes.indptr", "codes.shape"}
-COMPRESSED_FIELDS = {"codes", "codebook", "bias", "relu", "fa", "fw", "fo"} | CSR_FIELDS
+COMPRESSED_FIELDS = {"codes", "codebook", "bias", "relu", "fa", "fw", "fo", "src", "exit_threshold"} | CSR_FIELDS
 
 
 def _group(data) -> list[dict]:
@@ -116,7 +116,9 @@ def _layer(g: dict, i: int, compressed: bool, last: bool):
         if name not in g:
             raise ModelError(f"missing layer{i}.{name}")
     return CompressedLayer(codes, g["codebook"], g["bias"], _scalar(g, "relu", i, bool), _scalar(g, "fa", i, int),
-                           _scalar(g, "fw", i, int), _scalar(g, "fo", i, int))
+                           _scalar(g, "fw", i, int), _scalar(g, "fo", i, int),
+                           src=_scalar(g, "src", i, int) if "src" in g else None,
+                           exit_threshold=_scalar(g, "exit_threshold", i, int) if "exit_threshold" in g else None)
 
 
 def load_model(path) -> list[Layer] | CompressedModel:
@@ -182,6 +184,10 @@ def save_model(model, path, *, overwrite: bool = False) -> Path:
                            f"layer{i}.codebook": l.codebook, f"layer{i}.bias": l.bias,
                            f"layer{i}.relu": np.bool_(l.relu), f"layer{i}.fa": np.int64(l.fa),
                            f"layer{i}.fw": np.int64(l.fw), f"layer{i}.fo": np.int64(l.fo)})
+            if l.src is not None:           # an exit head reads an earlier layer
+                arrays[f"layer{i}.src"] = np.int64(l.src)
+            if l.exit_threshold is not None:
+                arrays[f"layer{i}.exit_threshold"] = np.int64(l.exit_threshold)
     else:
         for i, l in enumerate(model):
             if not isinstance(l, Layer):
