@@ -124,7 +124,21 @@ class ControlUnit(wiring.Component):
                    idle.
     ``WRITEBACK``  rows ``0 .. rows - 1``, one per cycle; then ``DRAIN``,
                    `WriteBack.LATENCY` cycles until the last is written.
-    ``OUTPUT``     after the last layer: stream the outputs; then `done`.
+    ``TEST``       after a layer that ends an exit head (its descriptor's
+                   `exit`): its outputs pass through the output stage into the
+                   exit test instead of the output stream; ``DECIDE`` (one
+                   cycle): if their margin reached the threshold, the run
+                   ends with them (``OUTPUT``, `exit_index` the head's
+                   number), else the next layer follows. Together
+                   ``n_out + OutputStage latency + TEST_EXTRA`` cycles.
+    ``OUTPUT``     after the last layer (or a confident exit head): stream
+                   the outputs; then `done`.
+
+    Each layer reads the activation-buffer half its descriptor names and
+    writes the one it names (the same one: in place, as an exit head's later
+    layers do; the other: the trunk's outputs stay while a head reads them),
+    and its ``n_in`` is checked against the ``n_out`` of the layer that last
+    wrote the half it reads.
 
     ``COMPUTE`` begins once the layer's codebook is in every PE: the
     codebook store loads layer ``l + 1``'s during layer ``l``'s write-back
