@@ -118,10 +118,12 @@ async def board_step(dut, spec: dict, step: dict, results: dict, index: int):
         if step.get("verify", True):
             dev.verify(image)
         marks["t_run"] = transport.now_cycles()
-        outs, cycles, running = [], [], 0
+        outs, exits, cycles, running = [], [], [], 0
         for vec in x:
             t0 = transport.now_cycles()
-            outs.append(dev.run(vec))
+            y, taken = dev.run(vec, exits=True)
+            outs.append(y)
+            exits.append(taken)
             running += transport.now_cycles() - t0      # the vector's own exchange, without the counter reads
             cycles.append(dev.counters()["cycles"])
         marks["t_end"] = marks["t_run"] + running
@@ -136,10 +138,12 @@ async def board_step(dut, spec: dict, step: dict, results: dict, index: int):
                 marks["caught"] = 0
             except Exception as e:                  # noqa: BLE001 - recorded, checked by the test
                 marks["caught"] = int("pe0.entries" in str(e))
-        return np.array(outs, dtype=np.int64), np.array(cycles, dtype=np.int64), dev.bytes_sent, dev.bytes_received
+        return (np.array(outs, dtype=np.int64), np.array(exits, dtype=np.int64), np.array(cycles, dtype=np.int64),
+                dev.bytes_sent, dev.bytes_received)
 
-    outputs, cycles, sent, received = await host()
+    outputs, exits, cycles, sent, received = await host()
     results[f"s{index}_outputs"] = outputs
+    results[f"s{index}_exits"] = exits
     results[f"s{index}_cycles"] = cycles
     # bytes each way; cycles to identify the board, to load the image, to verify it, to run the vectors
     # (`Device.run` alone);

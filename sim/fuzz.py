@@ -39,7 +39,7 @@ import sw
 from sw import perf
 from sw.files import atomic_file
 
-from .random_models import random_inputs, random_model
+from .random_models import random_exit_model, random_inputs, random_model
 from .runner import SimulationError, make_result, make_run_step, run_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,8 +73,17 @@ def random_image(rng, config: sw.Config):
     while True:
         dims = [int(rng.integers(4, 60))] + [int(rng.integers(1, min(3 * config.n_pe + 20, 64 * config.n_pe)))
                                              for _ in range(int(rng.integers(1, 4)))]
-        model = random_model(rng, config, dims, extreme=bool(rng.random() < 0.3),
-                             density=float(rng.choice([0.03, 0.1, 0.4, 0.9])) if rng.random() < 0.5 else None)
+        extreme = bool(rng.random() < 0.3)
+        density = float(rng.choice([0.03, 0.1, 0.4, 0.9])) if rng.random() < 0.5 else None
+        if len(dims) >= 3 and rng.random() < 0.3 and dims[-1] >= 2:
+            # an exit head (one layer) after a trunk layer, its threshold anywhere from 0 to never
+            trunk = dims[:4]
+            after = int(rng.integers(0, len(trunk) - 2))
+            threshold = int(rng.integers(0, 1 << int(rng.integers(1, config.act_bits + 2))))
+            model = random_exit_model(rng, config, trunk, {after: []}, thresholds=[threshold], extreme=extreme,
+                                      density=density)
+        else:
+            model = random_model(rng, config, dims, extreme=extreme, density=density)
         try:
             return sw.pack(model, config, balance=bool(rng.random() < 0.5), shorten_runs=bool(rng.random() < 0.3))
         except sw.PackError:
@@ -82,10 +91,11 @@ def random_image(rng, config: sw.Config):
 
 
 def disagreements(image: sw.Image, x: np.ndarray, result) -> tuple[np.ndarray, np.ndarray]:
-    """Per vector of `x`: whether the RTL's outputs (`result`, a
+    """Per vector of `x`: whether the RTL's outputs or exit (`result`, a
     `sim.SimResult`) differ from the golden model's, and whether any of its
     counters differs from the cycle model's."""
-    wrong = ~np.all(result.outputs == sw.golden.run(image, x), axis=1)
+    y, exits = sw.golden.run(image, x, exits=True)
+    wrong = ~np.all(result.outputs == y, axis=1) | (result.exits != exits)
     model = perf.simulate(image, x)
     late = np.zeros(len(x), dtype=bool)
     for c in COUNTERS:

@@ -305,7 +305,7 @@ def run_board(image: Image, inputs, *, corrupt_byte: int | None = None, drop_byt
                                             preloaded=preloaded)
     sent, received, ident, load, verify, run_cycles, caught, timed_out = (int(v) for v in results["s0_link"])
     return {"outputs": results["s0_outputs"].astype(golden.output_dtype(image.config.act_bits)),   # Device.run's order
-            "cycles": results["s0_cycles"], "bytes_sent": sent, "bytes_received": received,
+            "exits": results["s0_exits"], "cycles": results["s0_cycles"], "bytes_sent": sent, "bytes_received": received,
             "identify_cycles": ident, "load_cycles": load, "verify_cycles": verify, "run_cycles": run_cycles,
             "verify_caught_a_change": bool(caught) if verify else None,
             "stream_timed_out": bool(timed_out) if probe_timeout else None, "board": board,

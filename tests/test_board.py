@@ -153,6 +153,23 @@ def test_uart_host_loads_verifies_and_runs_the_image_bit_exactly(board_case):
     assert r["verify_caught_a_change"]
 
 
+def test_uart_host_reads_the_exit_each_run_left_by():
+    """An early-exit image over the UART: `Device.run(exits=True)` gives the
+    head's outputs and the exit (the EXIT register) for inputs that leave
+    early and for those that do not."""
+    from test_early_exit import exit_model
+    config = CONFIG.replace(max_layers=4)           # the trunk's three layers and the head
+    model, x = exit_model(config, [12, 10, 8, 6], {0: []}, 3)
+    image = sw.pack(model, config)
+    taken = sw.golden.run(image, x, exits=True)[1]
+    x = x[[int(np.argmax(taken == 1)), int(np.argmax(taken == 0))]]
+    r = sim.run_board(image, x, verify=False)
+    y, taken = sw.golden.run(image, x, exits=True)
+    assert list(taken) == [1, 0]
+    np.testing.assert_array_equal(r["outputs"], y)
+    np.testing.assert_array_equal(r["exits"], taken)
+
+
 @pytest.mark.parametrize("corrupt", [2, 40, 1000], ids=["header", "payload", "later"])
 def test_a_corrupted_byte_costs_a_retry_not_a_wrong_answer(board_case, corrupt):
     """One bit flipped in the host's stream: in the identification read's
