@@ -23,14 +23,17 @@ HW_DIR = Path(__file__).resolve().parent
 
 
 def sources_digest(extra_files=(), versions: str = "") -> str:
-    """A short digest of the hardware sources (every ``hw/*.py``), the files
-    of the tool that uses them, and tool versions: the key of every cached
-    build (Verilator models, synthesis runs)."""
+    """A short digest of the hardware sources (every ``hw/*.py``, and the
+    `sw` modules whose tables the hardware is built from: the image format
+    and the configuration), the files of the tool that uses them, and tool
+    versions: the key of every cached build (Verilator models, synthesis
+    runs)."""
     import hashlib
 
     import amaranth
     h = hashlib.sha256()
-    for path in sorted(HW_DIR.glob("*.py")) + sorted(Path(p) for p in extra_files):
+    shared = [HW_DIR.parent / "sw" / "format.py", HW_DIR.parent / "sw" / "config.py"]
+    for path in sorted(HW_DIR.glob("*.py")) + shared + sorted(Path(p) for p in extra_files):
         h.update(path.name.encode())
         h.update(path.read_bytes())
     h.update(f"amaranth {amaranth.__version__} {versions}".encode())

@@ -44,7 +44,7 @@ import numpy as np
 from .config import Config
 
 __all__ = [
-    "FORMAT_NAME", "FORMAT_VERSION", "DESC_WORDS", "DESCRIPTOR_FIELDS", "Descriptor", "MemoryImage", "MemorySpec",
+    "FORMAT_NAME", "FORMAT_VERSION", "DESC_WORDS", "DESCRIPTOR_FIELDS", "MAX_EXIT_ACT_BITS", "Descriptor", "MemoryImage", "MemorySpec",
     "memory_specs", "kind_specs", "memory_shapes", "split_bias", "join_bias", "PE_MEMORIES", "GLOBAL_MEMORIES",
     "make_entries", "entry_runs", "entry_codes", "encode_columns", "decode_rows", "pack_words", "unpack_words",
     "memory_names", "pe_memory_name", "hex_bytes", "parse_hex", "FormatError",
@@ -164,8 +164,10 @@ DESCRIPTOR_FIELDS = {
     "src_bank": (4, 10, 1),     # the activation-buffer half the layer reads (layer 0 reads the input)
     "dst_bank": (4, 11, 1),     # and the one it writes (the same one: in place)
     "exit": (4, 12, 1),         # the layer ends an exit head: test its outputs' margin
-    "threshold": (5, 0, 32),    # the margin that ends the run there
+    "threshold": (4, 13, 19),   # the margin that ends the run there (in word 4: a sixth word would cost
+                                # every layer a cycle of DESC; so exit heads need act_bits <= 18)
 }
+MAX_EXIT_ACT_BITS = DESCRIPTOR_FIELDS["threshold"][2] - 1     # thresholds go up to 2**act_bits
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from .config import Config
 from .fixedpoint import fits, signed_range
-from .format import column_gaps, encode_columns
+from .format import MAX_EXIT_ACT_BITS, column_gaps, encode_columns
 from .image import Image, ImageLayer, assign_banks
 from .model import CompressedLayer, CompressedModel
 
@@ -229,6 +229,9 @@ def _threshold(i: int, layer: CompressedLayer, config: Config) -> int | None:
     """An exit threshold the hardware compares with: a margin of two
     ``act_bits`` values is below ``2**act_bits``, which never exits."""
     t = layer.exit_threshold
+    if t is not None and config.act_bits > MAX_EXIT_ACT_BITS:
+        raise PackError(f"layer {i}: exit heads need act_bits <= {MAX_EXIT_ACT_BITS} (the threshold's room in "
+                        f"the layer descriptor), the configuration has {config.act_bits}")
     if t is not None and t > 1 << config.act_bits:
         raise PackError(f"layer {i}: exit threshold {t} is above 2**act_bits = {1 << config.act_bits} (which "
                         f"already means never: margins of {config.act_bits}-bit outputs are below it)")
