@@ -136,3 +136,11 @@ def test_rtl_exits_bit_exactly_with_the_predicted_cycles(name):
         assert np.array_equal(getattr(r, field), getattr(p, field)), field
     # an exit saves what the layers after it would cost
     assert r.cycles[taken == 1].mean() < r.cycles[taken == 0].mean()
+
+
+def test_exit_heads_need_act_bits_the_descriptor_holds():
+    config = sw.Config(n_pe=2, act_bits=20, acc_bits=32)
+    rng = np.random.default_rng(9)
+    model = random_exit_model(rng, config, [6, 8, 3], {0: []}, thresholds=[5])
+    with pytest.raises(sw.PackError, match="exit heads need act_bits <= 18"):
+        sw.pack(model, config)
