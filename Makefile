@@ -99,7 +99,7 @@ fashion-mnist: $(BENCH_STAMP)
 	$(BIN)/python models/fashion_mnist.py $(if $(VECTORS),--vectors $(VECTORS))
 
 # a depthwise-separable CNN (shuffle, fire concat) on Fashion-MNIST, and LeNet-300-100 low rank against pruned:
-# build/cnn/report.json (IMAGES: test images on the RTL, default 64)
+# build/cnn/report.json (IMAGES: test images on the RTL, default 50)
 cnn: $(BENCH_STAMP)
 	$(need_fashion_mnist)
 	$(BIN)/python models/cnn.py $(if $(IMAGES),--rtl-images $(IMAGES))

@@ -2,7 +2,7 @@
 engine: convolutions (plain, depthwise, grouped 1x1 with a channel shuffle,
 a SqueezeNet fire module's concat) lowered to programs of per-pixel layers.
 
-    make cnn          (or: python models/cnn.py [--rtl-images 64] [--no-rtl] [--epochs 8])
+    make cnn          (or: python models/cnn.py [--rtl-images 50] [--no-rtl] [--epochs 8])
 
 The network (28 x 28 x 1 in, channels last), 10 weighted layers:
 
@@ -174,7 +174,8 @@ def plots(report, out: Path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=8, help="float training epochs (default 8)")
-    ap.add_argument("--rtl-images", type=int, default=64, help="test images on the RTL (default 64)")
+    ap.add_argument("--rtl-images", type=int, default=50,
+                    help="test images on the RTL (default 50: about 40 minutes at 64 PEs)")
     ap.add_argument("--no-rtl", action="store_true", help="skip the RTL run")
     ap.add_argument("--test-images", type=int, default=10000, help="test images on the golden model")
     ap.add_argument("--train-images", type=int, default=60000, help="training images (default all 60,000)")
