@@ -30,7 +30,7 @@ from .config import Config
 from .fixedpoint import fits, from_fixed, round_shift, signed_range, to_fixed, wrap, writeback
 from .model import CompressedLayer, CompressedModel, Layer, ModelError, check_chain
 
-__all__ = ["compress", "prune", "share_weights", "frac_bits_for", "forward", "quantize_input", "dequantize",
+__all__ = ["compress", "prune", "share_weights", "prune_and_share", "frac_bits_for", "forward", "quantize_input", "dequantize",
            "saturated_inputs",
            "wrap_scales", "DEFAULT_ACC_HEADROOM"]
 
@@ -71,6 +71,21 @@ def share_weights(values: np.ndarray, n_clusters: int, iterations: int = 30) -> 
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     return centroids[order], rank[labels]
+
+
+def prune_and_share(layer: Layer, density: float, config: Config, iterations: int = 30):
+    """Deep Compression's first two stages for one layer: `prune` to
+    `density` of its ``n_out x n_in`` weights, then `share_weights` into
+    ``2**code_bits - 1`` values. Returns ``(pruned, centroids, codes,
+    shared)``: the pruned float weights, the shared values, the codes (0:
+    pruned) and the layer with its weights replaced by their shared values."""
+    pruned = prune(layer.weight, density)
+    centroids, labels = share_weights(pruned.data, config.n_codes - 1, iterations)
+    codes = sp.csr_array(((labels + 1).astype(np.uint8 if config.code_bits <= 8 else np.int64),
+                          pruned.indices, pruned.indptr), shape=pruned.shape)
+    shared = Layer(sp.csr_array((centroids[labels], pruned.indices, pruned.indptr), shape=pruned.shape),
+                   layer.bias, layer.relu)
+    return pruned, centroids, codes, shared
 
 
 def frac_bits_for(max_abs: float, bits: int) -> int:
@@ -307,12 +322,7 @@ def compress(layers: Sequence[Layer], *, density, code_bits: int | None = None,
     x_float, x_shared = calibration, calibration
     out_layers, report = [], []
     for i, (layer, d) in enumerate(zip(layers, densities)):
-        pruned = prune(layer.weight, d)
-        centroids, labels = share_weights(pruned.data, config.n_codes - 1, kmeans_iterations)
-        codes = sp.csr_array(((labels + 1).astype(np.uint8 if config.code_bits <= 8 else np.int64),
-                              pruned.indices, pruned.indptr), shape=pruned.shape)
-        shared = Layer(sp.csr_array((centroids[labels], pruned.indices, pruned.indptr), shape=pruned.shape),
-                       layer.bias, layer.relu)
+        pruned, centroids, codes, shared = prune_and_share(layer, d, config, kmeans_iterations)
         clayer, y_int, info = _quantize_layer(i, codes, centroids, layer.bias, layer.relu, fa, x_int,
                                                  config, headroom_bits, acc_headroom)
         x_float = layer.forward(x_float)

@@ -21,9 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
-from .compress import (DEFAULT_ACC_HEADROOM, _error, _quantize_layer, frac_bits_for, prune, share_weights)
+from .compress import DEFAULT_ACC_HEADROOM, _error, _quantize_layer, frac_bits_for, prune_and_share
 from .config import Config
 from .fixedpoint import from_fixed, to_fixed
 from .model import CompressedLayer, CompressedModel, Layer, ModelError, check_chain
@@ -236,10 +235,7 @@ def compress_exits(model: EarlyExit, *, calibration, thresholds, config: Config 
         elif part == "trunk" and t:
             state = trunk_state[t - 1]          # and the trunk goes on from there
         x_int, x_float, fa = state
-        pruned = prune(layer.weight, ds[index[(part, t, i)]])
-        centroids, labels = share_weights(pruned.data, config.n_codes - 1, kmeans_iterations)
-        codes = sp.csr_array(((labels + 1).astype(np.uint8 if config.code_bits <= 8 else np.int64),
-                              pruned.indices, pruned.indptr), shape=pruned.shape)
+        pruned, centroids, codes, _ = prune_and_share(layer, ds[index[(part, t, i)]], config, kmeans_iterations)
         clayer, y_int, info = _quantize_layer(len(out), codes, centroids, layer.bias, layer.relu, fa, x_int, config,
                                               headroom_bits, acc_headroom)
         y_float = layer.forward(x_float)

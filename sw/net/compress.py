@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..arrays import real_array
-from ..compress import DEFAULT_ACC_HEADROOM, _error, _quantize_layer, frac_bits_for, prune, share_weights
+from ..compress import DEFAULT_ACC_HEADROOM, _error, _quantize_layer, frac_bits_for, prune_and_share
 from ..config import Config
 from ..fixedpoint import from_fixed, to_fixed
 from ..model import CompressedLayer, Layer, ModelError
@@ -73,12 +73,8 @@ def _engine(step: Engine, si, xf, xi, fa, ctx: _Context, fo_cap):
         keep = int(round(d * total))
         if keep == 0:
             raise ModelError(f"layer {i} ({kind}): density {d:g} keeps none of its {total:,} weights")
-        pruned = prune(layer.weight, keep / (layer.n_in * layer.n_out))
-        centroids, labels = share_weights(pruned.data, ctx.config.n_codes - 1, ctx.kmeans_iterations)
-        codes = sp.csr_array(((labels + 1).astype(np.uint8 if ctx.config.code_bits <= 8 else np.int64),
-                              pruned.indices, pruned.indptr), shape=pruned.shape)
-        shared = Layer(sp.csr_array((centroids[labels], pruned.indices, pruned.indptr), shape=pruned.shape),
-                       layer.bias, layer.relu)
+        pruned, centroids, codes, shared = prune_and_share(layer, keep / (layer.n_in * layer.n_out), ctx.config,
+                                                           ctx.kmeans_iterations)
         cap = fo_cap if j == len(step.layers) - 1 else None
         clayer, vi, info = _quantize_layer(i, codes, centroids, layer.bias, layer.relu, fa, vi, ctx.config,
                                            ctx.headroom_bits, ctx.acc_headroom, cap)
