@@ -144,3 +144,18 @@ def test_exit_heads_need_act_bits_the_descriptor_holds():
     model = random_exit_model(rng, config, [6, 8, 3], {0: []}, thresholds=[5])
     with pytest.raises(sw.PackError, match="exit heads need act_bits <= 18"):
         sw.pack(model, config)
+
+
+def test_rtl_with_thresholds_no_input_reaches():
+    """Thresholds of 2**act_bits: every input runs the whole table, each
+    head's test costing its cycles, and the outputs are the last layer's."""
+    import sim
+    config, trunk, heads = CONFIGS["2pe"]
+    model = random_exit_model(np.random.default_rng(11), config, trunk, heads,
+                              thresholds=[1 << config.act_bits] * len(heads))
+    image = sw.pack(model, config)
+    x = random_inputs(np.random.default_rng(12), 12, trunk[0], config.act_bits)
+    r = sim.run(image, x, progress=None)
+    assert np.all(r.exits == 0)
+    np.testing.assert_array_equal(r.outputs, sw.golden.run(image, x))
+    np.testing.assert_array_equal(r.cycles, sw.perf.simulate(image, x).cycles)
