@@ -57,9 +57,9 @@ class Core(wiring.Component):
         self.input = InputStage(widths)
         self.broadcast = Broadcast(widths)
         self.output = OutputStage(widths, fanout=self.fanout)
-        self.exit_test = ExitTest(widths)
+        self.exit_test = ExitTest(widths) if c.exit_heads else None
         self.parts = {"control": self.control, "tree": self.tree, "input": self.input, "broadcast": self.broadcast,
-                      "output": self.output, "exit_test": self.exit_test,
+                      "output": self.output, **({"exit_test": self.exit_test} if c.exit_heads else {}),
                       **{f"pe_{k}": pe for k, pe in enumerate(self.pes)}}
         super().__init__({
             "i": In(stream.Signature(input_layout(widths))),
@@ -120,12 +120,15 @@ class Core(wiring.Component):
             ctl.output_done.eq(out.done),
         ]
         # an exit head's outputs go to the exit test, the run's to the output stream
-        test = self.exit_test
         testing = ctl.testing
+        if self.exit_test is not None:
+            test = self.exit_test
+            m.d.comb += [
+                test.start.eq(ctl.test_start), test.threshold.eq(ctl.threshold),
+                test.valid.eq(out.o.valid & testing), test.value.eq(out.o.payload.data),
+                ctl.exit_passed.eq(test.passed),
+            ]
         m.d.comb += [
-            test.start.eq(ctl.test_start), test.threshold.eq(ctl.threshold),
-            test.valid.eq(out.o.valid & testing), test.value.eq(out.o.payload.data),
-            ctl.exit_passed.eq(test.passed),
             self.o.valid.eq(out.o.valid & ~testing),
             self.o.payload.data.eq(out.o.payload.data), self.o.payload.last.eq(out.o.payload.last),
             self.o.payload.exit.eq(ctl.exit_index),

@@ -226,7 +226,9 @@ class ControlUnit(wiring.Component):
         with m.If(self.start):
             m.d.sync += pending.eq(1)
 
-        bank_n_out = Array([Signal(w.count, name=f"bank{b}_n_out") for b in range(2)])   # what each half holds
+        # what each half holds; without exit heads every layer reads the one before it (in place or not),
+        # and one register will do
+        bank_n_out = Array([Signal(w.count, name=f"bank{b}_n_out") for b in range(2 if c.exit_heads else 1)])
         exits_seen = Signal(w.layer)
         rows = Signal(w.count)
         row = Signal(w.count)
@@ -267,7 +269,9 @@ class ControlUnit(wiring.Component):
             bad.eq(table.overflow | (desc.n_in == 0) | (desc.n_out == 0) | (rows > c.row_depth)
                    | (desc.ptr_base + desc.n_in >= c.pointer_depth)
                    | (desc.bias_base + rows > c.bank_depth) | (desc.shift > c.max_shift)
-                   | ((ctrl.layer != 0) & (desc.n_in != bank_n_out[desc.src_bank]))),
+                   | ((ctrl.layer != 0) & (desc.n_in != (bank_n_out[desc.src_bank] if c.exit_heads else
+                                                          bank_n_out[0])))
+                   | (desc.exit & (c.exit_heads == 0))),          # no exit test built
         ]
         checked = self.DESC_CYCLES - 1              # rows, then bad, are registered after the descriptor
 
@@ -354,38 +358,41 @@ class ControlUnit(wiring.Component):
                 m.d.sync += [wait.eq(wait + 1), layer_cycles.eq(layer_cycles + 1), waited.eq(wait == drain - 2)]
                 with m.If(waited):              # wait == drain - 1
                     m.d.comb += [pe.count_save.eq(1), log.save.eq(1)]
-                    m.d.sync += [self.layers_done.eq(self.layers_done + 1), bank_n_out[desc.dst_bank].eq(desc.n_out),
+                    m.d.sync += [self.layers_done.eq(self.layers_done + 1),
+                                 bank_n_out[desc.dst_bank if c.exit_heads else 0].eq(desc.n_out),
                                  wait.eq(0), waited.eq(0)]
                     with m.If(desc.last):
                         m.d.comb += self.output_start.eq(1)
                         m.next = "OUTPUT"
-                    with m.Elif(desc.exit):     # read the head's outputs into the exit test
-                        m.d.comb += [self.output_start.eq(1), self.test_start.eq(1)]
-                        m.next = "TEST"
+                    if c.exit_heads:
+                        with m.Elif(desc.exit):     # read the head's outputs into the exit test
+                            m.d.comb += [self.output_start.eq(1), self.test_start.eq(1)]
+                            m.next = "TEST"
                     with m.Elif(last_slot):
                         m.next = "ERROR"         # ran off the table without a last layer
                     with m.Else():
                         m.d.sync += ctrl.layer.eq(ctrl.layer + 1)
                         m.next = "DESC"
 
-            with m.State("TEST"):       # the head's outputs pass the exit test, not the output stream
-                m.d.comb += [self.busy.eq(1), self.testing.eq(1), pe.out_mode.eq(1)]
-                with m.If(self.output_done):
-                    m.next = "DECIDE"
+            if c.exit_heads:            # without the exit test, no layer gets here (a descriptor with exit is bad)
+                with m.State("TEST"):       # the head's outputs pass the exit test, not the output stream
+                    m.d.comb += [self.busy.eq(1), self.testing.eq(1), pe.out_mode.eq(1)]
+                    with m.If(self.output_done):
+                        m.next = "DECIDE"
 
-            with m.State("DECIDE"):     # the test's answer counts the last output now
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += exits_seen.eq(exits_seen + 1)
-                with m.If(self.exit_passed):
-                    m.d.comb += self.output_start.eq(1)
-                    # the PEs hold the next layer's codebook: layer 0's goes in again while idle
-                    m.d.sync += [self.exit_index.eq(exits_seen + 1), preloaded.eq(0)]
-                    m.next = "OUTPUT"
-                with m.Elif(last_slot):
-                    m.next = "ERROR"
-                with m.Else():
-                    m.d.sync += ctrl.layer.eq(ctrl.layer + 1)
-                    m.next = "DESC"
+                with m.State("DECIDE"):     # the test's answer counts the last output now
+                    m.d.comb += self.busy.eq(1)
+                    m.d.sync += exits_seen.eq(exits_seen + 1)
+                    with m.If(self.exit_passed):
+                        m.d.comb += self.output_start.eq(1)
+                        # the PEs hold the next layer's codebook: layer 0's goes in again while idle
+                        m.d.sync += [self.exit_index.eq(exits_seen + 1), preloaded.eq(0)]
+                        m.next = "OUTPUT"
+                    with m.Elif(last_slot):
+                        m.next = "ERROR"
+                    with m.Else():
+                        m.d.sync += ctrl.layer.eq(ctrl.layer + 1)
+                        m.next = "DESC"
 
             with m.State("OUTPUT"):
                 m.d.comb += [self.busy.eq(1), self.outputting.eq(1), pe.out_mode.eq(1)]

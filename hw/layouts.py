@@ -91,7 +91,8 @@ def descriptor_layout(w: Widths) -> data.StructLayout:
         "n_in": unsigned(w.count), "n_out": unsigned(w.count), "ptr_base": unsigned(w.gptr),
         "bias_base": unsigned(w.bank_addr), "shift": unsigned(w.shift), "relu": unsigned(1), "last": unsigned(1),
         "src_bank": unsigned(1), "dst_bank": unsigned(1), "exit": unsigned(1),
-        "threshold": unsigned(w.config.act_bits + 1),       # a margin of two act_bits values is below 2**act_bits
+        # a margin of two act_bits values is below 2**act_bits; without the exit test, none is read
+        "threshold": unsigned(w.config.act_bits + 1 if w.config.exit_heads else 1),
     })
 
 

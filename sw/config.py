@@ -35,6 +35,9 @@ class Config:
     zeros are skipped a beat at a time). ``broadcast_width``: activations
     the broadcast sends, and each PE takes, per cycle (1 or 2; layer 0's up
     to 2 of a beat; later layers' come one per cycle from the nonzero tree).
+    ``exit_heads``: 1 builds the exit test that ends a run at a confident
+    exit head (docs/design.md §15); 0 leaves it out (about 130 logic cells
+    fewer on an iCE40), and images with exit heads are refused.
     """
 
     n_pe: int = 16
@@ -51,6 +54,7 @@ class Config:
     pointer_depth: int = 32768
     row_depth: int = 1024
     max_layers: int = 16
+    exit_heads: int = 1
 
     # ---- validation -------------------------------------------------------
 
@@ -69,6 +73,7 @@ class Config:
         "pointer_depth": (2, 1 << 24),
         "row_depth": (1, 1 << 20),
         "max_layers": (1, 256),
+        "exit_heads": (0, 1),
     }
 
     def __post_init__(self):
@@ -225,7 +230,7 @@ PRESETS = {
         # input_width and broadcast_width 1: a board's UART bridge feeds one value a beat
         "config": dict(n_pe=64, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=16,
                        input_width=1, broadcast_width=1, entries_per_word=1, weight_depth=2048, pointer_depth=2048,
-                       row_depth=32, max_layers=4),
+                       row_depth=32, max_layers=4, exit_heads=1),
         "holds": "2,048 entries (nonzeros and padding) per PE, 131,072 in all, in one 2048 x 9 block RAM; 2,048 "
                  "pointer-bank slots per PE in two 1024-word block RAMs (n_in + 1 per layer, and 2 per output row "
                  "for the biases); 32 output rows per PE in any one layer (2,048 outputs); 4 layers. A 384 -> "
@@ -236,11 +241,12 @@ PRESETS = {
         # 2 PEs: 4,592 of the 5,280 logic cells and 29 of the 30 EBR (the FIFOs and
         # counter logs are EBR too); 4 need 7,464 and 51 EBR (the pipeline's registers
         # rarely pair with a LUT in an iCE40 logic cell)
+        # no exit test: with it the board's 2 PEs and UART bridge need 5,393 logic cells
         "config": dict(n_pe=2, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=8,
                        input_width=1, broadcast_width=1, entries_per_word=2, weight_depth=32768, pointer_depth=512,
-                       row_depth=64, max_layers=4),
+                       row_depth=64, max_layers=4, exit_heads=0),
         "holds": "32,768 entries per PE (one SPRAM each: it has no initial contents, so the sparse matrix is "
                  "loaded at run time), 512 pointer-bank slots per PE (n_in + 1 per layer and 2 per output row), "
-                 "64 output rows in any one layer, 4 layers: the digits MLP fits.",
+                 "64 output rows in any one layer, 4 layers: the digits MLP fits. No exit heads.",
     },
 }

@@ -229,6 +229,8 @@ def _threshold(i: int, layer: CompressedLayer, config: Config) -> int | None:
     """An exit threshold the hardware compares with: a margin of two
     ``act_bits`` values is below ``2**act_bits``, which never exits."""
     t = layer.exit_threshold
+    if t is not None and not config.exit_heads:
+        raise PackError(f"layer {i} ends an exit head, but the configuration has no exit test (exit_heads = 0)")
     if t is not None and config.act_bits > MAX_EXIT_ACT_BITS:
         raise PackError(f"layer {i}: exit heads need act_bits <= {MAX_EXIT_ACT_BITS} (the threshold's room in "
                         f"the layer descriptor), the configuration has {config.act_bits}")

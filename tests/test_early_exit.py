@@ -159,3 +159,10 @@ def test_rtl_with_thresholds_no_input_reaches():
     assert np.all(r.exits == 0)
     np.testing.assert_array_equal(r.outputs, sw.golden.run(image, x))
     np.testing.assert_array_equal(r.cycles, sw.perf.simulate(image, x).cycles)
+
+
+def test_a_configuration_without_the_exit_test_refuses_exit_heads():
+    config = sw.Config(n_pe=2, exit_heads=0)
+    model = random_exit_model(np.random.default_rng(10), config, [6, 8, 3], {0: []}, thresholds=[5])
+    with pytest.raises(sw.PackError, match="no exit test \\(exit_heads = 0\\)"):
+        sw.pack(model, config)
