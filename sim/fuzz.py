@@ -190,16 +190,20 @@ def fuzz_config(rng, config: sw.Config, vectors: int, images: int, work: Path, n
     results, info, seconds, _ = run_job(cases[0][0], steps, progress=print, progress_bar=False)
     out = {"name": name, "config": config.to_dict(), "images": images, "vectors": 0, "stalled_vectors": 0,
            "aborts": sum(s["op"] == "abort" for s in steps), "output_mismatches": 0, "cycle_mismatches": 0,
+           "exit_images": sum(bool(image.exits) for image, *_ in cases), "exit_vectors_left_early": 0,
            "sim_seconds": seconds, "failures": []}
     for k, (image, x, timed, stalled) in enumerate(cases):
-        wrong, late = disagreements(image, x, make_result(image, x, results, f"s{timed}", info, seconds, seconds))
+        result = make_result(image, x, results, f"s{timed}", info, seconds, seconds)
+        wrong, late = disagreements(image, x, result)
+        out["exit_vectors_left_early"] += int(np.count_nonzero(result.exits))
         out["vectors"] += len(x)
         out["output_mismatches"] += int(wrong.sum())
         out["cycle_mismatches"] += int(late.sum())
         if stalled is not None:
             index, n = stalled
             r = make_result(image, x[:n], results, f"s{index}", info, seconds, seconds)
-            bad = ~np.all(r.outputs == sw.golden.run(image, x[:n]), axis=1)     # stalls change the timing
+            y, exits = sw.golden.run(image, x[:n], exits=True)
+            bad = ~np.all(r.outputs == y, axis=1) | (r.exits != exits)          # stalls change the timing
             out["stalled_vectors"] += n
             out["output_mismatches"] += int(bad.sum())
             wrong[:n] |= bad
