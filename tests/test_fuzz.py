@@ -27,11 +27,12 @@ def test_a_clean_campaign_and_a_planted_mismatch(tmp_path, monkeypatch):
 
     real = sw.golden.run
 
-    def off_by_one(image, x, **kw):                     # the golden model disagrees on vector 2 only
-        y = real(image, x, **kw).copy()
+    def off_by_one(image, x, exits=False, **kw):        # the golden model disagrees on vector 2 only
+        y, taken = real(image, x, exits=True, **kw)
+        y = y.copy()
         if len(y) > 2:
             y[2, 0] ^= 1
-        return y
+        return (y, taken) if exits else y
 
     monkeypatch.setattr(sw.golden, "run", off_by_one)
     bad = fuzz.fuzz_config(np.random.default_rng(3), config, 40, 2, tmp_path, "bad")
@@ -55,10 +56,11 @@ def test_a_failure_that_needs_one_input_shrinks_to_it(tmp_path, monkeypatch):
     x[0, :] = rng.integers(1, 50, image.n_in)
     real = sw.golden.run
 
-    def wrong_on_input_3(image, x, **kw):
-        y = real(image, x, **kw).copy()
+    def wrong_on_input_3(image, x, exits=False, **kw):
+        y, taken = real(image, x, exits=True, **kw)
+        y = y.copy()
         y[x[:, 3] != 0, 0] ^= 1
-        return y
+        return (y, taken) if exits else y
 
     monkeypatch.setattr(sw.golden, "run", wrong_on_input_3)
     failure = fuzz._shrink(image, x, 0, tmp_path / "case")
