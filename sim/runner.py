@@ -259,14 +259,10 @@ def run(image: Image, inputs, *, waves: bool = False, waves_path: Path | None = 
 def make_result(image: Image, x: np.ndarray, results: dict, key: str, info: BuildInfo, wall: float,
                 sim_seconds: float, wave=None) -> SimResult:
     exits = results[f"{key}_exits"]
-    work = metrics.work(image, x)
-    work[np.arange(len(image.layers))[None, :] >= golden.layers_run(image, exits)[:, None]] = 0   # skipped by an exit
+    work = metrics.work(image, x, exits=exits)
     ideal = metrics.ideal_cycles(work, image.config.n_pe)
     layer_cycles = results[f"{key}_layer_cycles"]
-    outputs = results[f"{key}_outputs"]
-    ordered = image.model_order(outputs)
-    for k, l in enumerate(image.exits, start=1):          # an exit head's outputs, in its own row order
-        ordered = np.where((exits == k)[:, None], image.model_order(outputs, l), ordered)
+    ordered = image.run_order(results[f"{key}_outputs"], exits)
     return SimResult(
         outputs=ordered.astype(golden.output_dtype(image.config.act_bits)), exits=exits,
         cycles=results[f"{key}_cycles"], layer_cycles=layer_cycles, stall_cycles=results[f"{key}_stall_cycles"],

@@ -210,9 +210,7 @@ class Device:
                                  f"descriptor is invalid; reload the image)")
             if self.image.exits:
                 taken[b] = self.read(self.map.reg(HM.EXIT))[0]
-        ordered = self.image.model_order(out)        # a balanced image's outputs leave in hardware order
-        for k, l in enumerate(self.image.exits, start=1):
-            ordered = np.where((taken == k)[:, None], self.image.model_order(out, l), ordered)
+        ordered = self.image.run_order(out, taken)   # a balanced image's outputs leave in hardware order
         if single:
             ordered, taken = ordered[0], taken[0]
         return (ordered, taken) if exits else ordered

@@ -131,10 +131,10 @@ def run(image: Image, x, trace: bool = False, exits: bool = False):
         outs = [image.model_order(y, l).astype(dt) for l, y in enumerate(ys)]
         return [o[0] for o in outs] if squeeze else outs
     taken = exits_taken(image, ys)
-    y = image.model_order(ys[-1], -1)
-    for k, l in enumerate(image.exits, start=1):
-        y = np.where((taken == k)[:, None], image.model_order(ys[l], l), y)
-    y = y.astype(dt)
+    y = ys[-1]
+    for k, l in enumerate(image.exits, start=1):       # the outputs of the layer each run ends at
+        y = np.where((taken == k)[:, None], ys[l], y)
+    y = image.run_order(y, taken).astype(dt)
     if squeeze:
         y, taken = y[0], taken[0]
     return (y, taken) if exits else y

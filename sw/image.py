@@ -78,10 +78,10 @@ class ImageLayer:
 
     def __init__(self, *, config: Config, n_in: int, n_out: int, relu: bool, fa: int, fw: int, fo: int,
                  codebook: np.ndarray, bias: np.ndarray, entries: np.ndarray, colptr: np.ndarray,
-                 order: np.ndarray | None = None, src: int = -2, exit_threshold: int | None = None):
+                 src: int, order: np.ndarray | None = None, exit_threshold: int | None = None):
         self.config = config
         self.order = order
-        self.src = src                          # the layer it reads, -1 the input; -2: the one before it
+        self.src = src                          # the layer whose outputs it reads, -1 the input
         self.exit_threshold = exit_threshold
         self.n_in, self.n_out, self.relu = int(n_in), int(n_out), bool(relu)
         self.fa, self.fw, self.fo = int(fa), int(fw), int(fo)
@@ -226,9 +226,6 @@ class Image:
     def __init__(self, config: Config, layers: list[ImageLayer]):
         self.config = config
         self.layers = list(layers)
-        for i, layer in enumerate(self.layers):
-            if layer.src == -2:
-                layer.src = i - 1
         self.banks = assign_banks(self.sources)
 
     @property
@@ -261,6 +258,15 @@ class Image:
             return y
         out = np.empty_like(y)
         out[..., order] = y
+        return out
+
+    def run_order(self, y: np.ndarray, exits: np.ndarray) -> np.ndarray:
+        """A batch of runs' outputs ``(B, n_out)`` as the hardware produces
+        them, each from the layer its run ended at (`exits[b]`: 0 the last
+        layer, ``k`` the ``k``-th exit head), put back in the model's order."""
+        out = self.model_order(y)
+        for k, l in enumerate(self.exits, start=1):
+            out = np.where((np.asarray(exits) == k)[:, None], self.model_order(y, l), out)
         return out
 
     # ---- layout in memories -----------------------------------------------

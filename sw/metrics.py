@@ -10,30 +10,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from .golden import check_input, run_layers
+from .golden import check_input, layers_run, run_layers
 from .image import Image
 
 __all__ = ["layer_inputs", "work", "ideal_cycles", "efficiency", "useful_macs"]
 
 
-def layer_inputs(image: Image, x) -> list[np.ndarray]:
+def layer_inputs(image: Image, x, ys: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """Each layer's input vectors, ``(B, n_in)`` int64, as the golden model
-    computes them (in the hardware's order; the last layer is not run). An
-    exit head's first layer reads the trunk layer it branches off.
-    Every layer's, even those an exit skips: `work` of a skipped layer is
-    what it would have cost."""
+    computes them (in the hardware's order; `ys`: `golden.run_layers`'s
+    outputs, if already at hand, else the last layer is not run). An exit
+    head's first layer reads the trunk layer it branches off. Every layer's,
+    even those an exit skips."""
     x = check_input(image, x)
-    ys = run_layers(image, x, len(image.layers) - 1)
+    ys = run_layers(image, x, len(image.layers) - 1) if ys is None else ys
     return [x if layer.src == -1 else ys[layer.src] for layer in image.layers]
 
 
-def work(image: Image, x, inputs: list[np.ndarray] | None = None) -> np.ndarray:
+def work(image: Image, x, inputs: list[np.ndarray] | None = None, exits=None) -> np.ndarray:
     """``work[b, l, k]``: entries PE ``k`` processes in layer ``l`` for input
-    ``b`` (`inputs`: `layer_inputs`, if already at hand)."""
+    ``b`` (`inputs`: `layer_inputs`, if already at hand). With `exits` (per
+    input, as `golden.exits_taken`), a layer the run skipped has none."""
     inputs = layer_inputs(image, x) if inputs is None else inputs
     out = np.zeros((inputs[0].shape[0], len(image.layers), image.config.n_pe), dtype=np.int64)
     for l, (layer, a) in enumerate(zip(image.layers, inputs)):
         out[:, l, :] = (a != 0).astype(np.int64) @ layer.column_counts.T
+    if exits is not None:
+        out[np.arange(len(image.layers))[None, :] >= layers_run(image, exits)[:, None]] = 0
     return out
 
 

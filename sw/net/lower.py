@@ -57,10 +57,6 @@ class Step:
     in_shape: Shape
     out_shape: Shape
 
-    @property
-    def kind(self) -> str:
-        return type(self).__name__.lower()
-
 
 @dataclass
 class Gather(Step):
@@ -100,9 +96,7 @@ class Pool(Step):
 
 @dataclass
 class FlattenStep(Step):
-    @property
-    def kind(self) -> str:
-        return "flatten"
+    pass
 
 
 @dataclass

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..golden import check_input, exits_taken, layers_run, run_layers
+from ..golden import check_input, exits_taken, run_layers
 from ..image import Image
 from .. import metrics
 from . import kernels
@@ -130,7 +130,7 @@ def simulate(image: Image, x) -> PerfReport:
     c = image.config
     t = Timing.of(c)
     ys = run_layers(image, x)
-    inputs = [x if layer.src == -1 else ys[layer.src] for layer in image.layers]
+    inputs = metrics.layer_inputs(image, x, ys)
     taken = exits_taken(image, ys)
     exit_number = {l: k for k, l in enumerate(image.exits, start=1)}
     B, L = x.shape[0], len(image.layers)
@@ -165,7 +165,6 @@ def simulate(image: Image, x) -> PerfReport:
                     n_out = layer.n_out
                     break
         cycles[b] = total + n_out + t.output_latency + 2
-    work = metrics.work(image, x, inputs)
-    work[np.arange(L)[None, :] >= layers_run(image, taken)[:, None]] = 0        # skipped by an exit
+    work = metrics.work(image, x, inputs, exits=taken)
     ideal = metrics.ideal_cycles(work, c.n_pe)
     return PerfReport(cycles, layer_cycles, stall_cycles, pe_busy, ideal, metrics.efficiency(ideal, layer_cycles))
