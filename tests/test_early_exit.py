@@ -112,6 +112,7 @@ def test_models_and_images_with_exits_are_checked(tmp_path):
         sw.pack(deep, config)
 
 
+NARROW_SEED = 3_584_007      # 8-bit heads mostly saturate or are all zero: 3,584 seeds before this one are not usable
 CONFIGS = {
     "1pe": (sw.Config(n_pe=1), [7, 9, 6, 4], {0: [], 1: [5]}),
     "2pe": (sw.Config(n_pe=2), [9, 14, 11, 7, 5], {0: [6], 2: []}),
@@ -126,7 +127,8 @@ CONFIGS = {
 def test_rtl_exits_bit_exactly_with_the_predicted_cycles(name):
     import sim
     config, trunk, heads = CONFIGS[name]
-    model, x = exit_model(config, trunk, heads, 7)
+    # seed 7, or for the 8-bit configuration the first seed from 7 on (7 + 1000 k) whose heads' margins differ
+    model, x = exit_model(config, trunk, heads, NARROW_SEED if name == "4pe-narrow" else 7)
     image = sw.pack(model, config, balance=True)
     y, taken = sw.golden.run(image, x, exits=True)
     assert set(np.unique(taken)) == {0, 1, 2}, "the inputs should leave by every exit and by none"
