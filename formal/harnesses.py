@@ -19,7 +19,7 @@ from hw.activation_queue import ActivationQueue
 from hw.arithmetic import ArithmeticUnit
 from hw.broadcast import ArbiterNode, Broadcast, InputStage
 from hw.codebook import CodebookStore
-from hw.control import ControlUnit
+from hw.control import ControlUnit, LayerTable
 from hw.hostport import HostPort
 from hw.layouts import Widths, activation_layout, queued_layout
 from hw.matrix_reader import MatrixReader
@@ -439,8 +439,9 @@ class ControlBound(Elaboratable):
     a layer's broadcast within `compute` cycles of COMPUTE's start and the
     output stream within `compute` cycles of OUTPUT's (the datapath's own
     liveness, which the other proofs, the cycle model and the fuzz campaign
-    cover). `per_layer` is DESC, the codebook's load, COMPUTE with its
-    settling, write-back of `row_depth` rows and the drain."""
+    cover). `per_layer` is DESC (with a descriptor read again after a host
+    access), the codebook's load, COMPUTE with its settling, write-back of
+    `row_depth` rows and the drain."""
 
     def __init__(self, widths=None, compute: int = 3, live: bool = True):
         self.widths = widths or small(max_layers=2, row_depth=2)
@@ -449,7 +450,8 @@ class ControlBound(Elaboratable):
 
     def per_layer(self, fanout: int, reduce: int) -> int:
         c = self.widths.config
-        return (ControlUnit.DESC_CYCLES + CodebookStore.load_cycles(c) + self.compute + fanout + reduce
+        return (ControlUnit.DESC_CYCLES + LayerTable.LATENCY + 2 + CodebookStore.load_cycles(c)
+                + self.compute + fanout + reduce
                 + c.row_depth + ControlUnit.drain_cycles(fanout)
                 + 2)    # a margin: at bmc 60 the proof also holds with 2 cycles less a layer
 

@@ -25,12 +25,29 @@ class CodebookStore(wiring.Component):
     (the read address comes from registers only) and offers value ``i`` on
     `load` in cycle ``t + 3 + i``. `done` is low from cycle ``t + 1`` and
     high again from ``t + 3 + 2**code_bits`` until the next `start` (and
-    after reset: nothing to load yet)."""
+    after reset: nothing to load yet). `nearly_done` is high from
+    ``EARLY`` cycles before `done` (or from ``t + 2`` if that is later):
+    a layer started then decodes its first entry after the last value
+    reached the PEs (see `hw.control.ControlUnit`)."""
+
+    # A layer >= 1 started in cycle D reads its codebook first in D + 2 fanout
+    # + 15 or later (at the PEs: its scan's first nonzero leaves the scan
+    # register in D + fanout + 3, the broadcast pushes it a cycle later or
+    # after, the queue has it fanout cycles after that and its first entry's
+    # S1 is 11 cycles later, hw.pe). The last value is written there in
+    # t + 2 + 2**code_bits + fanout; fanout >= 1, so starting in
+    # t + 2**code_bits - 13, EARLY = 16 cycles before `done`, is safe.
+    EARLY = 16
 
     @staticmethod
     def load_cycles(config) -> int:
         """Cycles from `start` until `done` is high again."""
         return (1 << config.code_bits) + 3
+
+    @classmethod
+    def nearly_cycles(cls, config) -> int:
+        """Cycles from `start` until `nearly_done` is high again."""
+        return max(cls.load_cycles(config) - cls.EARLY, 2)
 
     def __init__(self, widths: Widths, *, init=()):
         c = widths.config
@@ -41,7 +58,7 @@ class CodebookStore(wiring.Component):
             "start": In(1),
             "layer": In(widths.layer),
             "load": Out(codebook_load_layout(widths)),
-            "done": Out(1),
+            "done": Out(1), "nearly_done": Out(1),
             "host": Out(memory.WritePort.Signature(addr_width=widths.codebook_addr, shape=signed(c.weight_bits))),
             # a host read (while idle): while `host_read` holds, the value's bits at `host.addr` are on
             # `host_data` from two cycles after it rose
@@ -74,4 +91,10 @@ class CodebookStore(wiring.Component):
         with m.If(loading & ~reading & ~start):
             m.d.sync += done.eq(1)
         m.d.comb += [self.load.addr.eq(loaded_code), self.load.data.eq(rd.data), self.load.en.eq(loading)]
+        # code i is read in t + 2 + i: the nearly-done cycle t + load - EARLY reads code
+        # load - EARLY - 2 = n_codes + 1 - EARLY
+        early = c.n_codes + 1 - self.EARLY
+        # (and the cycle after the last read, before `done` rises)
+        m.d.comb += self.nearly_done.eq(self.done | (loading & ~reading)
+                                        | ((reading & (code >= early)) if early > 0 else reading))
         return m

@@ -1,7 +1,7 @@
 """Central control unit: runs the layer program."""
 
 from amaranth import *
-from amaranth.lib import memory, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
@@ -23,8 +23,10 @@ class LayerTable(wiring.Component):
     registers or the host's read address); word ``w`` leaves the block RAM in
     ``t + w + 2`` into a register (a block RAM's output is slow) and is
     decoded by `sw.format.DESCRIPTOR_FIELDS` from it, so `desc` is complete
-    in cycle ``t + LATENCY``. `overflow` is high if a field's value does not fit the
-    hardware's width of it (the control unit refuses such a layer).
+    in cycle ``t + LATENCY``, the first cycle `busy` is low again. `overflow`
+    is high if a field's value does not fit the hardware's width of it (the
+    control unit refuses such a layer). The control unit reads a layer's
+    descriptor ahead, while the layer before it runs.
     """
 
     WORDS = 1 + max(word for word, _, _ in DESCRIPTOR_FIELDS.values())
@@ -39,6 +41,7 @@ class LayerTable(wiring.Component):
             "layer": In(widths.layer),
             "desc": Out(descriptor_layout(widths)),
             "overflow": Out(1),
+            "busy": Out(1),
             "host": Out(memory.WritePort.Signature(addr_width=widths.desc_addr, shape=unsigned(32))),
             # a host read (while idle): while `host_read` holds, the word at `host.addr` is on
             # `host_data` from two cycles after it rose
@@ -65,7 +68,7 @@ class LayerTable(wiring.Component):
         got = Signal(32, reset_less=True)           # the word that left the memory a cycle ago
         m.d.sync += [arriving.eq(reading), arrived.eq(word)]
         m.d.sync += [got.eq(rd.data), decoding.eq(arriving), decoded.eq(arrived)]
-        m.d.comb += self.host_data.eq(got)
+        m.d.comb += [self.host_data.eq(got), self.busy.eq(reading | arriving | decoding)]
         with m.If(decoding):
             for name, (w, lsb, width) in DESCRIPTOR_FIELDS.items():
                 field = self.desc[name]
@@ -115,15 +118,19 @@ class ControlUnit(wiring.Component):
                    cycles), so a run cut short leaves nothing behind; layer
                    0's codebook is loaded into the PEs meanwhile.
     ``IDLE``       `ready`; a `start` (kept pending if it came earlier) begins.
-    ``DESC``       read the layer's descriptor and check it
-                   (``LayerTable.LATENCY + 3`` cycles: the checks are
-                   registered); an invalid one stops the run with `error`.
+    ``DESC``       the layer's descriptor was read and checked ahead (see
+                   below); the layer starts as soon as that is done and its
+                   codebook is in the PEs (``DESC_CYCLES`` when nothing
+                   waits): its scan or input stream starts. An invalid
+                   descriptor stops the run with `error`.
     ``COMPUTE``    broadcast the layer's nonzero inputs (layer 0 from the
                    input stream, later layers from the PEs' buffers through the
                    nonzero tree) until every source is exhausted and every PE is
                    idle.
-    ``WRITEBACK``  rows ``0 .. rows - 1``, one per cycle; then ``DRAIN``,
-                   `WriteBack.LATENCY` cycles until the last is written.
+    ``WRITEBACK``  rows ``0 .. rows - 1``, one per cycle. The next layer's
+                   ``DESC`` follows at once. After the last layer or an exit
+                   head, ``DRAIN``: `WriteBack.LATENCY` + `fanout` cycles
+                   until the last row is written.
     ``TEST``       after a layer that ends an exit head (its descriptor's
                    `exit`): its outputs pass through the output stage into the
                    exit test instead of the output stream; ``DECIDE`` (one
@@ -140,34 +147,55 @@ class ControlUnit(wiring.Component):
     and its ``n_in`` is checked against the ``n_out`` of the layer that last
     wrote the half it reads.
 
-    ``COMPUTE`` begins once the layer's codebook is in every PE: the
-    codebook store loads layer ``l + 1``'s during layer ``l``'s write-back
-    and layer 0's while idle (again after the host writes the codebook), so
-    only short layers wait for it.
+    The next layer's descriptor is read from the layer table (into the
+    table's `desc`, `LayerTable.LATENCY` cycles, then checked in one more)
+    from COMPUTE's last cycle, as the write-back starts: the layer no longer needs
+    its own then, and the write-back's fields (`bias_base`, `shift`, `relu`,
+    `dst_bank`) are latched for it. So the next layer starts no earlier than
+    ``LayerTable.LATENCY`` cycles after the write-back's first row, by which
+    time the write-back has written every row its scan reads first (rows are
+    written and scanned one a cycle, in order: ``LayerTable.LATENCY >=
+    WriteBack.LATENCY``), its bias reads (pointer banks) and accumulator
+    reads come before the next layer's first pointer read, and its last row
+    is written before the next layer's write-back starts (a layer's scan
+    alone takes longer; with exit heads, where a layer may read an older
+    half, the control unit also waits for it: `wb_free`). After the last
+    layer or an exit head the descriptor stays (the output stage and the
+    exit test need it): the next run's layer 0 is read while idle, the
+    layer after a head's test in ``DECIDE``.
+
+    The codebook store loads layer ``l + 1``'s codebook into the PEs from
+    the first write-back row of layer ``l`` (``2**code_bits + 3`` cycles)
+    and layer 0's while idle (again after the host writes the codebook, or
+    after a run of more than one layer); a layer >= 1 starts no earlier than
+    `CodebookStore.nearly_done`, ``EARLY`` cycles before the load ends,
+    which is still before its first entry reads the codebook in any PE.
 
     Every PE gets the same control (`pe`), `fanout` cycles late; the PEs'
     status (`pes_idle`, `scan_done`) arrives `reduce` cycles late (the
     registered trees of `hw.pipeline`). So a status is trusted only
     ``fanout + reduce`` cycles after the last broadcast push and after the
-    start of a layer's scan, and the drain after the last write-back row
-    lasts ``WriteBack.LATENCY + fanout`` cycles: all fixed numbers of
-    cycles for a configuration.
+    start of a layer's scan: all fixed numbers of cycles for a
+    configuration.
 
     Counters: `cycles` from `start` to `done`. Per layer ``T_measured``: from
     the cycle of the layer's first broadcast (or, with no nonzero input, its
     first write-back cycle) to the cycle its last output row is written,
-    both included; and the broadcast's stall cycles. Both are logged per layer
-    for the host (`CounterLog`).
+    both included (``WriteBack.LATENCY + fanout`` cycles after the last
+    write-back row, so it is logged then); and the broadcast's stall
+    cycles. Both are logged per layer for the host (`CounterLog`), and each
+    PE logs its busy cycles, as the write-back's last row leaves.
     """
 
-    DESC_CYCLES = LayerTable.LATENCY + 3        # DESC when the codebook is ready: read, decode, two checks
+    DESC_CYCLES = 1         # DESC when the descriptor read ahead and the codebook are ready
 
     # an exit test takes n_out + the output stage's latency + TEST_EXTRA cycles (TEST, then DECIDE)
     TEST_EXTRA = 3
 
     @staticmethod
     def drain_cycles(fanout: int) -> int:
-        """DRAIN: the last write-back rows pass W1 .. W6 and reach the PEs."""
+        """The write-back's last row is written this many cycles after it
+        leaves the control unit (the DRAIN after the last layer)."""
         return WriteBack.LATENCY + fanout
 
     def __init__(self, widths: Widths, *, init_layers=(), init_codebook=(), fanout: int = 0, reduce: int = 0):
@@ -211,7 +239,6 @@ class ControlUnit(wiring.Component):
         add_parts(m, self)
         table, log, store, pe = self.table, self.log, self.codebook, self.pe
         ctrl = pe.layer
-        desc = table.desc
         wiring.connect(m, wiring.flipped(self.host_layers), table.host)
         wiring.connect(m, wiring.flipped(self.host_codebook), store.host)
         m.d.comb += [table.host_read.eq(self.host_layers_read), store.host_read.eq(self.host_codebook_read),
@@ -221,7 +248,7 @@ class ControlUnit(wiring.Component):
         m.d.comb += [log.read_layer.eq(self.log_read_layer), self.log_cycles.eq(log.read_cycles),
                      self.log_stalls.eq(log.read_stalls)]
 
-        preloaded = Signal()              # the next layer's codebook is (being) loaded into the PEs
+        preloaded = Signal()              # layer 0's codebook is (being) loaded into the PEs
         pending = Signal()                # a start not yet served
         with m.If(self.start):
             m.d.sync += pending.eq(1)
@@ -230,10 +257,38 @@ class ControlUnit(wiring.Component):
         # and one register will do
         bank_n_out = Array([Signal(w.count, name=f"bank{b}_n_out") for b in range(2 if c.exit_heads else 1)])
         exits_seen = Signal(w.layer)
-        rows = Signal(w.count)
+        # The descriptor: the running layer's until its write-back starts,
+        # then (if another layer follows at once) the next one's, read ahead
+        # (`ahead` the layer it is read for) and checked (`bad`, registered,
+        # a cycle after the read ends: `ahead_ready`, unless a host access to
+        # the table came since).
+        desc = table.desc
+        ahead = Signal(w.layer)
+        ahead_ok = Signal()
+        ahead_age = Signal()
+        ahead_rows = Signal(w.count)
+        m.d.comb += [table.layer.eq(ahead), ahead_rows.eq((desc.n_out + c.n_pe - 1) >> w.pe)]
+        with m.If(table.load):
+            m.d.sync += [ahead_age.eq(0), ahead_ok.eq(1)]
+        with m.Elif(~table.busy):
+            m.d.sync += ahead_age.eq(1)
+        ahead_ready = ahead_ok & ahead_age
+        bad = Signal()
+        m.d.sync += bad.eq(table.overflow | (desc.n_in == 0) | (desc.n_out == 0) | (ahead_rows > c.row_depth)
+                           | (desc.ptr_base + desc.n_in >= c.pointer_depth)
+                           | (desc.bias_base + ahead_rows > c.bank_depth) | (desc.shift > c.max_shift)
+                           | ((ahead != 0) & (desc.n_in != (bank_n_out[desc.src_bank] if c.exit_heads else
+                                                            bank_n_out[0])))
+                           | (desc.exit & (c.exit_heads == 0)))          # no exit test built
+        host_access = self.host_layers.en | self.host_layers_read
+        # a scan started once the read ahead is done reads every row after the
+        # write-back wrote it (the read starts as the write-back does)
+        assert LayerTable.LATENCY >= WriteBack.LATENCY
+
+        rows = Signal(w.count)                          # the running layer's rows per PE
         row = Signal(w.count)
         drain = self.drain_cycles(self.fanout)
-        wait = Signal(range(max(LayerTable.LATENCY + 2, drain) + 2))
+        wait = Signal(range(drain + 2))
         settle = Signal(range(settle_cycles + 1))       # cycles since the last push or the scan's start
         counting = Signal()
         # the state machine's waits end on registered flags, and the slot check
@@ -242,7 +297,10 @@ class ControlUnit(wiring.Component):
         waited = Signal()
         last_row = Signal()
         last_slot = Signal()
-        m.d.sync += last_slot.eq(ctrl.layer == c.max_layers - 1)    # the layer changes only on DESC's entry
+        m.d.sync += last_slot.eq(ctrl.layer == c.max_layers - 1)    # the layer changes only in DESC
+        # the write-back's end: after the last layer or an exit head the run
+        # waits for it (DRAIN); else the next layer follows at once
+        stop = Signal()
         layer_cycles = Signal(COUNTER_BITS)
         layer_stalls = Signal(COUNTER_BITS)
         m.d.comb += [
@@ -250,30 +308,30 @@ class ControlUnit(wiring.Component):
             pe.wb_row.eq(row),
             pe.clear_row.eq(row),
             self.first_layer.eq(ctrl.layer == 0),
-            table.layer.eq(ctrl.layer),
             log.layer.eq(ctrl.layer), log.cycles.eq(layer_cycles + 1), log.stalls.eq(layer_stalls),
-            # the descriptor's fields, held for the whole layer
-            ctrl.n_in.eq(desc.n_in), self.ptr_base.eq(desc.ptr_base), ctrl.bias_base.eq(desc.bias_base),
-            ctrl.shift.eq(desc.shift), ctrl.relu.eq(desc.relu), ctrl.overflow_mask.eq(overflow_mask(w, desc.shift)),
+            # the descriptor's fields for the broadcast and the scanners, held while the layer computes
+            ctrl.n_in.eq(desc.n_in), ctrl.src_bank.eq(desc.src_bank), self.ptr_base.eq(desc.ptr_base),
             self.threshold.eq(desc.threshold),
         ]
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
-        # the descriptor's checks, registered: the decoded descriptor is
-        # stable from LayerTable.LATENCY cycles after its load, the checks a
-        # cycle later (off the paths into the state machine)
-        bad = Signal()
-        m.d.sync += [
-            rows.eq((desc.n_out + c.n_pe - 1) >> w.pe),
-            bad.eq(table.overflow | (desc.n_in == 0) | (desc.n_out == 0) | (rows > c.row_depth)
-                   | (desc.ptr_base + desc.n_in >= c.pointer_depth)
-                   | (desc.bias_base + rows > c.bank_depth) | (desc.shift > c.max_shift)
-                   | ((ctrl.layer != 0) & (desc.n_in != (bank_n_out[desc.src_bank] if c.exit_heads else
-                                                          bank_n_out[0])))
-                   | (desc.exit & (c.exit_heads == 0))),          # no exit test built
-        ]
-        checked = self.DESC_CYCLES - 1              # rows, then bad, are registered after the descriptor
+        # The write-back's fields, latched as it starts: the descriptor changes
+        # (read ahead) before its last rows are written.
+        wb_fields = Signal(data.StructLayout({"bias_base": unsigned(w.bank_addr), "shift": unsigned(w.shift),
+                                              "relu": unsigned(1), "dst_bank": unsigned(1)}))
+        m.d.comb += [ctrl.bias_base.eq(wb_fields.bias_base), ctrl.shift.eq(wb_fields.shift),
+                     ctrl.relu.eq(wb_fields.relu), ctrl.overflow_mask.eq(overflow_mask(w, wb_fields.shift)),
+                     ctrl.dst_bank.eq(wb_fields.dst_bank)]
+        # `wb_free`: the last write-back's last row is written, so another may
+        # start. Without exit heads it always is: every layer reads the one
+        # before it, whose rows its scan alone takes longer than that to read.
+        wb_hold = Signal(w.count + 1)
+        wb_free = Signal(init=1)
+        if c.exit_heads:
+            m.d.sync += wb_free.eq(wb_hold <= 1)
+            with m.If(wb_hold != 0):
+                m.d.sync += wb_hold.eq(wb_hold - 1)
 
         # stall cycles are counted a cycle late, outside the state machine (a
         # stall only happens in COMPUTE, and never in its last cycles: those
@@ -283,48 +341,39 @@ class ControlUnit(wiring.Component):
         with m.If(stall):
             m.d.sync += layer_stalls.eq(layer_stalls + 1)
 
-        with m.FSM(init="CLEAR"):
+        with m.FSM(init="CLEAR") as fsm:
             with m.State("CLEAR"):
                 m.d.comb += pe.clear.eq(1)
                 m.d.sync += row.eq(row + 1)
-                # layer 0's codebook goes into the PEs already (the PEs' copy
-                # does not take part in the clearing): the first start after a
-                # reset finds it there, as every later one does
-                with m.If(~preloaded & store.done):
-                    m.d.comb += [store.layer.eq(0), store.start.eq(1)]
-                    m.d.sync += preloaded.eq(1)
                 with m.If(row == c.row_depth - 1):
                     m.next = "IDLE"
 
             with m.State("IDLE"):
                 m.d.comb += self.ready.eq(1)
-                # layer 0's codebook goes into the PEs while they wait for a start
-                with m.If(~preloaded & store.done):
-                    m.d.comb += [store.layer.eq(0), store.start.eq(1)]
-                    m.d.sync += preloaded.eq(1)
                 with m.If(pending | self.start):
                     m.d.sync += [pending.eq(0), self.cycles.eq(0), self.done.eq(0), self.error.eq(0),
-                                 self.layers_done.eq(0), ctrl.layer.eq(0), wait.eq(0), waited.eq(0),
-                                 exits_seen.eq(0), self.exit_index.eq(0)]
+                                 self.layers_done.eq(0), exits_seen.eq(0), self.exit_index.eq(0)]
                     m.next = "DESC"
 
             with m.State("DESC"):
-                m.d.comb += [self.busy.eq(1), table.load.eq(wait == 0), store.layer.eq(ctrl.layer),
-                             store.start.eq((wait == 0) & ~preloaded)]
+                m.d.comb += self.busy.eq(1)
                 # the layer's counters are cleared through all of DESC (nothing
                 # counts here), not on its exit: that decision is deep and the
-                # counters are wide and spread out
-                m.d.sync += [counting.eq(0), layer_cycles.eq(0), layer_stalls.eq(0), settle.eq(0)]
-                with m.If(wait != checked):
-                    m.d.sync += wait.eq(wait + 1)
-                m.d.sync += waited.eq(wait >= checked - 1)      # high while wait == checked
-                with m.If(waited & store.done):
+                # counters are wide and spread out. T_measured ends `drain` cycles
+                # after the write-back's last row, where it is logged: the count
+                # starts there.
+                m.d.sync += [counting.eq(0), layer_cycles.eq(drain), layer_stalls.eq(0), settle.eq(0)]
+                # layer 0's codebook is loaded while idle; a later layer's from the
+                # write-back before it, and a layer may start shortly before the
+                # load ends (`CodebookStore.EARLY`)
+                codebook_ready = Mux(ahead == 0, preloaded & store.done, store.nearly_done)
+                with m.If(ahead_ready & codebook_ready):
                     with m.If(bad):
                         m.next = "ERROR"
                     with m.Else():
-                        m.d.comb += [pe.count_reset.eq(1), self.input_start.eq(ctrl.layer == 0),
-                                     pe.scan_start.eq(ctrl.layer != 0)]
-                        m.d.sync += [ctrl.src_bank.eq(desc.src_bank), ctrl.dst_bank.eq(desc.dst_bank)]
+                        m.d.comb += [pe.count_reset.eq(1), self.input_start.eq(ahead == 0),
+                                     pe.scan_start.eq(ahead != 0)]
+                        m.d.sync += [rows.eq(ahead_rows), ctrl.layer.eq(ahead)]
                         m.next = "COMPUTE"
 
             with m.State("COMPUTE"):
@@ -336,43 +385,56 @@ class ControlUnit(wiring.Component):
                 with m.Elif(settle != settle_cycles):
                     m.d.sync += settle.eq(settle + 1)
                 exhausted = Mux(ctrl.layer == 0, self.input_done, self.scan_done & self.tree_idle)
-                with m.If(exhausted & ~self.bcast_valid & self.pes_idle & (settle == settle_cycles) & ~self.pushed):
-                    m.d.sync += [row.eq(0), last_row.eq(rows == 1)]
+                with m.If(exhausted & ~self.bcast_valid & self.pes_idle & (settle == settle_cycles) & ~self.pushed
+                          & wb_free):
+                    ends = desc.last | (desc.exit if c.exit_heads else 0)
+                    m.d.sync += [row.eq(0), last_row.eq(rows == 1), stop.eq(ends),
+                                 wb_fields.bias_base.eq(desc.bias_base), wb_fields.shift.eq(desc.shift),
+                                 wb_fields.relu.eq(desc.relu), wb_fields.dst_bank.eq(desc.dst_bank),
+                                 wb_hold.eq(rows + WriteBack.LATENCY - 1), wb_free.eq(c.exit_heads == 0),
+                                 bank_n_out[desc.dst_bank if c.exit_heads else 0].eq(desc.n_out)]
+                    # the next layer's descriptor is read now (after the last layer or an
+                    # exit head the run needs this one's still: n_out, threshold)
+                    with m.If(~ends):
+                        m.d.comb += table.load.eq(1)
+                        m.d.sync += ahead.eq(ctrl.layer + 1)
                     m.next = "WRITEBACK"
 
             with m.State("WRITEBACK"):
                 m.d.comb += [self.busy.eq(1), pe.wb_valid.eq(1)]
                 m.d.sync += [row.eq(row + 1), layer_cycles.eq(layer_cycles + 1)]
-                # the next layer's codebook goes into the PEs meanwhile (they do not read theirs now)
                 first_row = row == 0
-                m.d.comb += [store.layer.eq(ctrl.layer + 1), store.start.eq(first_row & ~desc.last)]
                 with m.If(first_row):
-                    m.d.sync += preloaded.eq(~desc.last)
+                    # the next layer's codebook goes into the PEs (they do not read theirs now)
+                    m.d.comb += [store.layer.eq(ctrl.layer + 1), store.start.eq(~desc.last)]
+                    with m.If(~desc.last):
+                        m.d.sync += preloaded.eq(0)
                 m.d.sync += last_row.eq(row + 2 == rows)
                 with m.If(last_row):                    # row + 1 == rows
-                    m.d.sync += [wait.eq(0), waited.eq(0)]
-                    m.next = "DRAIN"
-
-            with m.State("DRAIN"):      # the last rows pass W1 .. W6
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += [wait.eq(wait + 1), layer_cycles.eq(layer_cycles + 1), waited.eq(wait == drain - 2)]
-                with m.If(waited):              # wait == drain - 1
+                    # the layer's counters are final (T_measured ends with the drain): log them
                     m.d.comb += [pe.count_save.eq(1), log.save.eq(1)]
-                    m.d.sync += [self.layers_done.eq(self.layers_done + 1),
-                                 bank_n_out[desc.dst_bank if c.exit_heads else 0].eq(desc.n_out),
-                                 wait.eq(0), waited.eq(0)]
-                    with m.If(desc.last):
-                        m.d.comb += self.output_start.eq(1)
-                        m.next = "OUTPUT"
-                    if c.exit_heads:
-                        with m.Elif(desc.exit):     # read the head's outputs into the exit test
-                            m.d.comb += [self.output_start.eq(1), self.test_start.eq(1)]
-                            m.next = "TEST"
+                    m.d.sync += [wait.eq(0), waited.eq(0), self.layers_done.eq(self.layers_done + 1)]
+                    with m.If(stop):
+                        m.next = "DRAIN"
                     with m.Elif(last_slot):
                         m.next = "ERROR"         # ran off the table without a last layer
                     with m.Else():
-                        m.d.sync += ctrl.layer.eq(ctrl.layer + 1)
-                        m.next = "DESC"
+                        m.next = "DESC"          # the next layer starts while the last rows drain
+
+            with m.State("DRAIN"):      # after the last layer or an exit head: the last rows pass W1 .. W6
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [wait.eq(wait + 1), waited.eq(wait == drain - 2)]
+                with m.If(waited):              # wait == drain - 1
+                    m.d.sync += [wait.eq(0), waited.eq(0)]
+                    m.d.comb += self.output_start.eq(1)
+                    if c.exit_heads:
+                        with m.If(~desc.last):  # read the head's outputs into the exit test
+                            m.d.comb += self.test_start.eq(1)
+                            m.next = "TEST"
+                        with m.Else():
+                            m.next = "OUTPUT"
+                    else:
+                        m.next = "OUTPUT"
 
             if c.exit_heads:            # without the exit test, no layer gets here (a descriptor with exit is bad)
                 with m.State("TEST"):       # the head's outputs pass the exit test, not the output stream
@@ -385,13 +447,13 @@ class ControlUnit(wiring.Component):
                     m.d.sync += exits_seen.eq(exits_seen + 1)
                     with m.If(self.exit_passed):
                         m.d.comb += self.output_start.eq(1)
-                        # the PEs hold the next layer's codebook: layer 0's goes in again while idle
-                        m.d.sync += [self.exit_index.eq(exits_seen + 1), preloaded.eq(0)]
+                        m.d.sync += self.exit_index.eq(exits_seen + 1)
                         m.next = "OUTPUT"
                     with m.Elif(last_slot):
                         m.next = "ERROR"
                     with m.Else():
-                        m.d.sync += ctrl.layer.eq(ctrl.layer + 1)
+                        m.d.comb += table.load.eq(1)        # the next layer's descriptor
+                        m.d.sync += ahead.eq(ctrl.layer + 1)
                         m.next = "DESC"
 
             with m.State("OUTPUT"):
@@ -403,6 +465,21 @@ class ControlUnit(wiring.Component):
             with m.State("ERROR"):
                 m.d.sync += self.error.eq(1)
                 m.next = "IDLE"
-        with m.If(self.host_codebook.en):      # last, so that it wins: the PEs' copy may be stale
+
+        # while resting, layer 0's descriptor is read ahead and its codebook
+        # loaded into the PEs; in DESC too should a host access have spoilt
+        # the read (DESC itself never loads: it only waits)
+        resting = fsm.ongoing("CLEAR") | fsm.ongoing("IDLE")
+        with m.If((resting | fsm.ongoing("DESC")) & ~table.busy & ~host_access
+                  & (~ahead_ok | (resting & (ahead != 0)))):
+            m.d.comb += table.load.eq(1)
+            with m.If(resting):
+                m.d.sync += ahead.eq(0)
+        with m.If((resting | (fsm.ongoing("DESC") & (ahead == 0))) & ~preloaded & store.done):
+            m.d.comb += [store.layer.eq(0), store.start.eq(1)]
+            m.d.sync += preloaded.eq(1)
+        with m.If(host_access):                 # last, so that it wins: the descriptor read ahead may be stale
+            m.d.sync += ahead_ok.eq(0)
+        with m.If(self.host_codebook.en):      # the PEs' copy may be stale
             m.d.sync += preloaded.eq(0)
         return m

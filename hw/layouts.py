@@ -98,7 +98,10 @@ def descriptor_layout(w: Widths) -> data.StructLayout:
 
 def layer_control_layout(w: Widths) -> data.StructLayout:
     """What every PE needs to know about the running layer (held by the
-    control unit for the whole layer)."""
+    control unit for the whole layer). The write-back's fields
+    (`bias_base`, `shift`, `relu`, `overflow_mask`, `dst_bank`) are those
+    of the layer being written back, held until its last row is written:
+    the next layer starts while the write-back still runs."""
     return data.StructLayout({
         "layer": unsigned(w.layer), "n_in": unsigned(w.count),
         "bias_base": unsigned(w.bank_addr), "shift": unsigned(w.shift), "relu": unsigned(1),

@@ -69,10 +69,12 @@ class UartBridge(wiring.Component):
         bus = self.bus
         ops, bits = link.OPS, link.STATUS_BITS
 
-        header = Signal(8 * (link.HEADER_BYTES - 1))
-        op, count = header[:8], header[40:56]
+        # the header's fields go straight where they are used as their bytes
+        # come (op, then addr and count, little-endian), not through a shift
+        # register: fewer flip-flops, which the iCE40 board needs
+        op = Signal(8)
         n = Signal(3)                       # header bytes so far
-        addr = Signal(32)
+        addr = Signal(len(bus.adr))         # the bus ignores higher bits
         left = Signal(16)                   # items still to go
         word = Signal(32)
         k = Signal(2)                       # byte of the word being assembled or sent
@@ -127,8 +129,17 @@ class UartBridge(wiring.Component):
             with m.State("HEADER"):
                 m.d.comb += [fifo.r_en.eq(1), stalled.eq(n != 0), progress.eq(got)]
                 with m.If(got):
-                    m.d.sync += [header.eq(Cat(header[8:], byte)), crc_in.eq(crc8_next(crc_in, byte)),
-                                 n.eq(n + 1)]
+                    m.d.sync += [crc_in.eq(crc8_next(crc_in, byte)), n.eq(n + 1)]
+                    with m.Switch(n):
+                        with m.Case(0):
+                            m.d.sync += op.eq(byte)
+                        for b in range(4):                  # addr, bytes 1 .. 4
+                            if 8 * b < len(addr):
+                                with m.Case(1 + b):
+                                    m.d.sync += addr[8 * b:8 * b + 8].eq(byte)
+                        for b in range(2):                  # count, bytes 5 and 6
+                            with m.Case(5 + b):
+                                m.d.sync += left[8 * b:8 * b + 8].eq(byte)
                     with m.If(n == link.HEADER_BYTES - 2):
                         m.next = "HEADER_CRC"
                 with m.Elif((n != 0) & expired):
@@ -136,10 +147,9 @@ class UartBridge(wiring.Component):
             with m.State("HEADER_CRC"):
                 take()
                 with m.If(got):
-                    m.d.sync += [n.eq(0), crc_in.eq(0), crc_out.eq(0), addr.eq(header[8:40]),
-                                 left.eq(count), k.eq(0), drop.eq(0)]
+                    m.d.sync += [n.eq(0), crc_in.eq(0), crc_out.eq(0), k.eq(0), drop.eq(0)]
                     # (a count of 0 is never sent: that header is bad too)
-                    m.d.sync += status.eq(Mux((byte != crc_in) | (count == 0), bits["header_crc"], 0))
+                    m.d.sync += status.eq(Mux((byte != crc_in) | (left == 0), bits["header_crc"], 0))
                     m.next = "SEND_OP"
             with m.State("SEND_OP"):
                 with m.If(status != 0):

@@ -327,3 +327,34 @@ def test_every_block_drives_its_outputs():
         tied = [o for o in outputs if re.search(rf"^\s*connect \\{re.escape(o)} \d+'[01]+$", top, re.M)]
         assert outputs, f"{name}: no output ports found (has the RTLIL syntax changed?)"
         assert not tied, f"{name}: outputs tied to a constant: {tied}"
+
+
+@pytest.mark.parametrize("code_bits", [2, 4, 5, 6])
+def test_codebook_store_done_and_nearly_done_as_documented(code_bits):
+    """`done` is low from the cycle after `start` until `load_cycles` after
+    it; `nearly_done` until `nearly_cycles` after it (the control unit starts
+    a layer on it, so one cycle early would be a race in the PEs); the
+    values leave in order, value i in t + 3 + i."""
+    from hw.codebook import CodebookStore
+    config = SMALL.replace(code_bits=code_bits, entries_per_word=2)
+    n = 1 << code_bits
+    values = [0] + [(-1) ** i * i for i in range(1, n)]
+    store = CodebookStore(Widths(config), init=values + [0] * (n * (config.max_layers - 1)))
+    load, nearly = CodebookStore.load_cycles(config), CodebookStore.nearly_cycles(config)
+
+    async def tb(ctx):
+        await ctx.tick().repeat(2)
+        ctx.set(store.layer, 0)
+        ctx.set(store.start, 1)
+        await ctx.tick()
+        ctx.set(store.start, 0)
+        got = {}
+        for k in range(1, load + 4):          # cycle t + k
+            if ctx.get(store.load.en):
+                got[ctx.get(store.load.addr)] = (k, ctx.get(store.load.data))
+            assert ctx.get(store.done) == (k >= load), f"done at t + {k}"
+            assert ctx.get(store.nearly_done) == (k >= nearly), f"nearly_done at t + {k}"
+            await ctx.tick()
+        assert got == {i: (3 + i, values[i]) for i in range(n)}
+
+    simulate(store, tb)

@@ -58,11 +58,14 @@ class Timing:
     credits: int         # column-FIFO entries
     drain: int           # write-back cycles after the last row
     desc: int            # DESC cycles when the codebook is ready
-    codebook_load: int   # codebook store: start -> done
     output_latency: int
     input_width: int
     lanes: int           # activations the broadcast sends a cycle (broadcast_width)
     test_extra: int = 0  # an exit test: n_out + output_latency + this (ControlUnit.test_cycles)
+    wb_latency: int = 7  # write-back: a row's cycle to its write (WriteBack.LATENCY)
+    table_latency: int = 8   # a descriptor read ahead: ready this many cycles after the write-back starts
+    codebook_nearly: int = 3     # a codebook load: the next layer may start this many cycles after it starts
+    exit_heads: bool = False     # the exit test is built (and with it the write-back's spacing)
 
     def exit_test(self, n_out: int) -> int:
         """Cycles an exit test adds after its head's write-back."""
@@ -72,17 +75,20 @@ class Timing:
     def of(cls, config) -> "Timing":
         from hw.accelerator import ROOM_DELAY, queue_slack
         from hw.codebook import CodebookStore
-        from hw.control import ControlUnit
+        from hw.control import ControlUnit, LayerTable
         from hw.output_stage import OutputStage
         from hw.pipeline import fanout_stages, reduce_stages
         from hw.pointer_reader import PointerReader
+        from hw.writeback import WriteBack
         f, r = fanout_stages(config.n_pe), reduce_stages(config.n_pe)
         return cls(fanout=f, reduce=r, threshold=config.fifo_depth - queue_slack(config), room_delay=ROOM_DELAY,
                    credits=PointerReader.credits_for(config), drain=ControlUnit.drain_cycles(f),
-                   desc=ControlUnit.DESC_CYCLES, codebook_load=CodebookStore.load_cycles(config),
+                   desc=ControlUnit.DESC_CYCLES,
                    output_latency=OutputStage.latency_for(config.n_pe, f),
                    input_width=config.input_width, lanes=config.broadcast_width,
-                   test_extra=ControlUnit.TEST_EXTRA)
+                   test_extra=ControlUnit.TEST_EXTRA, wb_latency=WriteBack.LATENCY,
+                   table_latency=LayerTable.LATENCY, codebook_nearly=CodebookStore.nearly_cycles(config),
+                   exit_heads=bool(config.exit_heads))
 
 
 @dataclass
@@ -140,31 +146,38 @@ def simulate(image: Image, x) -> PerfReport:
     pe_busy = np.zeros((B, L, c.n_pe), dtype=np.int64)
     by_column = [np.ascontiguousarray(layer.column_counts.T, dtype=np.int64) for layer in image.layers]
     for b in range(B):
-        total, codebook_ready = 0, 0        # the codebook of the next layer is ready this many cycles into it
+        # absolute cycles from the first DESC cycle: `entry` a layer's DESC
+        # entry, `wb` the last write-back's first row (the next layer's codebook
+        # starts loading there), `ready` when the next descriptor, read ahead,
+        # is ready
+        entry, wb, wb_rows, ready = 0, None, 0, 0
         n_out = image.n_out
         for l, layer in enumerate(image.layers):
             first, exit_, stalls, busy = run_layer(t, by_column[l], inputs[l][b], c.n_pe, l == 0)
+            start = max(entry + t.desc - 1, ready)      # DESC's last cycle: the layer starts
+            if wb is not None:
+                start = max(start, wb + t.codebook_nearly)
+            compute = start + 1
+            # the write-back starts when the PEs are done, and not before the last one's rows are written
+            new_wb = compute + exit_ + 1
+            if wb is not None and t.exit_heads:
+                new_wb = max(new_wb, wb + wb_rows + t.wb_latency)
+            wb, wb_rows = new_wb, layer.rows
             tail = layer.rows + t.drain                 # write-back rows, then the drain
-            desc = max(t.desc, codebook_ready)
-            if first is not None:
-                layer_cycles[b, l] = exit_ - first + 1 + tail
-                total += desc + first + layer_cycles[b, l]
-            else:                                       # counted from the first write-back cycle
-                layer_cycles[b, l] = tail
-                total += desc + exit_ + 1 + tail
-            # the next codebook loads from the first write-back row: ready
-            # codebook_load cycles later, counted from the next DESC's start
-            codebook_ready = t.codebook_load - tail + 1
+            layer_cycles[b, l] = tail + (wb - (compute + first) if first is not None else 0)
             stall_cycles[b, l] = stalls
             pe_busy[b, l] = busy
+            if l == L - 1 or l in exit_number:
+                entry = wb + tail
+            else:                   # the next layer's descriptor is read from the cycle before the write-back
+                entry, ready = wb + layer.rows, wb + t.table_latency
             if l in exit_number:            # the exit test reads the head's outputs, then decides
-                test = t.exit_test(layer.n_out)
-                total += test
-                codebook_ready -= test
+                entry += t.exit_test(layer.n_out)
                 if taken[b] == exit_number[l]:
                     n_out = layer.n_out
                     break
-        cycles[b] = total + n_out + t.output_latency + 2
+                ready = entry + t.table_latency         # read from DECIDE
+        cycles[b] = entry + n_out + t.output_latency + 2
     work = metrics.work(image, x, inputs, exits=taken)
     ideal = metrics.ideal_cycles(work, c.n_pe)
     return PerfReport(cycles, layer_cycles, stall_cycles, pe_busy, ideal, metrics.efficiency(ideal, layer_cycles))
