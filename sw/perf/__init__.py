@@ -57,15 +57,15 @@ class Timing:
     room_delay: int
     credits: int         # column-FIFO entries
     drain: int           # write-back cycles after the last row
-    desc: int            # DESC cycles when the codebook is ready
+    desc: int            # DESC cycles when the descriptor and the codebook are ready
     output_latency: int
     input_width: int
     lanes: int           # activations the broadcast sends a cycle (broadcast_width)
+    wb_latency: int      # write-back: a row's cycle to its write (WriteBack.LATENCY)
+    table_latency: int   # a descriptor read ahead: ready this many cycles after the write-back starts
+    codebook_nearly: int     # a codebook load: the next layer may start this many cycles after it starts
+    exit_heads: bool     # the exit test is built (and with it the write-back's spacing)
     test_extra: int = 0  # an exit test: n_out + output_latency + this (ControlUnit.test_cycles)
-    wb_latency: int = 7  # write-back: a row's cycle to its write (WriteBack.LATENCY)
-    table_latency: int = 8   # a descriptor read ahead: ready this many cycles after the write-back starts
-    codebook_nearly: int = 3     # a codebook load: the next layer may start this many cycles after it starts
-    exit_heads: bool = False     # the exit test is built (and with it the write-back's spacing)
 
     def exit_test(self, n_out: int) -> int:
         """Cycles an exit test adds after its head's write-back."""
