@@ -134,7 +134,8 @@ class ControlUnit(wiring.Component):
     ``TEST``       after a layer that ends an exit head (its descriptor's
                    `exit`): its outputs pass through the output stage into the
                    exit test instead of the output stream; ``DECIDE`` (one
-                   cycle): if their margin reached the threshold, the run
+                   cycle, a cycle after the last output: the test
+                   registers what it is given): if their margin reached the threshold, the run
                    ends with them (``OUTPUT``, `exit_index` the head's
                    number), else the next layer follows. Together
                    ``n_out + OutputStage latency + TEST_EXTRA`` cycles.
@@ -189,8 +190,8 @@ class ControlUnit(wiring.Component):
 
     DESC_CYCLES = 1         # DESC when the descriptor read ahead and the codebook are ready
 
-    # an exit test takes n_out + the output stage's latency + TEST_EXTRA cycles (TEST, then DECIDE)
-    TEST_EXTRA = 3
+    # an exit test takes n_out + the output stage's latency + TEST_EXTRA cycles (TEST, TESTED, DECIDE)
+    TEST_EXTRA = 4
 
     @staticmethod
     def drain_cycles(fanout: int) -> int:
@@ -440,7 +441,11 @@ class ControlUnit(wiring.Component):
                 with m.State("TEST"):       # the head's outputs pass the exit test, not the output stream
                     m.d.comb += [self.busy.eq(1), self.testing.eq(1), pe.out_mode.eq(1)]
                     with m.If(self.output_done):
-                        m.next = "DECIDE"
+                        m.next = "TESTED"
+
+                with m.State("TESTED"):     # the last output passes the test's input register
+                    m.d.comb += self.busy.eq(1)
+                    m.next = "DECIDE"
 
                 with m.State("DECIDE"):     # the test's answer counts the last output now
                     m.d.comb += self.busy.eq(1)

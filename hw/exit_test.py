@@ -15,8 +15,10 @@ class ExitTest(wiring.Component):
     `threshold`.
 
     Timing: `start` in cycle ``t`` empties it for values from ``t + 1``; a
-    value given (`valid`) in cycle ``t`` is among the top two from ``t + 1``,
-    and `passed` (registered) counts it from ``t + 2``. The margin of two
+    value given (`valid`) in cycle ``t`` is registered first (it comes
+    straight from the output FIFO's read, which is far away: that path set
+    the ECP5's Fmax), is among the top two from ``t + 2``, and `passed`
+    (registered) counts it from ``t + 3``. The margin of two
     ``act_bits`` values fits ``act_bits + 1`` bits unsigned, as does
     `threshold` (``2**act_bits`` never passes)."""
 
@@ -35,10 +37,12 @@ class ExitTest(wiring.Component):
         lowest = -(1 << (self._bits - 1))
         top1 = Signal(signed(self._bits), init=lowest)
         top2 = Signal(signed(self._bits), init=lowest)
-        v = self.value
+        v = Signal.like(self.value, reset_less=True)
+        valid = Signal()
+        m.d.sync += [v.eq(self.value), valid.eq(self.valid)]
         with m.If(self.start):
             m.d.sync += [top1.eq(lowest), top2.eq(lowest)]
-        with m.Elif(self.valid):
+        with m.Elif(valid):
             with m.If(v > top1):
                 m.d.sync += [top1.eq(v), top2.eq(top1)]
             with m.Elif(v > top2):
