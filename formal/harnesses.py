@@ -451,7 +451,7 @@ class ControlBound(Elaboratable):
     def per_layer(self, fanout: int, reduce: int) -> int:
         c = self.widths.config
         return (ControlUnit.DESC_CYCLES + LayerTable.LATENCY + 2 + CodebookStore.load_cycles(c)
-                + self.compute + fanout + reduce
+                + self.compute + ControlUnit.settle_cycles(fanout, reduce)
                 + c.row_depth + ControlUnit.drain_cycles(fanout)
                 + 2)    # a margin: at bmc 60 the proof also holds with 2 cycles less a layer
 

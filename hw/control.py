@@ -177,7 +177,12 @@ class ControlUnit(wiring.Component):
     registered trees of `hw.pipeline`). So a status is trusted only
     ``fanout + reduce`` cycles after the last broadcast push and after the
     start of a layer's scan: all fixed numbers of cycles for a
-    configuration.
+    configuration. The sources' side of COMPUTE's end (exhausted, nothing
+    in the broadcast register) is registered (`quiet`) before it is
+    combined with the PEs' idle: the end is taken a cycle after the
+    sources went quiet and ``fanout + reduce + 1`` cycles after the last
+    push or the scan's start (that path, through the nonzero tree into the
+    descriptor read ahead, set the ECP5's Fmax).
 
     Counters: `cycles` from `start` to `done`. Per layer ``T_measured``: from
     the cycle of the layer's first broadcast (or, with no nonzero input, its
@@ -192,6 +197,13 @@ class ControlUnit(wiring.Component):
 
     # an exit test takes n_out + the output stage's latency + TEST_EXTRA cycles (TEST, TESTED, DECIDE)
     TEST_EXTRA = 4
+
+    @staticmethod
+    def settle_cycles(fanout: int, reduce: int) -> int:
+        """COMPUTE ends no earlier than this many cycles after the last push
+        or the scan's start: the PEs' status is that late, and `quiet` is
+        registered."""
+        return fanout + reduce + 1
 
     @staticmethod
     def drain_cycles(fanout: int) -> int:
@@ -245,7 +257,7 @@ class ControlUnit(wiring.Component):
         m.d.comb += [table.host_read.eq(self.host_layers_read), store.host_read.eq(self.host_codebook_read),
                      self.host_layers_data.eq(table.host_data), self.host_codebook_data.eq(store.host_data)]
         m.d.comb += pe.cb_load.eq(store.load)
-        settle_cycles = self.fanout + self.reduce
+        settle_cycles = self.settle_cycles(self.fanout, self.reduce)
         m.d.comb += [log.read_layer.eq(self.log_read_layer), self.log_cycles.eq(log.read_cycles),
                      self.log_stalls.eq(log.read_stalls)]
 
@@ -291,6 +303,7 @@ class ControlUnit(wiring.Component):
         drain = self.drain_cycles(self.fanout)
         wait = Signal(range(drain + 2))
         settle = Signal(range(settle_cycles + 1))       # cycles since the last push or the scan's start
+        quiet = Signal()                                # registered: the layer's sources were exhausted
         counting = Signal()
         # the state machine's waits end on registered flags, and the slot check
         # is registered too: its exits are few LUT levels deep (they fan out to
@@ -385,9 +398,11 @@ class ControlUnit(wiring.Component):
                     m.d.sync += settle.eq(0)
                 with m.Elif(settle != settle_cycles):
                     m.d.sync += settle.eq(settle + 1)
+                # the sources are quiet: nothing more comes (the broadcast register
+                # being empty a cycle ago means no push now)
                 exhausted = Mux(ctrl.layer == 0, self.input_done, self.scan_done & self.tree_idle)
-                with m.If(exhausted & ~self.bcast_valid & self.pes_idle & (settle == settle_cycles) & ~self.pushed
-                          & wb_free):
+                m.d.sync += quiet.eq(exhausted & ~self.bcast_valid)
+                with m.If(quiet & self.pes_idle & (settle == settle_cycles) & wb_free):
                     ends = desc.last | (desc.exit if c.exit_heads else 0)
                     m.d.sync += [row.eq(0), last_row.eq(rows == 1), stop.eq(ends),
                                  wb_fields.bias_base.eq(desc.bias_base), wb_fields.shift.eq(desc.shift),

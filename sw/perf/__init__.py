@@ -57,6 +57,7 @@ class Timing:
     room_delay: int
     credits: int         # column-FIFO entries
     drain: int           # write-back cycles after the last row
+    settle: int          # COMPUTE ends no earlier than this after the last push or the scan's start
     desc: int            # DESC cycles when the descriptor and the codebook are ready
     output_latency: int
     input_width: int
@@ -83,6 +84,7 @@ class Timing:
         f, r = fanout_stages(config.n_pe), reduce_stages(config.n_pe)
         return cls(fanout=f, reduce=r, threshold=config.fifo_depth - queue_slack(config), room_delay=ROOM_DELAY,
                    credits=PointerReader.credits_for(config), drain=ControlUnit.drain_cycles(f),
+                   settle=ControlUnit.settle_cycles(f, r),
                    desc=ControlUnit.DESC_CYCLES,
                    output_latency=OutputStage.latency_for(config.n_pe, f),
                    input_width=config.input_width, lanes=config.broadcast_width,
@@ -118,10 +120,10 @@ def run_layer(t: Timing, counts_by_column: np.ndarray, a: np.ndarray, n_pe: int,
     state = (rd, rd2, cred, col_end, last_busy, busy, writes, max_rd)
     if first_layer:
         first, exit_, stalls = kernels.first_layer(a.astype(np.int64), t.input_width, t.lanes, counts_by_column,
-                                                   t.fanout, t.reduce, t.room_delay, t.threshold, *state)
+                                                   t.fanout, t.reduce, t.settle, t.room_delay, t.threshold, *state)
     else:
         first, exit_, stalls = kernels.later_layer(a.astype(np.int64), n_pe, t.lanes, counts_by_column, t.fanout,
-                                                   t.reduce, t.room_delay, t.threshold, *state)
+                                                   t.reduce, t.settle, t.room_delay, t.threshold, *state)
     return (None if first == NEVER else int(first)), int(exit_), int(stalls), busy
 
 

@@ -82,7 +82,7 @@ def room(b, reduce, room_delay, threshold, lanes, writes, max_rd, n_items, seen)
 
 
 @_kernel
-def first_layer(a, width, lanes, counts, fanout, reduce, room_delay, threshold, rd, rd2, cred, col_end, last_busy,
+def first_layer(a, width, lanes, counts, fanout, reduce, settle, room_delay, threshold, rd, rd2, cred, col_end, last_busy,
                 busy, writes, max_rd):
     """Layer 0 (`hw.broadcast.InputStage`): the input stream offers a beat of
     `width` values in every cycle from the first COMPUTE cycle (cycle 0); a
@@ -127,8 +127,8 @@ def first_layer(a, width, lanes, counts, fanout, reduce, room_delay, threshold, 
         else:
             take = last_load                # the next beat comes in as the last nonzeros leave
             done = last_load + 1
-    settle = fanout + reduce
-    exit_ = max(done, b_prev + 1 + settle if first != NEVER else settle)
+    # the control unit registers `quiet` (input done, broadcast register empty)
+    exit_ = max(done + 1, b_prev + 1 + settle if first != NEVER else settle)
     return first, max(exit_, last_busy.max() + reduce + 1), stalls
 
 
@@ -201,7 +201,7 @@ def tree_step(starts, lo, hi, ov, out, sv, skid, leaf_valid, leaf_payload, root_
 
 
 @_kernel
-def later_layer(a, n_pe, lanes, counts, fanout, reduce, room_delay, threshold, rd, rd2, cred, col_end, last_busy,
+def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, threshold, rd, rd2, cred, col_end, last_busy,
                 busy, writes, max_rd):
     """A layer fed from the PEs' activation buffers (`hw.activation_buffer`:
     row ``r`` of PE ``k`` holds element ``r * n_pe + k``; a scanner per PE
@@ -234,7 +234,7 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, room_delay, threshold, r
     done_at = []            # per cycle: every scanner done (stale, high, before the PEs see the start)
     bc_valid, bc_j, stalls, first, last, n_items, cycle = False, 0, 0, NEVER, NEVER, 0, 0
     seen = np.zeros(lanes, dtype=np.int64)
-    settle = fanout + reduce
+    quiet = False           # registered by the control unit: scanners done, tree idle, broadcast register empty
     while True:
         scanned = cycle >= fanout
         all_done = True
@@ -256,8 +256,9 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, room_delay, threshold, r
         seen_done = done_at[cycle - reduce] if cycle >= reduce else True
         tree_idle = not ov.any()
         settled = cycle >= (last + 1 if first != NEVER else 0) + settle
-        if seen_done and tree_idle and not bc_valid and settled and cycle >= last_busy.max() + reduce + 1:
+        if quiet and settled and cycle >= last_busy.max() + reduce + 1:
             return first, cycle, stalls
+        quiet = seen_done and tree_idle and not bc_valid
         load = not bc_valid or pushing
         root_valid, root_j = ov[nodes - 1], out[nodes - 1]
         if pushing:
