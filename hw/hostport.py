@@ -23,7 +23,9 @@ class HostPort(wiring.Component):
     Every access takes ``read_latency + 2`` cycles, reads and writes alike:
     the request is seen in cycle ``t``, everything it drives into the design
     leaves from a register in ``t + 1`` (a write into a PE memory lands
-    `fanout` cycles later still, through the registered fan-out; a read
+    ``fanout + 1`` cycles later still, through the registered fan-out and a
+    register of its enable in the PE, while the address and data it came
+    with are still held: the master holds them until `ack`; a read
     addresses the counter memories, the layer table, the codebook store or a
     PE memory), the answer is registered in ``t + read_latency`` (a PE
     memory takes ``1 + fanout`` cycles to reach, two to be read into the

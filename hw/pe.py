@@ -171,12 +171,18 @@ class ProcessingElement(wiring.Component):
             log_rd.addr.eq(self.busy_read_layer),
         ]
 
-        # host writes into this PE's memories (kinds numbered as sw.format.PE_MEMORIES)
+        # host writes into this PE's memories (kinds numbered as sw.format.PE_MEMORIES):
+        # each memory's enable is decoded into a register beside it (the decode
+        # reached the block RAMs' address multiplexers, on the ECP5's critical
+        # path); the address and data need no register: the host port holds
+        # them for the whole access, so they are still valid a cycle later
         h = self.host
         ports = {"entries": mr.host, "ptr_even": p.host_even, "ptr_odd": p.host_odd}
         for kind, name in enumerate(PE_MEMORIES):
             port = ports[name]
-            m.d.comb += [port.addr.eq(h.addr), port.data.eq(h.data), port.en.eq(h.en & (h.kind == kind))]
+            en = Signal(name=f"host_en_{name}")
+            m.d.sync += en.eq(h.en & (h.kind == kind))
+            m.d.comb += [port.addr.eq(h.addr), port.data.eq(h.data), port.en.eq(en)]
 
         # host reads (only while idle: the read borrows the datapath's address
         # while `re` is high): the word is in the register behind its block RAM
