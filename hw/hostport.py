@@ -1,6 +1,8 @@
 """Host port: Wishbone B4 registers, counters and memory windows."""
 
 import dataclasses
+import functools
+import operator
 
 from amaranth import *
 from amaranth.lib import data, wiring
@@ -111,38 +113,40 @@ class HostPort(wiring.Component):
             regs[HostMap.CONFIG + i] = C(getattr(c, f.name), 32)
 
         # the answer, `read_latency` cycles after the request (the master holds
-        # the address until `ack`, so the counters' addresses above stay valid)
+        # the address until `ack`, so the counters' addresses above stay valid).
+        # Where it comes from is decoded at the request into one-hot registers,
+        # so the answer is an AND-OR of far-apart sources under registered
+        # selects (the address decode in front of it set the ECP5's Fmax)
         r_adr = Signal.like(bus.adr)
         answer = Signal(HOST_DATA_BITS)
         wait = Signal(range(self.read_latency + 1))
-        refused = Signal()
+        sources = ("regs", "counters", "pe", "layers", "codebook")     # none: the answer is 0
+        sel = {name: Signal(name=f"from_{name}") for name in sources}
+        busy = self.status.busy
+        chosen = {
+            "regs": ~top & (region == REGS),
+            "counters": ~top & (region == LAYER_COUNTERS),
+            "pe": ~top & (region == PE_BUSY) | top & ~busy,
+            "layers": ~top & (region == LAYER_TABLE) & ~busy,
+            "codebook": ~top & (region == CODEBOOK) & ~busy,
+        }
         with m.If(request):
-            m.d.sync += [pending.eq(1), r_adr.eq(bus.adr), wait.eq(0), refused.eq(self.status.busy)]
+            m.d.sync += [pending.eq(1), r_adr.eq(bus.adr), wait.eq(0),
+                         *[sel[name].eq(chosen[name]) for name in sources]]
         with m.Elif(pending & (wait != self.read_latency)):
             m.d.sync += wait.eq(wait + 1)
-        r_top = mp.field(r_adr, "top")
-        r_region = mp.field(r_adr, "region")
         r_goff = mp.field(r_adr, "offset")
         which = Mux(top, pe, (goff >> mp.layer_bits)[:max(mp.pe_bits, 1)])
         read_pe = delay_line(m, which, self._fanout + 4, "read_pe")[-1]
         from_pe = select(m, list(self.pe_read_data), read_pe, "pe_read")
-        with m.If(~r_top & (r_region == REGS)):
-            with m.Switch(r_goff):
-                for addr, value in regs.items():
-                    with m.Case(addr):
-                        m.d.comb += answer.eq(value)
-        with m.Elif(~r_top & (r_region == LAYER_COUNTERS)):
-            m.d.comb += answer.eq(Mux(r_goff[0], self.log_stalls, self.log_cycles))
-        with m.Elif(~r_top & (r_region == PE_BUSY)):
-            m.d.comb += answer.eq(from_pe)
-        with m.Elif(refused):
-            m.d.comb += answer.eq(0)
-        with m.Elif(r_top):
-            m.d.comb += answer.eq(from_pe)
-        with m.Elif(r_region == LAYER_TABLE):
-            m.d.comb += answer.eq(self.layers_data)
-        with m.Elif(r_region == CODEBOOK):
-            m.d.comb += answer.eq(self.codebook_data)
+        from_regs = Signal(HOST_DATA_BITS)
+        with m.Switch(r_goff):
+            for addr, value in regs.items():
+                with m.Case(addr):
+                    m.d.comb += from_regs.eq(value)
+        values = {"regs": from_regs, "counters": Mux(r_goff[0], self.log_stalls, self.log_cycles),
+                  "pe": from_pe, "layers": self.layers_data, "codebook": self.codebook_data}
+        m.d.comb += answer.eq(functools.reduce(operator.or_, (Mux(sel[name], values[name], 0) for name in sources)))
         m.d.sync += bus.ack.eq(0)
         # a memory read holds its memory's address from t + 1 until the answer
         # is taken: the word then stays in the register behind the memory (no
