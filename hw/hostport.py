@@ -116,37 +116,38 @@ class HostPort(wiring.Component):
         # the address until `ack`, so the counters' addresses above stay valid).
         # Where it comes from is decoded at the request into one-hot registers,
         # so the answer is an AND-OR of far-apart sources under registered
-        # selects (the address decode in front of it set the ECP5's Fmax)
+        # selects (the address decode in front of it set the ECP5's Fmax). The
+        # memories' selects repeat the decode of their read enables below on
+        # purpose: those leave for far memories, these stay by the answer
         r_adr = Signal.like(bus.adr)
         answer = Signal(HOST_DATA_BITS)
         wait = Signal(range(self.read_latency + 1))
-        sources = ("regs", "counters", "pe", "layers", "codebook")     # none: the answer is 0
-        sel = {name: Signal(name=f"from_{name}") for name in sources}
         busy = self.status.busy
-        chosen = {
+        chosen = {                                  # no source chosen: the answer is 0
             "regs": ~top & (region == REGS),
             "counters": ~top & (region == LAYER_COUNTERS),
             "pe": ~top & (region == PE_BUSY) | top & ~busy,
             "layers": ~top & (region == LAYER_TABLE) & ~busy,
             "codebook": ~top & (region == CODEBOOK) & ~busy,
         }
+        sel = {name: Signal(name=f"from_{name}") for name in chosen}
         with m.If(request):
             m.d.sync += [pending.eq(1), r_adr.eq(bus.adr), wait.eq(0),
-                         *[sel[name].eq(chosen[name]) for name in sources]]
+                         *[sel[name].eq(when) for name, when in chosen.items()]]
         with m.Elif(pending & (wait != self.read_latency)):
             m.d.sync += wait.eq(wait + 1)
         r_goff = mp.field(r_adr, "offset")
         which = Mux(top, pe, (goff >> mp.layer_bits)[:max(mp.pe_bits, 1)])
         read_pe = delay_line(m, which, self._fanout + 4, "read_pe")[-1]
         from_pe = select(m, list(self.pe_read_data), read_pe, "pe_read")
-        from_regs = Signal(HOST_DATA_BITS)
+        reg_value = Signal(HOST_DATA_BITS)
         with m.Switch(r_goff):
             for addr, value in regs.items():
                 with m.Case(addr):
-                    m.d.comb += from_regs.eq(value)
-        values = {"regs": from_regs, "counters": Mux(r_goff[0], self.log_stalls, self.log_cycles),
+                    m.d.comb += reg_value.eq(value)
+        values = {"regs": reg_value, "counters": Mux(r_goff[0], self.log_stalls, self.log_cycles),
                   "pe": from_pe, "layers": self.layers_data, "codebook": self.codebook_data}
-        m.d.comb += answer.eq(functools.reduce(operator.or_, (Mux(sel[name], values[name], 0) for name in sources)))
+        m.d.comb += answer.eq(functools.reduce(operator.or_, (Mux(sel[name], values[name], 0) for name in chosen)))
         m.d.sync += bus.ack.eq(0)
         # a memory read holds its memory's address from t + 1 until the answer
         # is taken: the word then stays in the register behind the memory (no
