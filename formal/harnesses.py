@@ -102,7 +102,9 @@ class QueueOrder(Elaboratable):
     """The activation queue hands out exactly what was written, in order,
     each pair once: the `n`-th pair read (for a solver-chosen `n`) is the
     `n`-th written; no read before its write; never more than `fifo_depth`
-    held; and it takes writes whenever it holds fewer than that."""
+    held; it takes writes whenever it holds fewer than that; and its
+    registered flags match what it holds in every cycle (`empty`,
+    `almost_full` at its threshold)."""
 
     def __init__(self, widths=None):
         self.widths = widths or small()
@@ -110,7 +112,7 @@ class QueueOrder(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         _no_reset(m)
-        m.submodules.q = q = ActivationQueue(self.widths)
+        m.submodules.q = q = ActivationQueue(self.widths, slack=1)
         _stream_source(m, q.w, "w")
         m.d.comb += q.r.ready.eq(AnySeq(1))
         depth = self.widths.config.fifo_depth
@@ -129,6 +131,9 @@ class QueueOrder(Elaboratable):
             Assert(~q.r.valid | (held != 0)),                       # no underflow
             Assert(~(q.r.valid & q.r.ready & (read == n)) | (q.r.payload.as_value() == tracked)),
             Assert((held >= depth) | q.w.ready),                    # full only when full
+            Assert(q.flags_hold()),
+            Assert(q.empty == (held == 0)),
+            Assert(q.almost_full == (held >= depth - 1)),
             Cover(q.r.valid & q.r.ready & (read == n) & (n == depth + 1)),
         ]
         _stream_rule(m, q.r, "r")
@@ -192,6 +197,7 @@ class FlowControl(Elaboratable):
         bc, queues = _broadcast_to_queues(m, self.widths, slack, ptr_base=0)
         queues = [queue for pe in queues for queue in pe]
         m.d.comb += [Assert(~q.w.valid | q.w.ready) for q in queues]
+        m.d.comb += [Assert(q.flags_hold()) for q in queues]
         m.d.comb += Cover(Cat(~q.w.ready for q in queues).any() & bc.stall)
         return m
 

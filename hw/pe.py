@@ -154,7 +154,11 @@ class ProcessingElement(wiring.Component):
             self.scan_done.eq(buf.scan_done),
             buf.out_mode.eq(ctl.out_mode), buf.out_en.eq(self.out_en), buf.out_addr.eq(self.out_addr),
             self.out_data.eq(buf.out_data),
-            self.idle.eq(Cat(queue.empty & ~queue.w.valid for queue in queues).all()
+            # a pair being written is not looked at: COMPUTE ends no sooner than
+            # `ControlUnit.settle_cycles` after the last push, when every PE's
+            # registered `empty` has seen it (and the fan-out register that
+            # writes a queue then drives that queue alone, not the reduction)
+            self.idle.eq(Cat(queue.empty for queue in queues).all()
                          & ~p.busy & ~mr.busy & ~au.busy & ~wb.busy),
         ]
 
