@@ -34,19 +34,23 @@ class ExitTest(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        lowest = -(1 << (self._bits - 1))
-        top1 = Signal(signed(self._bits), init=lowest)
-        top2 = Signal(signed(self._bits), init=lowest)
-        v = Signal.like(self.value, reset_less=True)
-        valid = Signal()
-        m.d.sync += [v.eq(self.value), valid.eq(self.valid)]
+        # values are kept offset by 2**(act_bits - 1), so the lowest is 0 and a
+        # compare is an unsigned one: a carry chain without the sign
+        # correction after it (the compare's loop was the ECP5's critical
+        # path); the margin is the same either way
+        bias = 1 << (self._bits - 1)
+        top1 = Signal(self._bits)
+        top2 = Signal(self._bits)
+        # a cycle without a value registers the lowest value, which changes
+        # neither top1 nor top2: `valid` then stays out of the compare's loop
+        v = Signal(self._bits)
+        m.d.sync += v.eq(Mux(self.valid, self.value.as_unsigned() ^ bias, 0))
         with m.If(self.start):
-            m.d.sync += [top1.eq(lowest), top2.eq(lowest)]
-        with m.Elif(valid):
-            with m.If(v > top1):
-                m.d.sync += [top1.eq(v), top2.eq(top1)]
-            with m.Elif(v > top2):
-                m.d.sync += top2.eq(v)
+            m.d.sync += [top1.eq(0), top2.eq(0)]
+        with m.Elif(v > top1):
+            m.d.sync += [top1.eq(v), top2.eq(top1)]
+        with m.Elif(v > top2):
+            m.d.sync += top2.eq(v)
         margin = Signal(self._bits + 1)
         m.d.comb += margin.eq(top1 - top2)          # top1 >= top2 always
         m.d.sync += self.passed.eq(margin >= self.threshold)

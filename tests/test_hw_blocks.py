@@ -14,6 +14,7 @@ import hw
 import sw
 from hw.arithmetic import ArithmeticUnit
 from hw.broadcast import NonzeroTree
+from hw.exit_test import ExitTest
 from hw.hostmap import HostMap
 from hw.layouts import Widths
 from hw.pe import ProcessingElement
@@ -195,6 +196,42 @@ def test_writeback_matches_fixedpoint(relu, acc_bits, act_bits):
         simulate(wb, tb)
         assert got == expected.tolist(), f"shift {shift}"
         assert addrs == [5 + i for i in range(len(acc))]           # bias_base + row, in W0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_exit_test_margin_of_the_top_two(seed):
+    """`passed` says whether the largest value less the second largest,
+    among those given since `start` (gaps and ties included), reaches the
+    threshold, counting a value given in cycle t from t + 3."""
+    rng = np.random.default_rng(seed)
+    config = sw.Config(act_bits=4)
+    dut = ExitTest(Widths(config))
+    runs = [(rng.integers(-8, 8, size=rng.integers(1, 12)), int(rng.integers(0, 17))) for _ in range(12)]
+    fails = []
+
+    async def tb(ctx):
+        for values, threshold in runs:
+            ctx.set(dut.threshold, threshold)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            given = []
+            for v in values:
+                while rng.random() < 0.3:               # a gap: nothing given
+                    ctx.set(dut.valid, 0)
+                    await ctx.tick()
+                ctx.set(dut.valid, 1)
+                ctx.set(dut.value, int(v))
+                given.append(int(v))
+                await ctx.tick()
+                ctx.set(dut.valid, 0)
+                await ctx.tick().repeat(2)              # given in t, counted in `passed` from t + 3
+                top = sorted(given + [-8, -8])[::-1]    # fewer than two: the lowest value fills in
+                if ctx.get(dut.passed) != (top[0] - top[1] >= threshold):
+                    fails.append((given, threshold, ctx.get(dut.passed)))
+
+    simulate(dut, tb)
+    assert not fails
 
 
 def test_nonzero_tree_delivers_one_per_cycle():
