@@ -31,8 +31,8 @@ class HostPort(wiring.Component):
     addresses the counter memories, the layer table, the codebook store or a
     PE memory), the answer is registered in ``t + read_latency`` (a PE
     memory takes ``1 + fanout`` cycles to reach, two to be read into the
-    register behind it, where it stays while the read holds the address, and
-    ``reduce_stages(n_pe)`` to come back through a registered selection
+    register behind it, where it stays while the read holds the address, one
+    into the PE's answer register, and ``reduce_stages(n_pe)`` to come back through a registered selection
     tree), and `ack` is high a cycle later. Memory reads are answered only
     while the accelerator is not busy (a read borrows the datapath's address
     until it is answered); while it is, they read 0.
@@ -43,7 +43,7 @@ class HostPort(wiring.Component):
     def __init__(self, config: Config, fanout: int = 0):
         self._config = config
         self._fanout = fanout
-        self.read_latency = 1 + fanout + 3 + reduce_stages(config.n_pe)
+        self.read_latency = 1 + fanout + 4 + reduce_stages(config.n_pe)
         self.reset_cycles = 2 * fanout + reduce_stages(config.n_pe) + 2
         self._map = HostMap(config)
         w = Widths(config)
@@ -138,7 +138,7 @@ class HostPort(wiring.Component):
             m.d.sync += wait.eq(wait + 1)
         r_goff = mp.field(r_adr, "offset")
         which = Mux(top, pe, (goff >> mp.layer_bits)[:max(mp.pe_bits, 1)])
-        read_pe = delay_line(m, which, self._fanout + 4, "read_pe")[-1]
+        read_pe = delay_line(m, which, self._fanout + 5, "read_pe")[-1]
         from_pe = select(m, list(self.pe_read_data), read_pe, "pe_read")
         reg_value = Signal(HOST_DATA_BITS)
         with m.Switch(r_goff):

@@ -190,7 +190,8 @@ class ProcessingElement(wiring.Component):
 
         # host reads (only while idle: the read borrows the datapath's address
         # while `re` is high): the word is in the register behind its block RAM
-        # two cycles after `re` rises and stays there while `re` holds
+        # two cycles after `re` rises and stays there while `re` holds; it is
+        # on `host_read_data` a cycle after that
         c = self._widths.config
         m.d.comb += [mr.host_read.eq(h.re), p.host_read.eq(h.re)]
         words = {"entries": mr.host_word, "ptr_even": p.host_words[:c.bank_bits],
@@ -200,5 +201,9 @@ class ProcessingElement(wiring.Component):
             for k, name in enumerate(PE_MEMORIES):
                 with m.Case(k):
                     m.d.comb += word.eq(words[name])
-        m.d.comb += self.host_read_data.eq(Mux(h.re, word, log_rd.data))
+        # the answer leaves the PE from a register: the selection tree that
+        # gathers the PEs' answers is far away (that path set the ECP5's Fmax)
+        answer = Signal.like(self.host_read_data)
+        m.d.sync += answer.eq(Mux(h.re, word, log_rd.data))
+        m.d.comb += self.host_read_data.eq(answer)
         return m
