@@ -32,8 +32,8 @@ class HostPort(wiring.Component):
     PE memory), the answer is registered in ``t + read_latency`` (a PE
     memory takes ``1 + fanout`` cycles to reach, two to be read into the
     register behind it, where it stays while the read holds the address, one
-    into the PE's answer register, and ``reduce_stages(n_pe)`` to come back through a registered selection
-    tree), and `ack` is high a cycle later. Memory reads are answered only
+    into the PE's answer register, and ``reduce_stages(n_pe)`` to come back
+    through a registered selection tree), and `ack` is high a cycle later. Memory reads are answered only
     while the accelerator is not busy (a read borrows the datapath's address
     until it is answered); while it is, they read 0.
     A soft reset (`CTRL` bit 1) drives `soft_reset` from ``t + 1`` for
