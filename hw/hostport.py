@@ -14,6 +14,7 @@ from sw.format import FORMAT_VERSION
 from . import wishbone
 from .hostmap import CODEBOOK, HW_VERSION, ID_VALUE, LAYER_COUNTERS, LAYER_TABLE, PE_BUSY, REGS, HostMap
 from .layouts import COUNTER_BITS, HOST_DATA_BITS, Widths
+from .pe import ProcessingElement
 from .pipeline import delay_line, reduce_stages, select
 
 __all__ = ["HostPort"]
@@ -33,9 +34,10 @@ class HostPort(wiring.Component):
     memory takes ``1 + fanout`` cycles to reach, two to be read into the
     register behind it, where it stays while the read holds the address, one
     into the PE's answer register, and ``reduce_stages(n_pe)`` to come back
-    through a registered selection tree), and `ack` is high a cycle later. Memory reads are answered only
-    while the accelerator is not busy (a read borrows the datapath's address
-    until it is answered); while it is, they read 0.
+    through a registered selection tree), and `ack` is high a cycle later.
+    Memory reads are answered only while the accelerator is not busy (a read
+    borrows the datapath's address until it is answered); while it is, they
+    read 0.
     A soft reset (`CTRL` bit 1) drives `soft_reset` from ``t + 1`` for
     `reset_cycles` cycles.
     """
@@ -43,7 +45,9 @@ class HostPort(wiring.Component):
     def __init__(self, config: Config, fanout: int = 0):
         self._config = config
         self._fanout = fanout
-        self.read_latency = 1 + fanout + 4 + reduce_stages(config.n_pe)
+        # the request's register, the fan-out, the PE's read, the selection tree,
+        # the answer's register
+        self.read_latency = 1 + fanout + ProcessingElement.HOST_READ_LATENCY + reduce_stages(config.n_pe) + 1
         self.reset_cycles = 2 * fanout + reduce_stages(config.n_pe) + 2
         self._map = HostMap(config)
         w = Widths(config)
@@ -138,7 +142,8 @@ class HostPort(wiring.Component):
             m.d.sync += wait.eq(wait + 1)
         r_goff = mp.field(r_adr, "offset")
         which = Mux(top, pe, (goff >> mp.layer_bits)[:max(mp.pe_bits, 1)])
-        read_pe = delay_line(m, which, self._fanout + 5, "read_pe")[-1]
+        # the PE's number meets its answer at the selection tree
+        read_pe = delay_line(m, which, self.read_latency - reduce_stages(self._config.n_pe), "read_pe")[-1]
         from_pe = select(m, list(self.pe_read_data), read_pe, "pe_read")
         reg_value = Signal(HOST_DATA_BITS)
         with m.Switch(r_goff):

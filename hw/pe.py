@@ -63,6 +63,10 @@ class ProcessingElement(wiring.Component):
     their latency.
     """
 
+    # a host read: `re` -> `host_read_data`: two cycles into the register behind
+    # a block RAM, one into the PE's answer register
+    HOST_READ_LATENCY = 3
+
     def __init__(self, widths: Widths, pe: int, host_offset_bits: int, *, init=None, slack: int = 0):
         init = init or {}
         self._widths = widths
