@@ -18,7 +18,7 @@ from .hostmap import HostMap
 from .hostport import HostPort
 from .layouts import HOST_DATA_BITS, Widths, input_layout
 from .output_stage import OutputStage, output_layout
-from .parts import add_parts, add_reset_part, image_memory_paths
+from .parts import add_parts, image_memory_paths
 from .pe import ProcessingElement
 from .pipeline import delay_line, fanout, fanout_stages, flat, reduce_and, reduce_stages
 
@@ -72,17 +72,12 @@ class Core(wiring.Component):
         ctl, tree, inp, bc, out, pes = self.control, self.tree, self.input, self.broadcast, self.output, self.pes
         n = len(pes)
         # each part gets its own copy of the soft reset, all in the same cycle
-        # (one net to every flip-flop of the design would be far too slow): a
-        # PE copies it once more for each of its parts, the others take it
-        # through one register; the registers between the parts need none:
-        # the reset lasts until what they hold has drained into parts held in reset
+        # (one net to every flip-flop of the design would be far too slow);
+        # the registers between the parts need none: the reset lasts until
+        # what they hold has drained into parts held in reset
         resets = fanout(m, self.soft_reset, len(self.parts), "reset")
         for (name, part), reset in zip(self.parts.items(), resets):
-            if isinstance(part, ProcessingElement):
-                m.submodules[name] = part
-                m.d.comb += part.soft_reset.eq(reset)
-            else:
-                add_reset_part(m, name, part, reset)
+            m.submodules[name] = ResetInserter(reset)(part)
 
         # layer 0 from the input stream, later layers from the PEs through the tree
         wiring.connect(m, wiring.flipped(self.i), inp.i)

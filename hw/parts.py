@@ -10,33 +10,16 @@ and the bitstream tools look for therefore cannot drift apart.
 
 from __future__ import annotations
 
-from amaranth import ResetInserter, Signal
-
 from sw.format import pe_memory_name
 
-__all__ = ["add_parts", "add_reset_part", "image_memory_paths"]
+__all__ = ["add_parts", "image_memory_paths"]
 
 
-def add_reset_part(m, name: str, part, reset):
-    """Add `part` to module `m` as submodule `name`, reset by a register of
-    its own that copies `reset` (so a cycle late)."""
-    # keep: otherwise Yosys merges the copies back into one register
-    copy = Signal(name=f"reset_{name}", attrs={"keep": 1})
-    m.d.sync += copy.eq(reset)
-    m.submodules[name] = ResetInserter(copy)(part)
-
-
-def add_parts(m, block, skip=(), *, reset=None):
-    """Add `block`'s parts and image memories to module `m`. With `reset`,
-    each part is reset by its own copy of it (`add_reset_part`): no one net
-    drives every flip-flop of the block."""
+def add_parts(m, block, skip=()):
+    """Add `block`'s parts and image memories to module `m`."""
     for name, part in getattr(block, "parts", {}).items():
-        if name in skip:
-            continue
-        if reset is None:
+        if name not in skip:
             m.submodules[name] = part
-        else:
-            add_reset_part(m, name, part, reset)
     for kind, mem in getattr(block, "image_memories", {}).items():
         m.submodules[kind] = mem
 

@@ -13,7 +13,7 @@ from .arithmetic import ArithmeticUnit
 from .hostmap import HostMap
 from .layouts import HOST_DATA_BITS, Widths, activation_layout, pe_control_signature, queued_layout
 from .matrix_reader import MatrixReader
-from .parts import add_parts, add_reset_part
+from .parts import add_parts
 from .pointer_reader import PointerReader
 from .writeback import WriteBack
 
@@ -61,15 +61,11 @@ class ProcessingElement(wiring.Component):
     `scan_done`, `out_data`, `host_read_data`) passes registered trees
     outside it (`hw.pipeline`); `slack` sizes the queue's `almost_full` for
     their latency.
-
-    `soft_reset` resets the PE a cycle late: each of its parts, and its own
-    logic, takes it through a register of its own (one net to all of a PE's
-    flip-flops set the 16-PE ECP5's Fmax at some placements).
     """
 
-    # a host read: `re` -> `host_read_data`: one into the PE's request register,
-    # two into the register behind a block RAM, one into the PE's answer register
-    HOST_READ_LATENCY = 4
+    # a host read: `re` -> `host_read_data`: two cycles into the register behind
+    # a block RAM, one into the PE's answer register
+    HOST_READ_LATENCY = 3
 
     def __init__(self, widths: Widths, pe: int, host_offset_bits: int, *, init=None, slack: int = 0):
         init = init or {}
@@ -101,14 +97,11 @@ class ProcessingElement(wiring.Component):
             # what the host reads: while `host.re`, a memory word; else the busy cycles of `busy_read_layer`
             "host_read_data": Out(widths.pe_read),
             "host": In(host_write_layout(widths, host_offset_bits)),
-            "soft_reset": In(1),
         })
 
     def elaborate(self, platform):
-        top = Module()
-        m = Module()        # the PE's own logic, beside its parts
-        add_parts(top, self, reset=self.soft_reset)
-        add_reset_part(top, "logic", m, self.soft_reset)
+        m = Module()
+        add_parts(m, self)
         queues, p, mr, au, wb, buf = self.queues, self.pointers, self.matrix, self.arith, self.writeback, self.buffer
         ctl = self.ctl
         ctrl = ctl.layer
@@ -186,17 +179,12 @@ class ProcessingElement(wiring.Component):
             log_rd.addr.eq(self.busy_read_layer),
         ]
 
-        # the host's request is registered in the PE before it reaches a block
-        # RAM's address: from the fan-out tree's register the way to a PE's
-        # memories was the 16-PE ECP5's critical path
-        h = Signal.like(self.host)
-        m.d.sync += h.eq(self.host)
-
         # host writes into this PE's memories (kinds numbered as sw.format.PE_MEMORIES):
         # each memory's enable is decoded into a register beside it (the decode
         # reached the block RAMs' address multiplexers, on the ECP5's critical
-        # path); the address and data need no second register: the host port
-        # holds them for the whole access, so they are still valid a cycle later
+        # path); the address and data need no register: the host port holds
+        # them for the whole access, so they are still valid a cycle later
+        h = self.host
         ports = {"entries": mr.host, "ptr_even": p.host_even, "ptr_odd": p.host_odd}
         for kind, name in enumerate(PE_MEMORIES):
             port = ports[name]
@@ -206,8 +194,8 @@ class ProcessingElement(wiring.Component):
 
         # host reads (only while idle: the read borrows the datapath's address
         # while `re` is high): the word is in the register behind its block RAM
-        # two cycles after the registered `re` rises and stays there while `re`
-        # holds; it is on `host_read_data` a cycle after that
+        # two cycles after `re` rises and stays there while `re` holds; it is
+        # on `host_read_data` a cycle after that
         c = self._widths.config
         m.d.comb += [mr.host_read.eq(h.re), p.host_read.eq(h.re)]
         words = {"entries": mr.host_word, "ptr_even": p.host_words[:c.bank_bits],
@@ -222,4 +210,4 @@ class ProcessingElement(wiring.Component):
         answer = Signal.like(self.host_read_data)
         m.d.sync += answer.eq(Mux(h.re, word, log_rd.data))
         m.d.comb += self.host_read_data.eq(answer)
-        return top
+        return m
