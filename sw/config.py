@@ -34,7 +34,7 @@ class Config:
     ``input_width``: layer 0's input values per beat of the input stream (its
     zeros are skipped a beat at a time). ``broadcast_width``: activations
     the broadcast sends, and each PE takes, per cycle (1 or 2; layer 0's up
-    to 2 of a beat; later layers' come one per cycle from the nonzero tree).
+    to 2 of a beat; later layers' from a nonzero tree per lane).
     ``exit_heads``: 1 builds the exit test that ends a run at a confident
     exit head (docs/design.md §15); 0 leaves it out (about 130 logic cells
     fewer on an iCE40), and images with exit heads are refused.
@@ -65,7 +65,7 @@ class Config:
         "act_bits": (2, 32),
         "weight_bits": (2, 32),
         "acc_bits": (2, 64),
-        "fifo_depth": (2, 1024),
+        "fifo_depth": (4, 1024),   # the queues keep at least 3 pairs free (hw.accelerator.queue_slack)
         "input_width": (1, 64),
         "broadcast_width": (1, 2),
         "entries_per_word": (1, 64),

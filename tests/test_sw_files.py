@@ -145,6 +145,8 @@ def test_config_validation_and_json():
         sw.Config(n_pe=4.0)
     with pytest.raises(sw.ConfigError, match="weight_depth .* multiple of entries_per_word"):
         sw.Config(weight_depth=1001, entries_per_word=2)
+    with pytest.raises(sw.ConfigError, match=r"fifo_depth must be in \[4, 1024\], got 3"):
+        sw.Config(fifo_depth=3)
 
 
 def test_atomic_file(tmp_path):
