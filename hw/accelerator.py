@@ -38,7 +38,7 @@ class Core(wiring.Component):
     cycles back (almost-full flags, idle, scan done, output data). The
     almost-full flags' AND is registered once more beside the broadcast
     (`ROOM_DELAY`: its push decision fans out to the broadcast and the
-    nonzero tree's root). The queues keep ``fanout + reduce + ROOM_DELAY``
+    nonzero trees' roots). The queues keep ``fanout + reduce + ROOM_DELAY``
     pairs of slack for the pushes the broadcast makes before it sees a
     queue almost full (`queue_slack`).
     """
@@ -53,13 +53,17 @@ class Core(wiring.Component):
         self.pes = [ProcessingElement(widths, k, host_offset_bits, slack=self.slack,
                                       init={kind: init.get(pe_memory_name(k, kind), ()) for kind in PE_MEMORIES})
                     for k in range(c.n_pe)]
-        self.tree = NonzeroTree(widths)
+        # one nonzero tree per broadcast lane: PE k feeds tree k % len(trees)
+        n_trees = min(c.broadcast_width, c.n_pe)
+        self.trees = [NonzeroTree(widths, n=len(range(q, c.n_pe, n_trees))) for q in range(n_trees)]
         self.input = InputStage(widths)
         self.broadcast = Broadcast(widths)
         self.output = OutputStage(widths, fanout=self.fanout)
         self.exit_test = ExitTest(widths) if c.exit_heads else None
-        self.parts = {"control": self.control, "tree": self.tree, "input": self.input, "broadcast": self.broadcast,
-                      "output": self.output, **({"exit_test": self.exit_test} if c.exit_heads else {}),
+        tree_names = ["tree"] if n_trees == 1 else [f"tree_{q}" for q in range(n_trees)]
+        self.parts = {"control": self.control, **dict(zip(tree_names, self.trees)), "input": self.input,
+                      "broadcast": self.broadcast, "output": self.output,
+                      **({"exit_test": self.exit_test} if c.exit_heads else {}),
                       **{f"pe_{k}": pe for k, pe in enumerate(self.pes)}}
         super().__init__({
             "i": In(stream.Signature(input_layout(widths))),
@@ -69,7 +73,7 @@ class Core(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        ctl, tree, inp, bc, out, pes = self.control, self.tree, self.input, self.broadcast, self.output, self.pes
+        ctl, trees, inp, bc, out, pes = self.control, self.trees, self.input, self.broadcast, self.output, self.pes
         n = len(pes)
         # each part gets its own copy of the soft reset, all in the same cycle
         # (one net to every flip-flop of the design would be far too slow);
@@ -79,22 +83,30 @@ class Core(wiring.Component):
         for (name, part), reset in zip(self.parts.items(), resets):
             m.submodules[name] = ResetInserter(reset)(part)
 
-        # layer 0 from the input stream, later layers from the PEs through the tree
+        # layer 0 from the input stream, later layers from the PEs through the
+        # trees: the broadcast takes every root that holds a pair, tree 0's
+        # first (its src[1] only with src[0])
         wiring.connect(m, wiring.flipped(self.i), inp.i)
         first = ctl.first_layer
         m.d.comb += [
             inp.start.eq(ctl.input_start), inp.active.eq(ctl.computing & first), inp.n_in.eq(ctl.pe.layer.n_in),
             bc.ptr_base.eq(ctl.ptr_base), bc.layer_start.eq(ctl.pe.count_reset),
-            bc.src[0].valid.eq(Mux(first, inp.out[0].valid, tree.out.valid)),
-            bc.src[0].payload.eq(Mux(first, inp.out[0].payload, tree.out.payload)),
-            tree.out.ready.eq(~first & bc.src[0].ready),
         ]
-        for lane in inp.out:
-            m.d.comb += lane.ready.eq(first & bc.src[0].ready)
-        for src, lane in list(zip(bc.src, inp.out))[1:]:    # later layers: one a cycle, from the tree
-            m.d.comb += [src.valid.eq(first & lane.valid), src.payload.eq(lane.payload)]
+        roots = [tree.out for tree in trees]
+        if len(roots) == 2:
+            a, b = roots
+            offers = [(a.valid | b.valid, Mux(a.valid, a.payload, b.payload)), (a.valid & b.valid, b.payload)]
+        else:
+            offers = [(roots[0].valid, roots[0].payload)]
+        for q, src in enumerate(bc.src):
+            lane = inp.out[q]
+            m.d.comb += lane.ready.eq(first & src.ready)
+            valid, payload = offers[q] if q < len(offers) else (0, lane.payload)
+            m.d.comb += [src.valid.eq(Mux(first, lane.valid, valid)), src.payload.eq(Mux(first, lane.payload, payload))]
+        for root in roots:                  # the broadcast loads all its sources at once
+            m.d.comb += root.ready.eq(~first & bc.src[0].ready)
         for k, pe in enumerate(pes):
-            wiring.connect(m, pe.scan, tree.ins[k])
+            wiring.connect(m, pe.scan, trees[k % len(trees)].ins[k // len(trees)])
 
         # towards the PEs: activations, control, output reads
         acts = deliveries(m, bc, n)
@@ -114,7 +126,7 @@ class Core(wiring.Component):
             ctl.pes_idle.eq(reduce_and(m, [pe.idle for pe in pes], "idle")),
             ctl.scan_done.eq(reduce_and(m, [pe.scan_done for pe in pes], "scan_done")),
             ctl.input_done.eq(inp.done),
-            ctl.tree_idle.eq(tree.idle),
+            ctl.tree_idle.eq(Cat(tree.idle for tree in trees).all()),
             ctl.bcast_valid.eq(bc.busy), ctl.pushed.eq(bc.pushed), ctl.stall.eq(bc.stall),
             out.start.eq(ctl.output_start), out.n_out.eq(ctl.n_out), out.bank.eq(ctl.pe.layer.dst_bank),
             ctl.output_done.eq(out.done),

@@ -1,4 +1,5 @@
-"""Broadcast: find nonzero activations and send one per cycle to every PE."""
+"""Broadcast: find nonzero activations and send up to `broadcast_width` a
+cycle to every PE."""
 
 from amaranth import *
 from amaranth.lib import stream, wiring
@@ -56,13 +57,13 @@ class ArbiterNode(wiring.Component):
 class NonzeroTree(wiring.Component):
     """EIE's leading-nonzero detection as a tree of `ArbiterNode`s with
     `fan_in` inputs each: every PE offers its next nonzero, the tree delivers
-    one per cycle. Latency: one cycle per level, ``ceil(log_fan_in(n_pe))``
-    levels (one level for a single PE). `idle` is high when no node holds a
-    pair."""
+    one per cycle. Latency: one cycle per level, ``ceil(log_fan_in(n))``
+    levels (one level for a single PE), `n` the PEs it merges (default all).
+    `idle` is high when no node holds a pair."""
 
-    def __init__(self, widths: Widths, fan_in: int = 4):
+    def __init__(self, widths: Widths, fan_in: int = 4, n: int | None = None):
         self._layout = activation_layout(widths)
-        self._n = widths.config.n_pe
+        self._n = widths.config.n_pe if n is None else n
         self._fan_in = fan_in
         super().__init__({
             "ins": In(stream.Signature(self._layout)).array(self._n),

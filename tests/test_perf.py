@@ -101,3 +101,20 @@ def test_eie_layers_are_seeded():
     assert abs(np.count_nonzero(xa) / xa.size - spec.act_density) < 0.03
     with pytest.raises(KeyError, match="no EIE layer"):
         eie.layer("Alex-9")
+
+
+def test_two_lanes_send_a_later_layers_activations_two_a_cycle():
+    # 256 mostly nonzero inputs to a layer of 16 rows (one per PE, at most one
+    # entry per column and PE): the broadcast is the bound, and with a nonzero
+    # tree per lane it sends two a cycle in later layers too, not only layer 0's
+    x = random_inputs(np.random.default_rng(7), 1, 8, 16, density=1.0)
+    cycles, nonzero = {}, None
+    for lanes in (1, 2):
+        config = sw.Config(n_pe=16, input_width=2, broadcast_width=lanes, fifo_depth=16)
+        model = random_model(np.random.default_rng(7), config, [8, 256, 16], density=0.5, relu=[False, True])
+        image = sw.pack(model, config)
+        cycles[lanes] = perf.simulate(image, x).layer_cycles[0, 1]
+        ys = sw.golden.run_layers(image, x)
+        nonzero = np.count_nonzero(sw.metrics.layer_inputs(image, x, ys)[1])
+    assert nonzero > 150 and cycles[1] >= nonzero
+    assert cycles[2] < 0.6 * cycles[1]

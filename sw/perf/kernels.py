@@ -206,9 +206,12 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, thre
     """A layer fed from the PEs' activation buffers (`hw.activation_buffer`:
     row ``r`` of PE ``k`` holds element ``r * n_pe + k``; a scanner per PE
     reads a row per cycle and offers each nonzero through a one-pair
-    register), merged by the nonzero tree into the broadcast; stepped cycle
-    by cycle from the first COMPUTE cycle (cycle 0), the PEs seeing the
-    scan's start `fanout` cycles later. Returns as `first_layer`."""
+    register), merged by the nonzero trees into the broadcast (one tree per
+    lane, ``min(lanes, n_pe)`` of them: PE ``k`` feeds tree ``k % trees`` as
+    its leaf ``k // trees``; the broadcast loads every root that holds a
+    pair, tree 0's first); stepped cycle by cycle from the first COMPUTE
+    cycle (cycle 0), the PEs seeing the scan's start `fanout` cycles later.
+    Returns as `first_layer`."""
     n_in = a.shape[0]
     scanning = np.zeros(n_pe, dtype=np.bool_)
     row = np.zeros(n_pe, dtype=np.int64)
@@ -220,21 +223,29 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, thre
     for k in range(n_pe):
         scanning[k] = k < n_in
         last_row[k] = (n_in - 1 - k) // n_pe if k < n_in else 0
-    starts, lo, hi = tree_shape(n_pe, TREE_FAN_IN)
-    nodes = starts[-1]
-    ov = np.zeros(nodes, dtype=np.bool_)
-    out = np.zeros(nodes, dtype=np.int64)
-    sv = np.zeros(nodes, dtype=np.bool_)
-    skid = np.zeros(nodes, dtype=np.int64)
-    take = np.zeros(nodes, dtype=np.int64)
-    leaf_taken = np.zeros(n_pe, dtype=np.bool_)
-    no_leaves = np.zeros(n_pe, dtype=np.bool_)
+    trees = min(lanes, n_pe)
+    shapes = [tree_shape((n_pe - q + trees - 1) // trees, TREE_FAN_IN) for q in range(trees)]
+    nodes = np.zeros(trees, dtype=np.int64)
+    for q in range(trees):
+        nodes[q] = shapes[q][0][-1]
+    width = nodes.max()
+    ov = np.zeros((trees, width), dtype=np.bool_)
+    out = np.zeros((trees, width), dtype=np.int64)
+    sv = np.zeros((trees, width), dtype=np.bool_)
+    skid = np.zeros((trees, width), dtype=np.int64)
+    take = np.zeros((trees, width), dtype=np.int64)
+    leaves = (n_pe + trees - 1) // trees
+    leaf_valid = np.zeros(leaves, dtype=np.bool_)
+    leaf_j = np.zeros(leaves, dtype=np.int64)
+    leaf_taken = np.zeros(leaves, dtype=np.bool_)
+    taken = np.zeros(n_pe, dtype=np.bool_)
     advance = np.zeros(n_pe, dtype=np.bool_)
     load_out = np.zeros(n_pe, dtype=np.bool_)
     done_at = []            # per cycle: every scanner done (stale, high, before the PEs see the start)
-    bc_valid, bc_j, stalls, first, last, n_items, cycle = False, 0, 0, NEVER, NEVER, 0, 0
+    bc_n, stalls, first, last, n_items, cycle = 0, 0, NEVER, NEVER, 0, 0
+    bc_j = np.zeros(trees, dtype=np.int64)     # the broadcast register's pairs, in order
     seen = np.zeros(lanes, dtype=np.int64)
-    quiet = False           # registered by the control unit: scanners done, tree idle, broadcast register empty
+    quiet = False           # registered by the control unit: scanners done, trees idle, broadcast register empty
     while True:
         scanned = cycle >= fanout
         all_done = True
@@ -249,39 +260,53 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, thre
                     all_done = False
         done_at.append(all_done)
         ok = room(cycle, reduce, room_delay, threshold, lanes, writes, max_rd, n_items, seen)
-        pushing = bc_valid and ok
-        if bc_valid and not ok:
+        pushing = bc_n > 0 and ok
+        if bc_n > 0 and not ok:
             stalls += 1
         # the control unit's exit test, on this cycle's registers
         seen_done = done_at[cycle - reduce] if cycle >= reduce else True
-        tree_idle = not ov.any()
+        trees_idle = not ov.any()
         settled = cycle >= (last + 1 if first != NEVER else 0) + settle
         if quiet and settled and cycle >= last_busy.max() + reduce + 1:
             return first, cycle, stalls
-        quiet = seen_done and tree_idle and not bc_valid
-        load = not bc_valid or pushing
-        root_valid, root_j = ov[nodes - 1], out[nodes - 1]
+        quiet = seen_done and trees_idle and bc_n == 0
+        load = bc_n == 0 or pushing
         if pushing:
             if first == NEVER:
                 first = cycle
             last = cycle
-            writes[n_items] = cycle + fanout
-            max_rd[n_items] = push(cycle + fanout, counts[bc_j], lanes, rd, rd2, cred, col_end, last_busy, busy)
-            n_items += 1
-        if load:
-            bc_valid, bc_j = root_valid, root_j
+            for i in range(bc_n):
+                writes[n_items] = cycle + fanout
+                max_rd[n_items] = push(cycle + fanout, counts[bc_j[i]], lanes, rd, rd2, cred, col_end, last_busy,
+                                       busy)
+                n_items += 1
+        if load:                            # every root that holds a pair, tree 0's first
+            bc_n = 0
+            for q in range(trees):
+                if ov[q, nodes[q] - 1]:
+                    bc_j[bc_n] = out[q, nodes[q] - 1]
+                    bc_n += 1
+        for k in range(n_pe):
+            taken[k] = False
+        for q in range(trees):
+            n_leaves = (n_pe - q + trees - 1) // trees
+            for i in range(n_leaves):       # before the scan the trees see no offers
+                leaf_valid[i] = scanned and out_valid[q + i * trees]
+                leaf_j[i] = out_j[q + i * trees]
+            starts, lo, hi = shapes[q]
+            tree_step(starts, lo, hi, ov[q], out[q], sv[q], skid[q], leaf_valid[:n_leaves], leaf_j[:n_leaves], load,
+                      take[q], leaf_taken[:n_leaves])
+            for i in range(n_leaves):
+                taken[q + i * trees] = leaf_taken[i]
         if scanned:
-            tree_step(starts, lo, hi, ov, out, sv, skid, out_valid, out_j, load, take, leaf_taken)
             for k in range(n_pe):
                 if load_out[k]:
                     out_valid[k], out_j[k] = True, r1_row[k] * n_pe + k
-                elif leaf_taken[k]:
+                elif taken[k]:
                     out_valid[k] = False
                 if advance[k]:
                     r1_valid[k], r1_row[k] = scanning[k], row[k]
                     if scanning[k]:
                         scanning[k] = row[k] != last_row[k]
                         row[k] += 1
-        else:
-            tree_step(starts, lo, hi, ov, out, sv, skid, no_leaves, out_j, load, take, leaf_taken)
         cycle += 1
