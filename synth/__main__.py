@@ -81,6 +81,9 @@ def main(argv=None) -> int:
     parser.add_argument("--freq", type=float, help="clock constraint in MHz (default: the target's goal)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr's placement seed (default 1)")
     parser.add_argument("--force", action="store_true", help="run again even if a cached report exists")
+    parser.add_argument("--quick", action="store_true",
+                        help="ecp5: place and route without router2's timing-driven rip-up (--tmg-ripup): a run "
+                             "that misses timing ends minutes sooner, at a few MHz less")
     args = parser.parse_args(argv)
     try:
         with cli_errors():
@@ -95,7 +98,7 @@ def main(argv=None) -> int:
                 config = sw.Config.preset(preset, **({"n_pe": args.n_pe} if args.n_pe else {}))
             try:
                 report = run(config, t.name, image=image, place=not args.no_pnr, seed=args.seed,
-                             freq_mhz=args.freq, force=args.force, progress=_log, preset=preset)
+                             freq_mhz=args.freq, force=args.force, progress=_log, preset=preset, quick=args.quick)
             except SynthesisError as e:
                 raise ValueError(str(e)) from None
     except SystemExit as e:

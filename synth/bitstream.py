@@ -195,7 +195,7 @@ def _place(b, config: Config, contents: dict, work: Path, seed: int, progress):
                                      work / "yosys.stdout", "Yosys", progress)
     if progress:
         progress(f"  synthesised in {seconds['synthesis']:.0f} s; placing and routing ...")
-    device = [a for a in t.nextpnr_args if a not in ("--out-of-context", "--pcf-allow-unconstrained")]
+    device = [a for a in (*t.nextpnr_args, *t.slow_args) if a not in ("--out-of-context", "--pcf-allow-unconstrained")]
     text = f"{TOP}.{TEXT[t.name]}"
     placed = ["--lpf", constraints, "--textcfg", text] if t.name == "ecp5" else ["--pcf", constraints, "--asc", text]
     argv = [_tool(t.nextpnr), *device, "--json", f"{TOP}.json", *placed, "--report", "pnr.json", "--seed", str(seed),

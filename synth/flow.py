@@ -30,7 +30,7 @@ from filelock import FileLock
 from sw.config import Config
 from sw.files import atomic_file
 
-from .targets import Target, target as get_target
+from .targets import TARGETS, Target, target as get_target
 
 __all__ = ["run", "synth_root", "SynthesisError", "failure_summary", "memory_mapping", "tool_versions",
            "yosys_only"]
@@ -290,15 +290,20 @@ def _synthesise(config: Config, t: Target, out: Path, *, image, progress) -> dic
 
 
 def run(config: Config, target_name: str, *, image=None, place: bool = True, seed: int = 1,
-        freq_mhz: float | None = None, force: bool = False, progress=print, preset: str | None = None) -> dict:
+        freq_mhz: float | None = None, force: bool = False, progress=print, preset: str | None = None,
+        quick: bool = False) -> dict:
     """Synthesise (and by default place and route) the accelerator for
     `config` on a target (`synth.targets`). Returns the report (a dict, also
     written to ``build/synth/<target>-<n_pe>pe/report.json``); a cached run
-    of the same inputs is reused unless `force`."""
+    of the same inputs is reused unless `force`. `quick` leaves out the
+    target's slow nextpnr options (`Target.slow_args`)."""
     from sw.files import output_path
     t = get_target(target_name)
+    if quick and not t.slow_args:
+        raise SynthesisError(f"quick place and route applies to targets with slow options "
+                             f"({', '.join(n for n, x in TARGETS.items() if x.slow_args)}); {t.name} has none")
     freq = float(freq_mhz or t.target_mhz)
-    options = {"place": place, "seed": seed, "freq_mhz": freq}
+    options = {"place": place, "seed": seed, "freq_mhz": freq, **({"quick": True} if quick else {})}
     key = _digest(config, t, image, options)
     run_dir = synth_root() / "cache" / f"{t.name}-{config.n_pe}pe-{key}"
     link = synth_root() / f"{t.name}-{config.n_pe}pe{'' if place else '-yosys'}" / "report.json"
@@ -311,7 +316,7 @@ def run(config: Config, target_name: str, *, image=None, place: bool = True, see
             report["cached"] = True
         else:
             report = _fresh(config, t, run_dir, image=image, place=place, seed=seed, freq=freq,
-                            progress=progress, preset=preset)
+                            progress=progress, preset=preset, quick=quick)
             with atomic_file(cached, "w") as f:
                 json.dump(report, f, indent=1)
             report["cached"] = False
@@ -321,7 +326,7 @@ def run(config: Config, target_name: str, *, image=None, place: bool = True, see
     return report
 
 
-def _fresh(config, t: Target, out: Path, *, image, place, seed, freq, progress, preset) -> dict:
+def _fresh(config, t: Target, out: Path, *, image, place, seed, freq, progress, preset, quick=False) -> dict:
     if progress:
         progress(f"synthesising {config.n_pe} PEs for {t.part} ({t.board}); Yosys takes minutes, "
                  f"nextpnr tens of minutes for large designs (logs in {out})")
@@ -332,7 +337,8 @@ def _fresh(config, t: Target, out: Path, *, image, place, seed, freq, progress, 
         if progress:
             progress(f"  synthesised in {seconds['synthesis']:.0f} s; placing and routing with nextpnr at "
                      f"{freq:g} MHz ...")
-        argv = [_tool(t.nextpnr), *t.nextpnr_args, "--json", "design.json", "--freq", f"{freq:g}",
+        argv = [_tool(t.nextpnr), *t.nextpnr_args, *(() if quick else t.slow_args), "--json", "design.json",
+                "--freq", f"{freq:g}",
                 "--report", "pnr.json", "--timing-allow-fail", "--seed", str(seed)]
         seconds["place_and_route"] = _run_tool(argv, out, out / "nextpnr.log", "nextpnr", progress)
         pnr = json.loads((out / "pnr.json").read_text())
@@ -350,5 +356,5 @@ def _fresh(config, t: Target, out: Path, *, image, place, seed, freq, progress, 
         "critical_path": _critical_path(pnr) if pnr else None,
         "cells": cells["summary"], "cells_nextpnr": cells["nextpnr"], "cells_yosys": cells["yosys"],
         "memories": syn["memories"], "wrapper": syn["wrapper"], "seed": seed, "seconds": seconds,
-        "tools": tool_versions(t), "placed": place,
+        "tools": tool_versions(t), "placed": place, "quick": quick,
     }

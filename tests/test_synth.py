@@ -41,6 +41,28 @@ ERROR: a later error
     assert failure_summary("Info: nothing\n") == "no ERROR line in its log"
 
 
+def test_quick_leaves_out_only_the_slow_options(tmp_path, monkeypatch):
+    # --quick: the ECP5's place and route without --tmg-ripup, the rest as
+    # before (bitstreams keep it); a target with no slow options says so
+    from synth import flow
+    from synth.targets import TARGETS
+    assert TARGETS["ecp5"].slow_args == ("--tmg-ripup",)
+    monkeypatch.setenv("OPENEIE_BUILD_DIR", str(tmp_path))
+    with pytest.raises(flow.SynthesisError, match="ice40 has none"):
+        flow.run(SMALL, "ice40", quick=True, progress=None)
+    argvs = []
+    monkeypatch.setattr(flow, "_synthesise", lambda config, t, out, **k: out.mkdir(parents=True) or {
+        "seconds": {}, "yosys_cells": {}, "memories": {}, "wrapper": None})
+    monkeypatch.setattr(flow, "_run_tool", lambda argv, out, *a: argvs.append(argv) or
+                        (out / "pnr.json").write_text("{}") and 0)
+    monkeypatch.setattr(flow, "_cells", lambda *a: {"summary": {}, "nextpnr": {}, "yosys": {}})
+    for quick in (True, False):
+        report = flow.run(SMALL, "ecp5", quick=quick, progress=None)
+        assert report["quick"] is quick
+    assert "--tmg-ripup" not in argvs[0] and "--tmg-ripup" in argvs[1]
+    assert [a for a in argvs[1] if a != "--tmg-ripup"] == argvs[0]
+
+
 def test_fanout_copies_survive_synthesis(tmp_path):
     """Every copy of a fan-out tree has the same input: Yosys would merge them
     back into one register (one net to every PE) unless kept."""
