@@ -12,8 +12,10 @@ INPUT  ?=
 N_PE   ?=
 PRESET ?=
 WAVES  ?= 0
+CONFIG ?=
 SIM_ARGS = $(if $(MODEL),--image $(MODEL)) $(if $(INPUT),--input $(INPUT)) \
-           $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--preset $(PRESET)) $(if $(filter 1 yes true,$(WAVES)),--waves)
+           $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--preset $(PRESET)) $(if $(filter 1 yes true,$(WAVES)),--waves) \
+           $(CONFIG)
 
 # make bitstream options
 BOARD ?= ulx3s

@@ -9,6 +9,7 @@ the default configuration and run on the 360 held-out test images.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import sw
-from sw.cli import cli_errors, load_inputs, warn_wraps
+from sw.cli import add_config_options, cli_errors, config_from_args, load_inputs, warn_wraps
 from sw.files import atomic_file, output_path
 from sw.modelio import load_array
 
@@ -35,9 +36,7 @@ def _log(line=""):
 def _default_job(args):
     layers = sw.load_model(MODELS / "digits_mlp.npz")
     data = np.load(MODELS / "digits_data.npz")
-    config = sw.Config.preset(args.preset) if args.preset else sw.Config()
-    if args.n_pe:
-        config = config.replace(n_pe=args.n_pe)
+    config = config_from_args(args)
     density = [float(np.count_nonzero(l.dense()) / l.dense().size) for l in layers]
     _log(f"model: digits MLP {' -> '.join(str(n) for n in [layers[0].n_in] + [l.n_out for l in layers])}, "
          f"weight density {'/'.join(f'{d:.2f}' for d in density)} (pruned and retrained)")
@@ -47,8 +46,11 @@ def _default_job(args):
     labels = data["y_test"][:len(x_test)]
     x = sw.quantize_input(x_test, model.input_frac_bits, config.act_bits)
     float_out = sw.forward(layers, x_test)
+    changed = [f"{f.name} {getattr(config, f.name)}" for f in dataclasses.fields(config)
+               if f.name != "n_pe" and getattr(config, f.name) != f.default]
     _log(f"compressed to {config.code_bits}-bit shared weights, {config.act_bits}-bit activations; "
-         f"packed for {config.n_pe} PEs ({image.stats().total['bits_per_nonzero']:.1f} bits per nonzero weight)")
+         f"packed for {config.n_pe} PEs{' (' + ', '.join(changed) + ')' if changed else ''} "
+         f"({image.stats().total['bits_per_nonzero']:.1f} bits per nonzero weight)")
     info = {"float_accuracy": float(np.mean(float_out.argmax(axis=1) == labels)), "model": "models/digits_mlp.npz"}
     if "dense_float_accuracy" in data and not args.vectors:     # measured on all 360 test images
         info["dense_float_accuracy"] = float(data["dense_float_accuracy"])
@@ -59,11 +61,15 @@ def _given_job(args):
     if args.input is None:
         raise ValueError("--image needs --input (an .npy of input vectors)")
     image = sw.Image.load(args.image)
-    if args.preset:
-        raise ValueError("--preset applies to the default model; an --image was packed for its own configuration")
-    if args.n_pe and args.n_pe != image.config.n_pe:
-        raise ValueError(f"{args.image} was packed for n_pe = {image.config.n_pe}; --n-pe {args.n_pe} "
-                         f"would need it packed again (python -m sw pack ... --n-pe {args.n_pe})")
+    if args.preset or args.config:
+        raise ValueError(f"--{'preset' if args.preset else 'config'} applies to the default model; "
+                         f"an --image was packed for its own configuration")
+    for f in dataclasses.fields(sw.Config):
+        given, packed = getattr(args, f.name), getattr(image.config, f.name)
+        if given is not None and given != packed:
+            option = f"--{f.name.replace('_', '-')}"
+            raise ValueError(f"{args.image} was packed for {f.name} = {packed}; {option} {given} "
+                             f"would need it packed again (python -m sw pack ... {option} {given})")
     x = load_inputs(args.input, image, quantize=True)
     if args.vectors:
         x = x[:args.vectors]
@@ -110,14 +116,12 @@ def main(argv=None) -> int:
     parser.add_argument("--input", type=Path,
                         help="input vectors .npy for --image (integers, or floats quantised with the image's format)")
     parser.add_argument("--labels", type=Path, help="labels .npy, to report accuracy for --image")
-    parser.add_argument("--n-pe", type=_positive, help="processing elements for the default model (default 16)")
-    parser.add_argument("--preset", choices=sorted(sw.config.PRESETS),
-                        help="pack the default model for an FPGA preset (sw.Config.preset; --n-pe overrides its PEs)")
     parser.add_argument("--vectors", type=_positive, help="run only the first N vectors (default: all; 8 with --waves)")
     parser.add_argument("--waves", action="store_true", help="write a waveform (FST; VCD where lz4 is missing, see sim.lz4)")
     parser.add_argument("--report", type=Path, default=cache_root() / "report.json",
                         help="JSON report path (replaced on every run)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (shown on a terminal only)")
+    add_config_options(parser, "the default model's hardware (defaults: sw.Config(); with --image, the image's)")
     args = parser.parse_args(argv)
     if args.waves and args.vectors is None:
         args.vectors = 8

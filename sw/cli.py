@@ -32,9 +32,10 @@ from .pack import PackError, pack
 __all__ = ["main", "add_config_options", "config_from_args", "cli_errors", "load_inputs", "warn_wraps"]
 
 
-def add_config_options(parser: argparse.ArgumentParser):
-    """One ``--field`` option per `Config` field, plus ``--config FILE.json``."""
-    group = parser.add_argument_group("hardware configuration (defaults: sw.Config())")
+def add_config_options(parser: argparse.ArgumentParser, title: str = "hardware configuration (defaults: sw.Config())"):
+    """One ``--field`` option per `Config` field, plus ``--config FILE.json``
+    and ``--preset``."""
+    group = parser.add_argument_group(title)
     group.add_argument("--config", type=Path, metavar="JSON",
                        help="read the configuration from a JSON file (fields it lacks keep their defaults)")
     group.add_argument("--preset", choices=sorted(PRESETS),

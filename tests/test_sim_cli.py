@@ -54,6 +54,8 @@ def test_empty_batch_is_refused_before_any_work(job, no_simulation, capsys):
     (lambda p: ["--labels", str(p / "short.npy")], "has 2 labels for 3 input vectors"),
     (lambda p: ["--labels", str(p / "x.npy")], "labels must be a 1-D array of integers"),
     (lambda p: ["--n-pe", "4"], "was packed for n_pe = 2"),
+    (lambda p: ["--broadcast-width", "2"], "was packed for broadcast_width = 1; --broadcast-width 2 would need"),
+    (lambda p: ["--preset", "ice40-up5k"], "--preset applies to the default model"),
 ])
 def test_cli_refuses_before_simulating(job, no_simulation, capsys, extra, message):
     _, path = job
@@ -105,3 +107,21 @@ def test_progress_bar(job, capfd):
     assert "simulating: 100%" in err and "3/3" in err and "cycles" in err
     assert set(result.phases) == {"build", "simulate", "metrics"}
     assert result.summary()["phases_seconds"]["simulate"] > 0
+
+
+def test_default_model_takes_any_configuration(monkeypatch, tmp_path):
+    # make sim CONFIG="--input-width 8 --broadcast-width 2": the default model
+    # is packed for that configuration (the simulation itself is stopped here)
+    import sim.cli
+    seen = {}
+
+    def capture(image, x, **k):
+        seen["config"], seen["vectors"] = image.config, len(x)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sim.cli, "run", capture)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--input-width", "8", "--broadcast-width", "2", "--n-pe", "4", "--vectors", "2",
+              "--report", str(tmp_path / "r.json")])
+    assert seen == {"config": sw.Config(n_pe=4, input_width=8, broadcast_width=2), "vectors": 2}
+    assert main(["--broadcast-width", "3", "--report", str(tmp_path / "r.json")]) == 2    # Config's own check
