@@ -83,7 +83,8 @@ def main(argv=None) -> int:
     parser.add_argument("--force", action="store_true", help="run again even if a cached report exists")
     parser.add_argument("--quick", action="store_true",
                         help="ecp5: place and route without router2's timing-driven rip-up (--tmg-ripup): a run "
-                             "that misses timing ends minutes sooner, at a few MHz less")
+                             "that narrowly misses timing ends many minutes sooner, at less MHz (16 PEs, seed 1: "
+                             "86.7 against 100.6)")
     args = parser.parse_args(argv)
     try:
         with cli_errors():
