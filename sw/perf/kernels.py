@@ -224,7 +224,10 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, thre
         scanning[k] = k < n_in
         last_row[k] = (n_in - 1 - k) // n_pe if k < n_in else 0
     trees = min(lanes, n_pe)
-    shapes = [tree_shape((n_pe - q + trees - 1) // trees, TREE_FAN_IN) for q in range(trees)]
+    n_leaves = np.zeros(trees, dtype=np.int64)     # tree q's leaves: PEs q, q + trees, ...
+    for q in range(trees):
+        n_leaves[q] = (n_pe - q + trees - 1) // trees
+    shapes = [tree_shape(n_leaves[q], TREE_FAN_IN) for q in range(trees)]
     nodes = np.zeros(trees, dtype=np.int64)
     for q in range(trees):
         nodes[q] = shapes[q][0][-1]
@@ -234,10 +237,9 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, thre
     sv = np.zeros((trees, width), dtype=np.bool_)
     skid = np.zeros((trees, width), dtype=np.int64)
     take = np.zeros((trees, width), dtype=np.int64)
-    leaves = (n_pe + trees - 1) // trees
-    leaf_valid = np.zeros(leaves, dtype=np.bool_)
-    leaf_j = np.zeros(leaves, dtype=np.int64)
-    leaf_taken = np.zeros(leaves, dtype=np.bool_)
+    leaf_valid = np.zeros(n_leaves[0], dtype=np.bool_)
+    leaf_j = np.zeros(n_leaves[0], dtype=np.int64)
+    leaf_taken = np.zeros(n_leaves[0], dtype=np.bool_)
     taken = np.zeros(n_pe, dtype=np.bool_)
     advance = np.zeros(n_pe, dtype=np.bool_)
     load_out = np.zeros(n_pe, dtype=np.bool_)
@@ -289,14 +291,14 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, thre
         for k in range(n_pe):
             taken[k] = False
         for q in range(trees):
-            n_leaves = (n_pe - q + trees - 1) // trees
-            for i in range(n_leaves):       # before the scan the trees see no offers
+            n = n_leaves[q]
+            for i in range(n):              # before the scan the trees see no offers
                 leaf_valid[i] = scanned and out_valid[q + i * trees]
                 leaf_j[i] = out_j[q + i * trees]
             starts, lo, hi = shapes[q]
-            tree_step(starts, lo, hi, ov[q], out[q], sv[q], skid[q], leaf_valid[:n_leaves], leaf_j[:n_leaves], load,
-                      take[q], leaf_taken[:n_leaves])
-            for i in range(n_leaves):
+            tree_step(starts, lo, hi, ov[q], out[q], sv[q], skid[q], leaf_valid[:n], leaf_j[:n], load, take[q],
+                      leaf_taken[:n])
+            for i in range(n):
                 taken[q + i * trees] = leaf_taken[i]
         if scanned:
             for k in range(n_pe):
