@@ -7,6 +7,7 @@ memory images, and run an image bit-exactly with the golden model.
 """
 
 from . import golden, metrics
+from .batching import batched, stack, unstack
 from .compare import Comparison, compare
 from .compress import compress, dequantize, forward, quantize_input
 from .config import Config, ConfigError
@@ -25,7 +26,7 @@ __all__ = [
     "compress", "pack", "unpack", "PackError", "Image", "ImageLayer", "PESlice", "ImageError",
     "MemoryImage", "FormatError", "golden", "metrics", "quantize_input", "dequantize", "forward",
     "load_model", "save_model", "from_torch", "from_onnx", "load_any",
-    "compare", "Comparison", "factorize",
+    "compare", "Comparison", "factorize", "batched", "stack", "unstack",
     "Network", "Conv2d", "Linear", "LowRank", "ReLU", "ChannelShuffle", "Concat", "AvgPool2d", "MaxPool2d",
     "AdaptiveAvgPool2d", "Flatten",
 ]

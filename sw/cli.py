@@ -23,6 +23,7 @@ from . import golden
 from .compress import DEFAULT_ACC_HEADROOM, compress, quantize_input
 from .config import PRESETS, Config, ConfigError
 from .files import OutputExistsError, atomic_file, output_path
+from .batching import batched
 from .format import FormatError
 from .model import CompressedModel, ModelError
 from .frontends import load_any
@@ -157,6 +158,10 @@ def cmd_pack(args) -> int:
     elif args.density is not None or args.calibration or args.save_compressed:
         raise ModelError(f"{args.model} is already compressed: --density, --calibration and "
                          f"--save-compressed do not apply")
+    if args.batch > 1:
+        model = batched(model, args.batch)
+        _log(f"batched {args.batch} vectors a run: {model.n_in} inputs -> {model.n_out} outputs "
+             f"(python -m sim --batch {args.batch} runs it on per-vector inputs)")
     image = pack(model, config, balance=args.balance, shorten_runs=args.shorten_runs)
     image.save(args.output, overwrite=args.force)
     _log(f"wrote {image} to {args.output}" + (" (rows reordered: see --balance, --shorten-runs)" if image.balanced else ""))
@@ -303,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shorten-runs", action="store_true",
                    help="order each PE's rows so that fewer padding entries are needed (less storage, fewer "
                         "cycles; outputs stay in the model's order)")
+    p.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="pack N copies of the model, block-diagonal, so that a run computes N input vectors "
+                        "(sw.batched: small models share each run's fixed costs; N times the weight memory)")
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     add_config_options(p)
     p.set_defaults(func=cmd_pack)
