@@ -27,12 +27,13 @@ import scipy.sparse as sp
 
 from .model import CompressedLayer, CompressedModel, ModelError
 
-__all__ = ["batched", "stack", "unstack", "MAX_BATCH"]
+__all__ = ["batched", "stack", "unstack", "check_batch", "MAX_BATCH"]
 
 MAX_BATCH = 256
 
 
-def _check_n(n) -> int:
+def check_batch(n) -> int:
+    """`n` as a batch size (1 .. MAX_BATCH), else a ValueError that says so."""
     if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)) or not 1 <= n <= MAX_BATCH:
         raise ValueError(f"batch must be a whole number in 1..{MAX_BATCH}, got {n!r}")
     return int(n)
@@ -44,7 +45,7 @@ def batched(model: CompressedModel, n: int) -> CompressedModel:
     Models with exit heads are refused: an exit test would weigh the
     copies' outputs together, and the copies' vectors may exit at
     different heads."""
-    n = _check_n(n)
+    n = check_batch(n)
     if not isinstance(model, CompressedModel):
         raise TypeError(f"batched() takes a CompressedModel, got {type(model).__name__}")
     if n == 1:
@@ -63,7 +64,7 @@ def stack(x: np.ndarray, n: int) -> np.ndarray:
     batched `n` times, ``(runs, n * n_in)``: vector ``v`` is copy ``v % n``
     of run ``v // n``; a last run that is not full is filled with zero
     vectors (whose outputs `unstack` drops)."""
-    n = _check_n(n)
+    n = check_batch(n)
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"stack() takes input vectors (V, n_in) with V >= 1, got shape {x.shape}")
@@ -77,7 +78,7 @@ def unstack(y: np.ndarray, n: int, vectors: int | None = None) -> np.ndarray:
     """Outputs of `stack`ed runs ``(runs, n * n_out)`` back as one row per
     input vector, ``(vectors, n_out)`` (default: every copy, the filling
     included)."""
-    n = _check_n(n)
+    n = check_batch(n)
     y = np.asarray(y)
     if y.ndim != 2 or y.shape[1] % n:
         raise ValueError(f"unstack(): outputs of shape {y.shape} do not split into {n} copies")

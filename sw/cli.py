@@ -23,7 +23,7 @@ from . import golden
 from .compress import DEFAULT_ACC_HEADROOM, compress, quantize_input
 from .config import PRESETS, Config, ConfigError
 from .files import OutputExistsError, atomic_file, output_path
-from .batching import batched
+from .batching import batched, check_batch
 from .format import FormatError
 from .model import CompressedModel, ModelError
 from .frontends import load_any
@@ -138,6 +138,7 @@ def warn_wraps(image, x):
 
 def cmd_pack(args) -> int:
     config = config_from_args(args)
+    check_batch(args.batch)
     output_path(args.output, overwrite=args.force, kind="directory")
     if args.save_compressed:
         output_path(args.save_compressed, overwrite=args.force)

@@ -116,12 +116,62 @@ def test_default_model_takes_any_configuration(monkeypatch, tmp_path):
     seen = {}
 
     def capture(image, x, **k):
-        seen["config"], seen["vectors"] = image.config, len(x)
+        seen.update(config=image.config, shape=x.shape, balanced=image.balanced)
         raise KeyboardInterrupt
 
+    def job(*options):
+        seen.clear()
+        with pytest.raises(KeyboardInterrupt):
+            main([*options, "--vectors", "5", "--report", str(tmp_path / "r.json")])
+        return seen
+
     monkeypatch.setattr(sim.cli, "run", capture)
-    with pytest.raises(KeyboardInterrupt):
-        main(["--input-width", "8", "--broadcast-width", "2", "--n-pe", "4", "--vectors", "2",
-              "--report", str(tmp_path / "r.json")])
-    assert seen == {"config": sw.Config(n_pe=4, input_width=8, broadcast_width=2), "vectors": 2}
+    # the job's own defaults: four vectors a run (5 vectors: two runs of 4 x 64 inputs), JOB_CONFIG
+    assert job("--n-pe", "4") == {"config": sw.Config(n_pe=4, input_width=8, broadcast_width=2, fifo_depth=16),
+                                  "shape": (2, 256), "balanced": True}
+    # every one of them can be given back
+    assert job("--batch", "1", "--no-balance", "--input-width", "1", "--broadcast-width", "1",
+               "--fifo-depth", "8") == {"config": sw.Config(), "shape": (5, 64), "balanced": False}
+    # a preset is taken as it is
+    assert job("--preset", "ecp5-85f", "--batch", "2")["config"] == sw.Config.preset("ecp5-85f")
     assert main(["--broadcast-width", "3", "--report", str(tmp_path / "r.json")]) == 2    # Config's own check
+
+
+def test_batched_image_runs_per_vector(job, tmp_path, capsys):
+    # an image packed with `python -m sw pack --batch 2` takes per-vector inputs
+    # with --batch 2; every output is checked on the RTL (3 vectors: two runs)
+    import json
+    image, path = job
+    model = sw.unpack(image)
+    sw.pack(sw.batched(model, 2), image.config).save(tmp_path / "two")
+    x = np.load(path / "x.npy")
+    labels = sw.golden.run(image, x).argmax(axis=1)
+    np.save(path / "labels.npy", labels)
+    report = tmp_path / "r.json"
+    assert main(["--image", str(tmp_path / "two"), "--input", str(path / "x.npy"), "--batch", "2",
+                 "--labels", str(path / "labels.npy"), "--report", str(report), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "3 input vectors on the RTL (cocotb + Verilator), 2 a run (2 runs)" in out
+    assert "accuracy on 3 labelled vectors: RTL 100.00%, golden 100.00%" in out
+    r = json.loads(report.read_text())
+    assert r["bit_exact"] and r["batch"] == 2 and r["summary"]["runs"] == 2 and r["summary"]["vectors"] == 3
+    assert r["summary"]["cycles_per_vector"] == pytest.approx(r["summary"]["cycles_per_run"] * 2 / 3)
+    assert r["layers"][0]["n_in"] == 9
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--batch", "2"], "9 inputs and 7 outputs do not split into 2 copies"),
+    (["--no-balance"], "--no-balance applies to the default model"),
+])
+def test_batch_options_are_checked(job, no_simulation, capsys, extra, message):
+    _, path = job
+    assert main(["--image", str(path / "img"), "--input", str(path / "x.npy"), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_batched_image_wants_vectors_of_one_copy(job, no_simulation, tmp_path, capsys):
+    image, path = job
+    sw.pack(sw.batched(sw.unpack(image), 2), image.config).save(tmp_path / "two")
+    np.save(tmp_path / "wide.npy", np.zeros((2, 18), dtype=np.int16))
+    assert main(["--image", str(tmp_path / "two"), "--input", str(tmp_path / "wide.npy"), "--batch", "2"]) == 2
+    assert "with --batch 2 the image takes vectors of 9 values (2 a run)" in capsys.readouterr().err

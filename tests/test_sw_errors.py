@@ -277,3 +277,16 @@ def test_run_warns_when_accumulators_wrap(tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.full((2, 3), 2**15 - 1, dtype=np.int16))     # 3 * (2**15 - 1)**2 > 2**31
     code, err = cli(capsys, "run", tmp_path / "img", tmp_path / "x.npy")
     assert code == 0 and "warning: layer 0: accumulators wrap (acc_bits = 32) in 2 of 2 vectors, 4 outputs" in err
+
+
+def test_pack_batch(tmp_path, capsys):
+    # python -m sw pack --batch N: N block-diagonal copies; a bad N is refused before anything is written
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "m.npz", **{"layer0.weight": rng.standard_normal((4, 3))})
+    assert cli(capsys, "pack", tmp_path / "m.npz", "-o", tmp_path / "img", "--density", "0.5", "--batch", "3",
+               "--n-pe", "2")[0] == 0
+    image = sw.Image.load(tmp_path / "img")
+    assert (image.n_in, image.n_out) == (9, 12)
+    assert_clean_error(*cli(capsys, "pack", tmp_path / "m.npz", "-o", tmp_path / "bad", "--density", "0.5",
+                            "--batch", "0"), "batch must be a whole number in 1..256, got 0")
+    assert not (tmp_path / "bad").exists()
