@@ -13,7 +13,8 @@ N_PE   ?=
 PRESET ?=
 WAVES  ?= 0
 CONFIG ?=
-SIM_ARGS = $(if $(MODEL),--image $(MODEL)) $(if $(INPUT),--input $(INPUT)) \
+BATCH  ?=
+SIM_ARGS = $(if $(MODEL),--image $(MODEL)) $(if $(INPUT),--input $(INPUT)) $(if $(BATCH),--batch $(BATCH)) \
            $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--preset $(PRESET)) $(if $(filter 1 yes true,$(WAVES)),--waves) \
            $(CONFIG)
 
