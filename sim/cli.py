@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 import sw
-from sw import golden
 from sw.cli import add_config_options, cli_errors, config_from_args, load_inputs, warn_wraps
 from sw.files import atomic_file, output_path
 from sw.modelio import load_array
@@ -90,7 +89,7 @@ def _given_job(args):
             raise ValueError(f"{args.image} was packed for {f.name} = {packed}; {option} {given} "
                              f"would need it packed again (python -m sw pack ... {option} {given})")
     batch = args.batch or 1
-    x = _load_vectors(args.input, image, batch)
+    x = load_inputs(args.input, image, quantize=True, batch=batch)
     if args.vectors:
         x = x[:args.vectors]
     labels = None
@@ -104,27 +103,6 @@ def _given_job(args):
         labels = labels[:len(x)]
     return image, x, labels, {"model": str(args.image), "batch": batch}
 
-
-def _load_vectors(path, image, batch: int):
-    """The input vectors of one copy of an image packed from a model
-    batched `batch` times (`sw.batched`), checked as the image's own."""
-    if batch == 1:
-        return load_inputs(path, image, quantize=True)
-    if image.n_in % batch or image.n_out % batch:
-        raise ValueError(f"--batch {batch}: {image.n_in} inputs and {image.n_out} outputs do not split into "
-                         f"{batch} copies (was the image packed with python -m sw pack --batch {batch}?)")
-    x = load_array(path, "input vectors")
-    if np.issubdtype(x.dtype, np.floating):
-        x = sw.quantize_input(x, image.layers[0].fa, image.config.act_bits)
-    x = x[None] if x.ndim == 1 else x
-    n_in = image.n_in // batch
-    if x.ndim != 2 or x.shape[1] != n_in:
-        raise ValueError(f"{path}: input vectors of shape {x.shape}; with --batch {batch} the image takes "
-                         f"vectors of {n_in} values ({batch} a run)")
-    if x.shape[0] == 0:
-        raise ValueError(f"{path} holds no input vectors (shape {x.shape})")
-    golden.check_input(image, sw.stack(x, batch))          # the values' range
-    return x
 
 
 def _positive(text: str) -> int:

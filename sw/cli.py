@@ -23,7 +23,7 @@ from . import golden
 from .compress import DEFAULT_ACC_HEADROOM, compress, quantize_input
 from .config import PRESETS, Config, ConfigError
 from .files import OutputExistsError, atomic_file, output_path
-from .batching import batched, check_batch
+from .batching import batched, check_batch, stack, unstack
 from .format import FormatError
 from .model import CompressedModel, ModelError
 from .frontends import load_any
@@ -110,16 +110,33 @@ def _fail(message: str):
     raise SystemExit(2)
 
 
-def load_inputs(path: Path, image, *, quantize: bool) -> np.ndarray:
+def load_inputs(path: Path, image, *, quantize: bool, batch: int = 1) -> np.ndarray:
     """Input vectors for `image` from an ``.npy`` file: integers, or floats
-    quantised with the image's input format when `quantize`; at least one."""
+    quantised with the image's input format when `quantize`; at least one.
+    With `batch` > 1 the image was packed from ``sw.batched(model, batch)``
+    and the vectors are one copy's (``n_in / batch`` values each), checked
+    as the image would check them stacked (`sw.stack`)."""
+    batch = check_batch(batch)
+    if image.n_in % batch or image.n_out % batch:
+        raise ValueError(f"--batch {batch}: the image's {image.n_in} inputs and {image.n_out} outputs do not "
+                         f"split into {batch} copies (was it packed with python -m sw pack --batch {batch}?)")
     x = load_array(path, "input vectors")
     if np.issubdtype(x.dtype, np.floating):
         if not quantize:
             raise TypeError(f"{path} holds floats ({x.dtype}); pass --quantize to convert them with "
                             f"the image's input format (fa = {image.layers[0].fa})")
         x = quantize_input(x, image.layers[0].fa, image.config.act_bits)
-    x = golden.check_input(image, x)
+    if batch > 1:
+        n_in = image.n_in // batch
+        if x.ndim not in (1, 2) or x.shape[-1] != n_in:
+            raise ValueError(f"{path}: input vectors of shape {x.shape}; with --batch {batch} the image takes "
+                             f"vectors of {n_in} values ({batch} a run)")
+        x = np.atleast_2d(x)
+        if x.shape[0]:
+            golden.check_input(image, stack(x, batch))              # the values' range
+        x = x.astype(np.int64)
+    else:
+        x = golden.check_input(image, x)
     if x.shape[0] == 0:
         raise ValueError(f"{path} holds no input vectors (shape {x.shape})")
     return x
@@ -195,9 +212,10 @@ def cmd_run(args) -> int:
             raise ValueError(f"-o {args.output}: the output file must end in .npy")
         output_path(args.output, overwrite=args.force)
     image = Image.load(args.image)
-    x = load_inputs(args.input, image, quantize=args.quantize)
-    y = golden.run(image, x)
-    warn_wraps(image, x)
+    x = load_inputs(args.input, image, quantize=args.quantize, batch=args.batch)
+    runs = stack(x, args.batch) if args.batch > 1 else x
+    y = unstack(golden.run(image, runs), args.batch, len(x))
+    warn_wraps(image, runs)
     if args.output:
         with atomic_file(args.output, overwrite=args.force) as f:
             np.save(f, y)
@@ -326,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="inputs .npy: integers (n_in,) or (B, n_in)")
     p.add_argument("-o", "--output", type=Path, help="write outputs to this .npy file instead of printing")
     p.add_argument("--quantize", action="store_true", help="accept float inputs and quantise them")
+    p.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="the image was packed with --batch N: inputs and outputs are one copy's, N a run")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(func=cmd_run)
 

@@ -35,8 +35,11 @@ def check_input(image: Image, x) -> np.ndarray:
         raise TypeError(f"inputs must be integers in the accelerator's fixed-point format "
                         f"(see sw.quantize_input), got dtype {x.dtype}")
     if x.ndim not in (1, 2) or x.shape[-1] != image.n_in:
+        n = image.n_in // x.shape[-1] if x.ndim in (1, 2) and 0 < x.shape[-1] < image.n_in else 0
+        hint = (f" (if it was packed from sw.batched(model, {n}), stack {n} vectors a run: sw.stack(x, {n}), or "
+                f"--batch {n} on the command line)") if n > 1 and image.n_in % x.shape[-1] == 0 else ""
         raise ValueError(f"inputs must have shape ({image.n_in},) or (B, {image.n_in}) for this image, "
-                         f"got {x.shape}")
+                         f"got {x.shape}{hint}")
     lo, hi = signed_range(image.config.act_bits)
     if x.dtype == np.uint64 and x.size and int(x.max()) > hi:
         x = np.minimum(x, np.uint64(hi + 1))            # out of range either way; int64 cannot hold it

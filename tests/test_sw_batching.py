@@ -93,3 +93,22 @@ def test_a_run_shares_its_fixed_costs():
     alone = simulate(sw.pack(model, config), x).cycles.sum() / len(x)
     four = simulate(sw.pack(sw.batched(model, 4), config), sw.stack(x, 4)).cycles.sum() / len(x)
     assert four < 0.75 * alone
+
+
+def test_perf_cli_counts_per_vector(tmp_path, capsys):
+    import json
+    from sw.perf.__main__ import main
+    rng = np.random.default_rng(7)
+    config = sw.Config(n_pe=2)
+    model = random_model(rng, config, [6, 4])
+    image = sw.pack(sw.batched(model, 2), config)
+    image.save(tmp_path / "two")
+    x = random_inputs(rng, 5, 6, config.act_bits)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(tmp_path / "two"), str(tmp_path / "x.npy"), "--batch", "2", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    runs = simulate(image, sw.stack(x, 2)).cycles
+    assert (got["vectors"], got["runs"], got["cycles"]) == (5, 3, runs.tolist())
+    assert got["cycles_per_vector"] == pytest.approx(runs.sum() / 5)
+    assert main(["run", str(tmp_path / "two"), str(tmp_path / "x.npy")]) == 2
+    assert "stack 2 vectors a run" in capsys.readouterr().err

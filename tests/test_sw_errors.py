@@ -290,3 +290,19 @@ def test_pack_batch(tmp_path, capsys):
     assert_clean_error(*cli(capsys, "pack", tmp_path / "m.npz", "-o", tmp_path / "bad", "--density", "0.5",
                             "--batch", "0"), "batch must be a whole number in 1..256, got 0")
     assert not (tmp_path / "bad").exists()
+
+
+def test_run_batch_and_the_hint(tmp_path, capsys):
+    # python -m sw run --batch N takes and gives one copy's vectors; without it the error says what to do
+    rng = np.random.default_rng(6)
+    config = sw.Config(n_pe=2)
+    model = random_model(rng, config, [5, 3])
+    sw.pack(sw.batched(model, 2), config).save(tmp_path / "two")
+    x = random_inputs(rng, 3, 5, config.act_bits)
+    np.save(tmp_path / "x.npy", x)
+    assert cli(capsys, "run", tmp_path / "two", tmp_path / "x.npy", "--batch", "2", "-o", tmp_path / "y.npy")[0] == 0
+    assert np.array_equal(np.load(tmp_path / "y.npy"), sw.golden.run(sw.pack(model, config), x))
+    assert_clean_error(*cli(capsys, "run", tmp_path / "two", tmp_path / "x.npy"),
+                       "got (3, 5) (if it was packed from sw.batched(model, 2), stack 2 vectors a run")
+    assert_clean_error(*cli(capsys, "run", tmp_path / "two", tmp_path / "x.npy", "--batch", "3"),
+                       "the image's 10 inputs and 6 outputs do not split into 3 copies")

@@ -45,18 +45,23 @@ _bool.__name__ = "yes/no value"
 def _run(args) -> int:
     from sw.image import Image
     from . import simulate
+    from sw.batching import stack
+    from sw.cli import load_inputs
     image = Image.load(args.image)
-    x = np.load(args.inputs, allow_pickle=False)
-    r = simulate(image, x)
-    summary = {"vectors": int(r.cycles.shape[0]), "cycles": r.cycles.tolist(),
+    x = load_inputs(args.inputs, image, quantize=False, batch=args.batch)
+    r = simulate(image, stack(x, args.batch) if args.batch > 1 else x)
+    # per run (a run of a batched image carries `batch` vectors)
+    summary = {"vectors": int(len(x)), "runs": int(r.cycles.shape[0]), "batch": args.batch,
+               "cycles_per_vector": float(r.cycles.sum() / len(x)), "cycles": r.cycles.tolist(),
                "layer_cycles": r.layer_cycles.tolist(), "ideal_cycles": r.ideal_cycles.tolist(),
                "stall_cycles": r.stall_cycles.tolist(),
                "efficiency": [[None if np.isnan(v) else float(v) for v in row] for row in r.efficiency]}
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0
-    print(f"{image.config.n_pe} PEs, {len(image.layers)} layers, {summary['vectors']} vectors: "
-          f"{r.cycles.mean():,.1f} cycles per vector")
+    runs = f" in {summary['runs']} runs of {args.batch}" if args.batch > 1 else ""
+    print(f"{image.config.n_pe} PEs, {len(image.layers)} layers, {summary['vectors']} vectors{runs}: "
+          f"{summary['cycles_per_vector']:,.1f} cycles per vector; per layer, per run:")
     for l in range(r.layer_cycles.shape[1]):
         eff = r.efficiency[:, l]
         eff = np.nanmean(eff) if np.any(~np.isnan(eff)) else float("nan")
@@ -108,6 +113,8 @@ def main(argv=None) -> int:
     run.add_argument("image", type=Path)
     run.add_argument("inputs", type=Path, help=".npy file of (n_in,) or (B, n_in) integers")
     run.add_argument("--json", action="store_true")
+    run.add_argument("--batch", type=int, default=1, metavar="N",
+                     help="the image was packed with --batch N: the inputs are one copy's, N a run")
     sw_ = sub.add_parser("sweep", help="the model over configurations and synthetic layers")
     sw_.add_argument("--layer", type=_list(str), help="EIE layers (sw.eie), e.g. NT-We,Alex-7")
     for name, kind in (("n-in", int), ("n-out", int), ("weight-density", float), ("act-density", float),
@@ -121,7 +128,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return _run(args) if args.command == "run" else _sweep(args)
-    except (KeyError, ValueError, OSError) as e:
+    except (KeyError, ValueError, TypeError, OSError) as e:
         print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 2
 
