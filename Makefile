@@ -30,7 +30,7 @@ SYNTH_ARGS = --target $(TARGET) $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--pr
 SYNTH_STAMP := $(VENV)/.installed-synth
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-board bench-eie bench-synth bench-lowrank fashion-mnist cnn early-exit fuzz formal export clean
+.PHONY: install test test-slow test-pnr sim synth bitstream bench bench-pack bench-sim bench-batch bench-board bench-eie bench-synth bench-lowrank fashion-mnist cnn early-exit fuzz formal export clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -74,13 +74,17 @@ synth: $(SYNTH_STAMP)
 bitstream: $(SYNTH_STAMP)
 	$(BIN)/python -m synth.bitstream $(BITSTREAM_ARGS)
 
-bench: bench-pack bench-sim bench-board bench-eie
+bench: bench-pack bench-sim bench-board bench-eie bench-batch
 
 bench-pack: $(STAMP)
 	$(BIN)/python bench/pack_alex6.py
 
 bench-sim: $(STAMP)
 	$(BIN)/python bench/sim_layer.py
+
+# make sim's model by batch and configuration (cycle model; make sim's own row also on the RTL)
+bench-batch: $(STAMP)
+	$(BIN)/python bench/batching.py --rtl
 
 # the simulated board over its UART: link-bound against on-chip cycles
 bench-board: $(STAMP)
