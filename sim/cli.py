@@ -48,9 +48,12 @@ def _default_job(args):
     layers = sw.load_model(MODELS / "digits_mlp.npz")
     data = np.load(MODELS / "digits_data.npz")
     config = config_from_args(args)
-    if not (args.preset or args.config):        # the job's own defaults, where no option gave a value
+    own = not (args.preset or args.config)       # the job's own defaults, where no option gave a value
+    if own:
         config = config.replace(**{k: v for k, v in JOB_CONFIG.items() if getattr(args, k) is None})
-    batch = JOB_BATCH if args.batch is None else args.batch
+    # a preset or configuration file is taken as it is, one vector a run
+    # (presets are sized for a board's memories, not for copies of the model)
+    batch = args.batch if args.batch is not None else JOB_BATCH if own else 1
     density = [float(np.count_nonzero(l.dense()) / l.dense().size) for l in layers]
     _log(f"model: digits MLP {' -> '.join(str(n) for n in [layers[0].n_in] + [l.n_out for l in layers])}, "
          f"weight density {'/'.join(f'{d:.2f}' for d in density)} (pruned and retrained)")
@@ -145,8 +148,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (shown on a terminal only)")
     parser.add_argument("--batch", type=_positive,
                         help=f"vectors a run: the default model is packed as that many copies (sw.batched; default "
-                             f"{JOB_BATCH}); an --image packed with python -m sw pack --batch N needs the same N "
-                             f"(default 1)")
+                             f"{JOB_BATCH}, or 1 with --preset or --config); an --image packed with python -m sw "
+                             f"pack --batch N needs the same N (default 1)")
     parser.add_argument("--no-balance", action="store_true",
                         help="pack the default model with row r on PE r %% n_pe (default: rows balanced)")
     add_config_options(parser, "the default model's hardware (defaults: sw.Config() with "

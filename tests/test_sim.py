@@ -37,6 +37,7 @@ CONFIGS = {
                          max_layers=4, exit_heads=0),            # built without the exit test
 }
 SUITES = [*CONFIGS, pytest.param("64pe", marks=pytest.mark.slow)]
+BATCHED = {}        # per configuration, the model its "batched" case runs three copies of
 
 
 def same_row_model(config: sw.Config, n_in: int = 24):
@@ -96,6 +97,11 @@ def cases(config: sw.Config, tmp_path):
     short = sw.pack(random_model(rng, config, [40, 24 * config.n_pe, 9], density=0.04), config, balance=True,
                     shorten_runs=True)
     others["short_runs"] = (short, random_inputs(rng, 3, 40, config.act_bits, density=0.7))
+    # three vectors a run (sw.batched: block-diagonal copies, balanced rows)
+    single = random_model(rng, config, [12, 2 * config.n_pe + 3, 7])
+    others["batched"] = (sw.pack(sw.batched(single, 3), config, balance=True),
+                         sw.stack(random_inputs(rng, 5, 12, config.act_bits, density=0.7), 3))
+    BATCHED[config] = single
     for name, (image, x) in others.items():
         image.save(tmp_path / name)
         steps.append({"op": "load", "image": str(tmp_path / name)})
@@ -178,6 +184,17 @@ def test_balanced_image(suite):
 
 def test_image_with_shortened_runs(suite):
     check(*suite["short_runs"])
+
+
+def test_batched_image(suite):
+    # every vector of a run gets what the model alone gives it (the last run
+    # is filled with a zero vector)
+    image, x, result = suite["batched"]
+    check(image, x, result)
+    single = BATCHED[image.config]
+    vectors = sw.unstack(x, 3, 5)
+    alone = sw.golden.run(sw.pack(single, image.config), vectors)
+    assert np.array_equal(sw.unstack(result.outputs, 3, 5), alone)
 
 
 def test_images_loaded_over_the_host_port(suite):

@@ -132,8 +132,10 @@ def test_default_model_takes_any_configuration(monkeypatch, tmp_path):
     # every one of them can be given back
     assert job("--batch", "1", "--no-balance", "--input-width", "1", "--broadcast-width", "1",
                "--fifo-depth", "8") == {"config": sw.Config(), "shape": (5, 64), "balanced": False}
-    # a preset is taken as it is
-    assert job("--preset", "ecp5-85f", "--batch", "2")["config"] == sw.Config.preset("ecp5-85f")
+    # a preset is taken as it is, one vector a run unless --batch says otherwise
+    assert job("--preset", "ice40-up5k") == {"config": sw.Config.preset("ice40-up5k"), "shape": (5, 64),
+                                             "balanced": True}
+    assert job("--preset", "ecp5-85f", "--batch", "2")["shape"] == (3, 128)
     assert main(["--broadcast-width", "3", "--report", str(tmp_path / "r.json")]) == 2    # Config's own check
 
 
