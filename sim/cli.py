@@ -35,7 +35,7 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 # mostly fixed costs; four vectors a run share them, and with two lanes,
 # eight values a beat and deeper queues the PEs, not the broadcast, bind.
 # 267 cycles per vector with sw.Config() and one vector a run; about 127
-# with these (docs/design.md, "Batching").
+# with these (docs/design.md §16).
 JOB_CONFIG = {"input_width": 8, "broadcast_width": 2, "fifo_depth": 16}
 JOB_BATCH = 4
 
@@ -105,7 +105,6 @@ def _given_job(args):
             raise ValueError(f"--labels {args.labels} has {len(labels)} labels for {len(x)} input vectors")
         labels = labels[:len(x)]
     return image, x, labels, {"model": str(args.image), "batch": batch}
-
 
 
 def _positive(text: str) -> int:
