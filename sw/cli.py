@@ -30,7 +30,8 @@ from .frontends import load_any
 from .modelio import load_array, save_model
 from .pack import PackError, pack
 
-__all__ = ["main", "add_config_options", "config_from_args", "cli_errors", "load_inputs", "warn_wraps"]
+__all__ = ["main", "add_config_options", "add_batch_option", "config_from_args", "cli_errors", "load_inputs",
+           "warn_wraps"]
 
 
 def add_config_options(parser: argparse.ArgumentParser, title: str = "hardware configuration (defaults: sw.Config())"):
@@ -44,6 +45,13 @@ def add_config_options(parser: argparse.ArgumentParser, title: str = "hardware c
     for f in dataclasses.fields(Config):
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=int, metavar="N",
                            help=f"(default {f.default})")
+
+
+def add_batch_option(parser: argparse.ArgumentParser):
+    """``--batch N``: the image was packed from ``sw.batched(model, N)``;
+    the inputs (and outputs) are one copy's, N vectors a run."""
+    parser.add_argument("--batch", type=int, default=1, metavar="N",
+                        help="the image was packed with --batch N: inputs and outputs are one copy's, N a run")
 
 
 def config_from_args(args) -> Config:
@@ -262,13 +270,15 @@ def cmd_board(args) -> int:
     from .image import Image
     if getattr(args, "output", None):
         output_path(args.output, overwrite=args.force)
+    # the image and the inputs are checked before the board is touched
+    image = Image.load(args.image) if args.action != "info" else None
+    x = load_inputs(args.input, image, quantize=args.quantize, batch=args.batch) if args.action == "run" else None
     try:
         with Device(args.port, baud=args.baud) as dev:
             _log(f"board on {args.port}: OpenEIE, {dev.config.n_pe} PEs")
             if args.action == "info":
                 print(json.dumps(dev.config.to_dict(), indent=1))
                 return 0
-            image = Image.load(args.image)
             if args.action == "load" or not args.no_load:
                 words = sum(m.depth for m in image.memories().values())
                 _log(f"loading {words:,} words ...")
@@ -286,13 +296,14 @@ def cmd_board(args) -> int:
                 dev.image = image
             if args.action == "load":
                 return 0
-            x = load_inputs(args.input, image, quantize=args.quantize)
-            y = np.stack([dev.run(v) for v in x])
+            runs = stack(x, args.batch) if args.batch > 1 else x
+            y = np.stack([dev.run(v) for v in runs])
             counters = dev.counters()
-            expected = golden.run(image, x)
-            same = bool(np.array_equal(y, expected))
-            _log(f"{len(x)} vectors; the last took {counters['cycles']:,} cycles on the board; "
-                 f"outputs {'equal' if same else 'DIFFER FROM'} the golden model")
+            same = bool(np.array_equal(y, golden.run(image, runs)))
+            y = unstack(y, args.batch, len(x))
+            _log(f"{len(x)} vectors{f' in {len(runs)} runs' if args.batch > 1 else ''}; the last run took "
+                 f"{counters['cycles']:,} cycles on the board; outputs {'equal' if same else 'DIFFER FROM'} "
+                 f"the golden model")
             if args.output:
                 with atomic_file(args.output, overwrite=args.force) as f:
                     np.save(f, y)
@@ -344,8 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="inputs .npy: integers (n_in,) or (B, n_in)")
     p.add_argument("-o", "--output", type=Path, help="write outputs to this .npy file instead of printing")
     p.add_argument("--quantize", action="store_true", help="accept float inputs and quantise them")
-    p.add_argument("--batch", type=int, default=1, metavar="N",
-                   help="the image was packed with --batch N: inputs and outputs are one copy's, N a run")
+    add_batch_option(p)
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(func=cmd_run)
 
@@ -386,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-load", action="store_true",
                    help="the board already holds the image (its bitstream); checked by reading it back")
     q.add_argument("--quantize", action="store_true", help="accept float inputs and quantise them")
+    add_batch_option(q)
     q.add_argument("-o", "--output", type=Path, help="write outputs to this .npy file instead of printing")
     q.add_argument("--force", action="store_true", help="replace an existing output file")
     return parser

@@ -197,3 +197,21 @@ def test_a_lost_byte_costs_a_timeout_and_a_retry(board_case, drop):
     assert r["bytes_sent"] > clean["bytes_sent"]
     assert r["identify_cycles"] + r["load_cycles"] > clean["identify_cycles"] + clean["load_cycles"] \
         + sim.runner.SIM_BOARD["timeout"]
+
+
+def test_board_run_checks_its_inputs_before_touching_the_board(monkeypatch, capsys, tmp_path):
+    # `board run --batch N`: an image that does not split into N copies is refused first
+    import sw.board
+    from sw.cli import main
+
+    def no_board(*a, **k):
+        raise AssertionError("the board was opened before the inputs were checked")
+
+    monkeypatch.setattr(sw.board, "_Serial", no_board)
+    image = sw.pack(random_model(np.random.default_rng(1), CONFIG, [8, 6]), CONFIG)
+    image.save(tmp_path / "img")
+    np.save(tmp_path / "x.npy", np.zeros((1, 8), dtype=np.int64))
+    assert main(["board", "run", "--port", "fake", "--batch", "2", str(tmp_path / "img"), str(tmp_path / "x.npy")]) == 2
+    assert "with --batch 2 the image takes vectors of 4 values" in capsys.readouterr().err
+    assert main(["board", "run", "--port", "fake", "--batch", "3", str(tmp_path / "img"), str(tmp_path / "x.npy")]) == 2
+    assert "the image's 8 inputs and 6 outputs do not split into 3 copies" in capsys.readouterr().err

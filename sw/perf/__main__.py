@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sw.batching import stack
+from sw.cli import add_batch_option, load_inputs
+
 
 def _list(kind):
     def parse(text):
@@ -45,8 +48,6 @@ _bool.__name__ = "yes/no value"
 def _run(args) -> int:
     from sw.image import Image
     from . import simulate
-    from sw.batching import stack
-    from sw.cli import load_inputs
     image = Image.load(args.image)
     x = load_inputs(args.inputs, image, quantize=False, batch=args.batch)
     r = simulate(image, stack(x, args.batch) if args.batch > 1 else x)
@@ -113,8 +114,7 @@ def main(argv=None) -> int:
     run.add_argument("image", type=Path)
     run.add_argument("inputs", type=Path, help=".npy file of (n_in,) or (B, n_in) integers")
     run.add_argument("--json", action="store_true")
-    run.add_argument("--batch", type=int, default=1, metavar="N",
-                     help="the image was packed with --batch N: the inputs are one copy's, N a run")
+    add_batch_option(run)
     sw_ = sub.add_parser("sweep", help="the model over configurations and synthetic layers")
     sw_.add_argument("--layer", type=_list(str), help="EIE layers (sw.eie), e.g. NT-We,Alex-7")
     for name, kind in (("n-in", int), ("n-out", int), ("weight-density", float), ("act-density", float),
