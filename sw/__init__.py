@@ -7,6 +7,7 @@ memory images, and run an image bit-exactly with the golden model.
 """
 
 from . import golden, metrics
+from . import batching
 from .batching import batched, stack, unstack
 from .compare import Comparison, compare
 from .compress import compress, dequantize, forward, quantize_input

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from .model import CompressedLayer, CompressedModel, ModelError
 
-__all__ = ["batched", "stack", "unstack", "check_batch", "MAX_BATCH"]
+__all__ = ["batched", "stack", "unstack", "check_batch", "check_batched", "MAX_BATCH"]
 
 MAX_BATCH = 256
 
@@ -57,6 +57,27 @@ def batched(model: CompressedModel, n: int) -> CompressedModel:
                               np.tile(layer.bias, n), layer.relu, layer.fa, layer.fw, layer.fo, src=layer.src)
               for layer in model.layers]
     return CompressedModel(layers, model.input_frac_bits)
+
+
+def check_batched(image, n: int):
+    """Refuse (ValueError, naming the layer) an image that is not `n`
+    copies of one model side by side (`batched`): run as `n` vectors a
+    run, its outputs would mix the vectors."""
+    n = check_batch(n)
+    if n == 1:
+        return
+    from .pack import unpack
+    if image.n_in % n or image.n_out % n:
+        raise ValueError(f"batch {n}: the image's {image.n_in} inputs and {image.n_out} outputs do not split into "
+                         f"{n} copies (was it packed with python -m sw pack --batch {n}?)")
+    for l, layer in enumerate(unpack(image).layers):
+        rows, cols = layer.n_out // n, layer.n_in // n
+        first = layer.codes[:rows, :cols]
+        if (layer.n_out % n or layer.n_in % n
+                or (sp.block_diag([first] * n, format="csr") != layer.codes).nnz
+                or not np.array_equal(layer.bias, np.tile(layer.bias[:rows], n))):
+            raise ValueError(f"batch {n}: layer {l} is not {n} copies of one layer side by side (was the image "
+                             f"packed with python -m sw pack --batch {n}?)")
 
 
 def stack(x: np.ndarray, n: int) -> np.ndarray:

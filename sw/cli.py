@@ -23,7 +23,7 @@ from . import golden
 from .compress import DEFAULT_ACC_HEADROOM, compress, quantize_input
 from .config import PRESETS, Config, ConfigError
 from .files import OutputExistsError, atomic_file, output_path
-from .batching import batched, check_batch, stack, unstack
+from .batching import batched, check_batch, check_batched, stack, unstack
 from .format import FormatError
 from .model import CompressedModel, ModelError
 from .frontends import load_any
@@ -124,10 +124,7 @@ def load_inputs(path: Path, image, *, quantize: bool, batch: int = 1) -> np.ndar
     With `batch` > 1 the image was packed from ``sw.batched(model, batch)``
     and the vectors are one copy's (``n_in / batch`` values each), checked
     as the image would check them stacked (`sw.stack`)."""
-    batch = check_batch(batch)
-    if image.n_in % batch or image.n_out % batch:
-        raise ValueError(f"--batch {batch}: the image's {image.n_in} inputs and {image.n_out} outputs do not "
-                         f"split into {batch} copies (was it packed with python -m sw pack --batch {batch}?)")
+    check_batched(image, batch)
     x = load_array(path, "input vectors")
     if np.issubdtype(x.dtype, np.floating):
         if not quantize:

@@ -200,7 +200,7 @@ def test_a_lost_byte_costs_a_timeout_and_a_retry(board_case, drop):
 
 
 def test_board_run_checks_its_inputs_before_touching_the_board(monkeypatch, capsys, tmp_path):
-    # `board run --batch N`: an image that does not split into N copies is refused first
+    # `board run --batch N`: an image that is not N copies of a model is refused first
     import sw.board
     from sw.cli import main
 
@@ -212,6 +212,6 @@ def test_board_run_checks_its_inputs_before_touching_the_board(monkeypatch, caps
     image.save(tmp_path / "img")
     np.save(tmp_path / "x.npy", np.zeros((1, 8), dtype=np.int64))
     assert main(["board", "run", "--port", "fake", "--batch", "2", str(tmp_path / "img"), str(tmp_path / "x.npy")]) == 2
-    assert "with --batch 2 the image takes vectors of 4 values" in capsys.readouterr().err
+    assert "batch 2: layer 0 is not 2 copies of one layer side by side" in capsys.readouterr().err
     assert main(["board", "run", "--port", "fake", "--batch", "3", str(tmp_path / "img"), str(tmp_path / "x.npy")]) == 2
     assert "the image's 8 inputs and 6 outputs do not split into 3 copies" in capsys.readouterr().err

@@ -112,3 +112,24 @@ def test_perf_cli_counts_per_vector(tmp_path, capsys):
     assert got["cycles_per_vector"] == pytest.approx(runs.sum() / 5)
     assert main(["run", str(tmp_path / "two"), str(tmp_path / "x.npy")]) == 2
     assert "stack 2 vectors a run" in capsys.readouterr().err
+
+
+def test_check_batched_knows_copies_from_lookalikes():
+    rng = np.random.default_rng(8)
+    config = sw.Config(n_pe=2)
+    model = random_model(rng, config, [6, 4, 4])
+    sw.batching.check_batched(sw.pack(sw.batched(model, 2), config, balance=True), 2)
+    sw.batching.check_batched(sw.pack(model, config), 1)
+    with pytest.raises(ValueError, match="batch 2: layer 0 is not 2 copies of one layer side by side"):
+        sw.batching.check_batched(sw.pack(model, config), 2)            # 6 -> 4 splits, but is one layer
+    two = sw.batched(model, 2)
+    last = two.layers[1]
+    bias = last.bias.copy()
+    bias[-1] += 1                                                         # the second copy's bias differs
+    other = sw.CompressedModel([two.layers[0], sw.CompressedLayer(last.codes, last.codebook, bias, last.relu,
+                                                                  last.fa, last.fw, last.fo)],
+                               two.input_frac_bits)
+    with pytest.raises(ValueError, match="layer 1 is not 2 copies"):
+        sw.batching.check_batched(sw.pack(other, config), 2)
+    with pytest.raises(ValueError, match="do not split into 3 copies"):
+        sw.batching.check_batched(sw.pack(two, config), 3)
