@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from . import golden
+from .batching import batched, check_batch, check_batched, stack, unstack
 from .compress import DEFAULT_ACC_HEADROOM, compress, quantize_input
 from .config import PRESETS, Config, ConfigError
 from .files import OutputExistsError, atomic_file, output_path
-from .batching import batched, check_batch, check_batched, stack, unstack
 from .format import FormatError
 from .model import CompressedModel, ModelError
 from .frontends import load_any
