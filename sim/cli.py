@@ -171,7 +171,7 @@ def _main(args) -> int:
     image, x, labels, info = _given_job(args) if args.image else _default_job(args)
     phases["prepare"] = time.perf_counter() - t0
     batch = info["batch"]
-    runs = sw.stack(x, batch) if batch > 1 else x
+    runs = sw.stack(x, batch)             # batch 1: the vectors themselves
     _log(f"simulating {len(x)} input vectors on the RTL (cocotb + Verilator)"
          + (f", {batch} a run ({len(runs)} runs)" if batch > 1 else "") + " ...")
     waves_path = cache_root() / "waves" if args.waves else None

@@ -218,7 +218,7 @@ def cmd_run(args) -> int:
         output_path(args.output, overwrite=args.force)
     image = Image.load(args.image)
     x = load_inputs(args.input, image, quantize=args.quantize, batch=args.batch)
-    runs = stack(x, args.batch) if args.batch > 1 else x
+    runs = stack(x, args.batch)
     y = unstack(golden.run(image, runs), args.batch, len(x))
     warn_wraps(image, runs)
     if args.output:
@@ -293,7 +293,7 @@ def cmd_board(args) -> int:
                 dev.image = image
             if args.action == "load":
                 return 0
-            runs = stack(x, args.batch) if args.batch > 1 else x
+            runs = stack(x, args.batch)
             y = np.stack([dev.run(v) for v in runs])
             counters = dev.counters()
             same = bool(np.array_equal(y, golden.run(image, runs)))

@@ -50,7 +50,7 @@ def _run(args) -> int:
     from . import simulate
     image = Image.load(args.image)
     x = load_inputs(args.inputs, image, quantize=False, batch=args.batch)
-    r = simulate(image, stack(x, args.batch) if args.batch > 1 else x)
+    r = simulate(image, stack(x, args.batch))
     # per run (a run of a batched image carries `batch` vectors)
     summary = {"vectors": int(len(x)), "runs": int(r.cycles.shape[0]), "batch": args.batch,
                "cycles_per_vector": float(r.cycles.sum() / len(x)), "cycles": r.cycles.tolist(),
