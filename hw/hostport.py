@@ -142,8 +142,9 @@ class HostPort(wiring.Component):
             m.d.sync += wait.eq(wait + 1)
         r_goff = mp.field(r_adr, "offset")
         which = Mux(top, pe, (goff >> mp.layer_bits)[:max(mp.pe_bits, 1)])
-        # the PE's number meets its answer at the selection tree
-        read_pe = delay_line(m, which, self.read_latency - reduce_stages(self._config.n_pe), "read_pe")[-1]
+        # the PE's number meets its answer at the selection tree (which takes
+        # it a cycle ahead)
+        read_pe = delay_line(m, which, self.read_latency - reduce_stages(self._config.n_pe) - 1, "read_pe")[-1]
         from_pe = select(m, list(self.pe_read_data), read_pe, "pe_read")
         reg_value = Signal(HOST_DATA_BITS)
         with m.Switch(r_goff):

@@ -67,7 +67,9 @@ class OutputStage(wiring.Component):
         issue = active & (q.level + in_flight < self.fifo_depth)
         arrive = delay_line(m, issue, self.latency, "arrive")[-1]
         last = delay_line(m, j + 1 == self.n_out, self.latency, "last")[-1]
-        pe = delay_line(m, j[:w.pe] if w.pe else C(0, 1), self._fanout + 1, "pe")[-1]
+        # the PE's number, a cycle ahead of the PEs' answers (as `select` takes it)
+        pe = j[:w.pe] if w.pe else C(0, 1)
+        pe = delay_line(m, pe, self._fanout, "pe")[-1] if self._fanout else pe
         value = select(m, list(self.pe_data), pe, "pick").as_signed()
         with m.If(issue & ~arrive):
             m.d.sync += in_flight.eq(in_flight + 1)

@@ -94,23 +94,29 @@ def reduce_and(m: Module, bits: list, name: str) -> Value:
 
 def select(m: Module, values: list, index, name: str) -> Value:
     """``values[index]``, through registered `BRANCH`-way multiplexers:
-    `reduce_stages(len(values))` cycles late (the index is delayed alongside)."""
+    `reduce_stages(len(values))` cycles after the values. The index is
+    given a cycle earlier than the values: every multiplexer registers its
+    own copy of it (one register driving the selects of multiplexers placed
+    by far-apart PEs set the ECP5's Fmax at 32 PEs)."""
     width = len(Value.cast(values[0]))
     level = [Value.cast(v) for v in values]
-    index = Value.cast(index)
+    copies = [Value.cast(index)]         # the index, a copy beside each node of the level before
     bits = ceil_log2(BRANCH)
     for s in range(reduce_stages(len(values))):
         lsb = s * bits
-        sel = index[lsb:lsb + bits] if lsb < len(index) else C(0, 1)
-        nxt = []
+        nxt, nxt_copies = [], []
         for i in range(0, len(level), BRANCH):
+            node = i // BRANCH
+            # keep: otherwise Yosys merges the copies back into one register
+            own = Signal(len(copies[0]), name=f"{name}_i{s}_{node}",
+                         attrs={"keep": 1} if len(level) > BRANCH else {})
+            m.d.sync += own.eq(copies[min(i, len(copies) - 1)])
+            sel = own[lsb:lsb + bits] if lsb < len(own) else C(0, 1)
             group = level[i:i + BRANCH]
-            r = Signal(width, name=f"{name}_s{s}_{i // BRANCH}")
+            r = Signal(width, name=f"{name}_s{s}_{node}")
             m.d.sync += r.eq(Array(group)[sel] if len(group) > 1 else group[0])
             nxt.append(r)
-        level = nxt
-        nxt_index = Signal(len(index), name=f"{name}_i{s}")
-        m.d.sync += nxt_index.eq(index)
-        index = nxt_index
+            nxt_copies.append(own)
+        level, copies = nxt, nxt_copies
     assert len(level) == 1
     return level[0]

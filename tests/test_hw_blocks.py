@@ -395,3 +395,35 @@ def test_codebook_store_done_and_nearly_done_as_documented(code_bits):
         assert got == {i: (3 + i, values[i]) for i in range(n)}
 
     simulate(store, tb)
+
+
+@pytest.mark.parametrize("n", [1, 5, 16, 40, 300])
+def test_select_tree(n):
+    """`hw.pipeline.select`: ``values[index]`` `reduce_stages(n)` cycles
+    after the values, the index given a cycle earlier (each multiplexer
+    registers its own copy); a new pair every cycle."""
+    from amaranth import Module, Signal
+    from amaranth.utils import ceil_log2
+
+    from hw.pipeline import reduce_stages, select
+    m = Module()
+    values = [Signal(12, name=f"v{i}") for i in range(n)]
+    index = Signal(max(ceil_log2(n), 1))
+    out = select(m, values, index, "pick")
+    rng = np.random.default_rng(n)
+    steps = [(rng.integers(0, 4096, n), int(rng.integers(0, n))) for _ in range(12)]
+    seen = []
+
+    async def tb(ctx):
+        for cycle in range(len(steps) + reduce_stages(n) + 2):
+            if cycle < len(steps):
+                ctx.set(index, steps[cycle][1])
+            if 1 <= cycle <= len(steps):
+                for v, x in zip(values, steps[cycle - 1][0]):
+                    ctx.set(v, int(x))
+            seen.append(ctx.get(out))
+            await ctx.tick()
+
+    simulate(m, tb)
+    lag = 1 + reduce_stages(n)          # values set in cycle t + 1 come out in t + 1 + stages
+    assert [seen[t + lag] for t in range(len(steps))] == [int(x[i]) for x, i in steps]
