@@ -28,6 +28,15 @@ def _levels(n: int, branch: int) -> int:
     return max(1, -(-ceil_log2(max(n, 1)) // ceil_log2(branch)))
 
 
+def _branch(n: int, levels: int) -> int:
+    """The loads per node of a `levels`-level tree over `n` leaves: the
+    smallest power of two that reaches them (at most `BRANCH`). The levels
+    are what `BRANCH` sets; spreading the leaves evenly over them keeps the
+    nodes small: 64 PEs are 8 x 8, not 4 x 16 (a node driving 16 of 64 PEs
+    spans a quarter of an ECP5-85F, and set its Fmax at 32 PEs)."""
+    return 1 << -(-ceil_log2(max(n, 2)) // levels)
+
+
 def fanout_stages(n: int) -> int:
     """Register stages from the centre to each of `n` PEs: a root register
     beside the source, then (beyond `ROOT_BRANCH` PEs) a tree."""
@@ -63,11 +72,13 @@ def fanout(m: Module, value, n: int, name: str) -> list:
     tree of registers in which no register drives more than `BRANCH` others."""
     value = Value.cast(value)
     level = [value]
-    for s in range(fanout_stages(n)):
+    stages = fanout_stages(n)
+    branch = _branch(n, stages - 1) if stages > 1 else n
+    for s in range(stages):
         # the number of copies at this level: one at the root, then enough
         # that the last level has n
-        remaining = fanout_stages(n) - s - 1
-        count = 1 if s == 0 else -(-n // BRANCH ** remaining)
+        remaining = stages - s - 1
+        count = 1 if s == 0 else -(-n // branch ** remaining)
         nxt = []
         for i in range(count):
             # keep: otherwise Yosys merges the copies back into one register
@@ -81,11 +92,13 @@ def fanout(m: Module, value, n: int, name: str) -> list:
 def reduce_and(m: Module, bits: list, name: str) -> Value:
     """The AND of `bits` (one per PE), `reduce_stages(len(bits))` cycles late."""
     level = [Value.cast(b) for b in bits]
-    for s in range(reduce_stages(len(bits))):
+    stages = reduce_stages(len(bits))
+    branch = _branch(len(bits), stages)
+    for s in range(stages):
         nxt = []
-        for i in range(0, len(level), BRANCH):
-            r = Signal(name=f"{name}_r{s}_{i // BRANCH}")
-            m.d.sync += r.eq(Cat(*level[i:i + BRANCH]).all())
+        for i in range(0, len(level), branch):
+            r = Signal(name=f"{name}_r{s}_{i // branch}")
+            m.d.sync += r.eq(Cat(*level[i:i + branch]).all())
             nxt.append(r)
         level = nxt
     assert len(level) == 1
@@ -101,18 +114,20 @@ def select(m: Module, values: list, index, name: str) -> Value:
     width = len(Value.cast(values[0]))
     level = [Value.cast(v) for v in values]
     copies = [Value.cast(index)]         # the index, a copy beside each node of the level before
-    bits = ceil_log2(BRANCH)
-    for s in range(reduce_stages(len(values))):
+    stages = reduce_stages(len(values))
+    branch = _branch(len(values), stages)
+    bits = ceil_log2(branch)
+    for s in range(stages):
         lsb = s * bits
         nxt, nxt_copies = [], []
-        for i in range(0, len(level), BRANCH):
-            node = i // BRANCH
+        for i in range(0, len(level), branch):
+            node = i // branch
             # keep: otherwise Yosys merges the copies back into one register
             own = Signal(len(copies[0]), name=f"{name}_i{s}_{node}",
-                         attrs={"keep": 1} if len(level) > BRANCH else {})
+                         attrs={"keep": 1} if len(level) > branch else {})
             m.d.sync += own.eq(copies[min(i, len(copies) - 1)])
             sel = own[lsb:lsb + bits] if lsb < len(own) else C(0, 1)
-            group = level[i:i + BRANCH]
+            group = level[i:i + branch]
             r = Signal(width, name=f"{name}_s{s}_{node}")
             m.d.sync += r.eq(Array(group)[sel] if len(group) > 1 else group[0])
             nxt.append(r)

@@ -427,3 +427,37 @@ def test_select_tree(n):
     simulate(m, tb)
     lag = 1 + reduce_stages(n)          # values set in cycle t + 1 come out in t + 1 + stages
     assert [seen[t + lag] for t in range(len(steps))] == [int(x[i]) for x, i in steps]
+
+
+@pytest.mark.parametrize("n", [1, 4, 5, 16, 32, 64, 200])
+def test_fanout_and_reduce_trees(n):
+    """`hw.pipeline.fanout`: every copy is the value `fanout_stages(n)`
+    cycles late; `reduce_and`: the AND of the bits `reduce_stages(n)` cycles late."""
+    from amaranth import Module, Signal
+
+    from hw.pipeline import fanout, fanout_stages, reduce_and, reduce_stages
+    m = Module()
+    value = Signal(8)
+    copies = fanout(m, value, n, "f")
+    bits = [Signal(name=f"b{i}") for i in range(n)]
+    anded = reduce_and(m, bits, "all")
+    assert len(copies) == n
+    rng = np.random.default_rng(n)
+    values = [int(v) for v in rng.integers(0, 256, 10)]
+    patterns = [np.ones(n, int) if t % 3 == 0 else (rng.random(n) > 0.05).astype(int) for t in range(10)]
+    got, got_and = [], []
+
+    async def tb(ctx):
+        for cycle in range(16):
+            if cycle < 10:
+                ctx.set(value, values[cycle])
+                for b, x in zip(bits, patterns[cycle]):
+                    ctx.set(b, int(x))
+            got.append([ctx.get(c) for c in copies])
+            got_and.append(ctx.get(anded))
+            await ctx.tick()
+
+    simulate(m, tb)
+    f, r = fanout_stages(n), reduce_stages(n)
+    assert [got[t + f] for t in range(10)] == [[v] * n for v in values]
+    assert got_and[r:r + 10] == [int(p.all()) for p in patterns]
