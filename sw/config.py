@@ -226,7 +226,7 @@ PRESETS = {
     "ecp5-85f": {
         "part": "Lattice ECP5 LFE5U-85F (ULX3S)",
         # int8 activations and codebook values, 24-bit accumulators: what fits 64 PEs
-        # (77% of the LUTs; 16-bit activations need about 25% more per PE)
+        # (81% of the LUTs; 16-bit activations need about 25% more per PE)
         # input_width and broadcast_width 1: a board's UART bridge feeds one value a beat
         "config": dict(n_pe=64, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=16,
                        input_width=1, broadcast_width=1, entries_per_word=1, weight_depth=2048, pointer_depth=2048,

@@ -42,8 +42,9 @@ TARGETS = {
         nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6", "--out-of-context", "--router", "router2",
                       "--placer", "static"),
         # router2's timing-driven rip-up: an older 16-PE netlist went from 92.5 to 100.4 MHz with it, the
-        # current one from 86.7 to 100.6 (seed 1); but a run that misses timing by a little rips up nets
-        # until the iteration cap (16 PEs took 1,028 s instead of about 270 once); --quick leaves it out
+        # one of 2026-11 from 86.7 to 100.6 (seed 1, heap placer); but a run that misses timing rips up
+        # nets until the iteration cap (16 PEs took 1,028 s instead of about 270 once; 64 PEs, static
+        # placer: 800 iterations, 41 minutes, unfinished); --quick leaves it out
         slow_args=("--tmg-ripup",),
         target_mhz=100.0, wrapped=False, lut="TRELLIS_COMB", ff="TRELLIS_FF", block_ram=("DP16KD",),
         dsp="MULT18X18D", available={"TRELLIS_COMB": 83640, "TRELLIS_FF": 83640, "DP16KD": 208, "MULT18X18D": 156}),
