@@ -63,9 +63,9 @@ class ProcessingElement(wiring.Component):
     their latency.
     """
 
-    # a host read: `re` -> `host_read_data`: one into the PE's request register,
-    # two into the register behind a block RAM, one into the PE's answer register
-    HOST_READ_LATENCY = 4
+    # a host read: `re` -> `host_read_data`: two cycles into the register behind
+    # a block RAM, one into the PE's answer register
+    HOST_READ_LATENCY = 3
 
     def __init__(self, widths: Widths, pe: int, host_offset_bits: int, *, init=None, slack: int = 0):
         init = init or {}
@@ -179,17 +179,12 @@ class ProcessingElement(wiring.Component):
             log_rd.addr.eq(self.busy_read_layer),
         ]
 
-        # the host's request enters the PE through a register: the fan-out's last
-        # register drives one PE, but its wires to that PE's block RAMs (address
-        # and data) set the ECP5's Fmax at 64 PEs
-        h = Signal.like(self.host)
-        m.d.sync += h.eq(self.host)
-
         # host writes into this PE's memories (kinds numbered as sw.format.PE_MEMORIES):
         # each memory's enable is decoded into a register beside it (the decode
         # reached the block RAMs' address multiplexers, on the ECP5's critical
-        # path); the address and data need no second register: the host port
-        # holds them for the whole access, so they are still valid a cycle later
+        # path); the address and data need no register: the host port holds
+        # them for the whole access, so they are still valid a cycle later
+        h = self.host
         ports = {"entries": mr.host, "ptr_even": p.host_even, "ptr_odd": p.host_odd}
         for kind, name in enumerate(PE_MEMORIES):
             port = ports[name]
