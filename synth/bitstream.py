@@ -195,12 +195,7 @@ def _place(b, config: Config, contents: dict, work: Path, seed: int, progress):
                                      work / "yosys.stdout", "Yosys", progress)
     if progress:
         progress(f"  synthesised in {seconds['synthesis']:.0f} s; placing and routing ...")
-    device = [a for a in (*t.nextpnr_args, *t.slow_args) if a not in ("--out-of-context", "--pcf-allow-unconstrained")]
-    if "--placer" in device:
-        # a board design is placed with nextpnr's default placer, as its measurements were
-        # (the static placer is measured out of context only)
-        at = device.index("--placer")
-        del device[at:at + 2]
+    device = [*t.nextpnr_args, *t.slow_args]      # not `ooc_args`: a board design has its pinout
     text = f"{TOP}.{TEXT[t.name]}"
     placed = ["--lpf", constraints, "--textcfg", text] if t.name == "ecp5" else ["--pcf", constraints, "--asc", text]
     argv = [_tool(t.nextpnr), *device, "--json", f"{TOP}.json", *placed, "--report", "pnr.json", "--seed", str(seed),

