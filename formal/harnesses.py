@@ -219,7 +219,7 @@ class MatrixOrder(Elaboratable):
         _stream_source(m, mr.col, "col")
         col = mr.col.payload
         m.d.comb += [
-            mr.host.en.eq(0), mr.host_read.eq(0),
+            mr.host.en.eq(0), mr.host_access.eq(0),
             Assume(~mr.col.valid | ((col.start < col.end) & (col.end <= w.config.weight_depth)
                                     & (col.single == (col.start + 1 == col.end)))),
         ]

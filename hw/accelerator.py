@@ -20,7 +20,7 @@ from .layouts import HOST_DATA_BITS, Widths, input_layout
 from .output_stage import OutputStage, output_layout
 from .parts import add_parts, image_memory_paths
 from .pe import ProcessingElement
-from .pipeline import delay_line, fanout, fanout_stages, flat, reduce_and, reduce_stages
+from .pipeline import delay_line, fanout, fanout_decoded, fanout_stages, flat, reduce_and, reduce_stages
 
 __all__ = ["Accelerator", "HardwareError"]
 
@@ -273,18 +273,17 @@ class Accelerator(wiring.Component):
         ]
         # the host's writes into PE memories and its busy-counter reads, through
         # the registered fan-out (the answers come back through the host port's
-        # selection tree)
+        # selection tree); the PE's number is decoded on the way
         n = self.config.n_pe
-        writes = fanout(m, Cat(host.pe_we, host.pe_re, host.pe_select, host.pe_kind, host.offset, host.wdata), n,
-                        "host_write")
+        writes = fanout(m, Cat(host.pe_kind, host.offset, host.wdata), n, "host_write")
+        enables = fanout_decoded(m, Cat(host.pe_we, host.pe_re), host.pe_select, n, "host_enable")
         layers = fanout(m, host.busy_read_layer, n, "busy_layer")
         for k, pe in enumerate(core.pes):
-            we, re, select, kind, offset, data = Signal(), Signal(), Signal.like(host.pe_select), \
-                Signal.like(host.pe_kind), Signal.like(host.offset), Signal.like(host.wdata)
+            kind, offset, data = Signal.like(host.pe_kind), Signal.like(host.offset), Signal.like(host.wdata)
             m.d.comb += [
-                Cat(we, re, select, kind, offset, data).eq(writes[k]),
+                Cat(kind, offset, data).eq(writes[k]),
                 pe.host.kind.eq(kind), pe.host.addr.eq(offset), pe.host.data.eq(data),
-                pe.host.en.eq(we & (select == k)), pe.host.re.eq(re & (select == k)),
+                Cat(pe.host.en, pe.host.re).eq(enables[k]),
                 pe.busy_read_layer.eq(layers[k]), host.pe_read_data[k].eq(pe.host_read_data),
             ]
         return m

@@ -26,13 +26,14 @@ class HostPort(wiring.Component):
     Every access takes ``read_latency + 2`` cycles, reads and writes alike:
     the request is seen in cycle ``t``, everything it drives into the design
     leaves from a register in ``t + 1`` (a write into a PE memory lands
-    ``fanout + 1`` cycles later still, through the registered fan-out and a
-    register of its enable in the PE, while the address and data it came
+    ``fanout + 1`` cycles later still, through the registered fan-out and the
+    registers of its enable and address in the PE, while the address and data it came
     with are still held: the master holds them until `ack`; a read
     addresses the counter memories, the layer table, the codebook store or a
     PE memory), the answer is registered in ``t + read_latency`` (a PE
-    memory takes ``1 + fanout`` cycles to reach, two to be read into the
-    register behind it, where it stays while the read holds the address, one
+    memory takes ``1 + fanout`` cycles to reach, one into its address
+    register, two to be read into the register behind it, where it stays
+    while the read holds the address, one
     into the PE's answer register, and ``reduce_stages(n_pe)`` to come back
     through a registered selection tree), and `ack` is high a cycle later.
     Memory reads are answered only while the accelerator is not busy (a read

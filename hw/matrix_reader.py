@@ -46,8 +46,9 @@ class MatrixReader(wiring.Component):
             "busy": Out(1),
             "issue_entry": Out(widths.pointer),    # the entry issued while `issue` (for checkers; unused in the design)
             "host": Out(memory.WritePort.Signature(addr_width=widths.word_addr, shape=unsigned(c.word_bits))),
-            # a host read (while idle): the word at `host.addr` is on `host_word` two cycles later, for one
-            "host_read": In(1), "host_word": Out(c.word_bits),
+            # a host access (while idle): the address register takes `host.addr` a cycle later (a write
+            # lands then, with `host.en`); a read's word is on `host_word` two cycles after that
+            "host_access": In(1), "host_word": Out(c.word_bits),
         })
 
     def elaborate(self, platform):
@@ -56,7 +57,10 @@ class MatrixReader(wiring.Component):
         add_parts(m, self)
         # one address for the reads and the host's writes (which come only
         # while the PE is idle): a single read-write port, which is what a
-        # single-port RAM such as the iCE40 UP5K's SPRAM offers
+        # single-port RAM such as the iCE40 UP5K's SPRAM offers. The address
+        # is a register with no logic behind it (`cur`'s word bits, which take
+        # the host's address during its accesses): a multiplexer there, far
+        # from the block RAM, set the ECP5's Fmax at 64 PEs
         wr = self.memory.write_port()
         rd = self.memory.read_port(transparent_for=(wr,))
         addr = Signal(w.word_addr)
@@ -77,7 +81,7 @@ class MatrixReader(wiring.Component):
             self.col.ready.eq(load),
             self.issue.eq(valid),
             self.issue_entry.eq(cur),
-            addr.eq(Mux(self.host.en | self.host_read, self.host.addr, cur >> w.lane)),
+            addr.eq(cur >> w.lane),
         ]
         with m.If(load):
             m.d.sync += [
@@ -90,6 +94,8 @@ class MatrixReader(wiring.Component):
             ]
         with m.Else():
             m.d.sync += [cur.eq(cur + 1), first.eq(0), last.eq(cur + 2 == end)]
+        with m.If(self.host_access):            # the PE is idle: nothing else needs `cur`
+            m.d.sync += cur.eq(self.host.addr << w.lane)
 
         # the word arrives one cycle after the read and is registered; the
         # entry's other fields travel beside it

@@ -63,9 +63,9 @@ class ProcessingElement(wiring.Component):
     their latency.
     """
 
-    # a host read: `re` -> `host_read_data`: two cycles into the register behind
-    # a block RAM, one into the PE's answer register
-    HOST_READ_LATENCY = 3
+    # a host read: `re` -> `host_read_data`: one into a block RAM's address
+    # register, two into the register behind it, one into the PE's answer register
+    HOST_READ_LATENCY = 4
 
     def __init__(self, widths: Widths, pe: int, host_offset_bits: int, *, init=None, slack: int = 0):
         init = init or {}
@@ -180,10 +180,10 @@ class ProcessingElement(wiring.Component):
         ]
 
         # host writes into this PE's memories (kinds numbered as sw.format.PE_MEMORIES):
-        # each memory's enable is decoded into a register beside it (the decode
-        # reached the block RAMs' address multiplexers, on the ECP5's critical
-        # path); the address and data need no register: the host port holds
-        # them for the whole access, so they are still valid a cycle later
+        # each memory's enable is decoded into a register beside it, and lands
+        # with the address in the memory's address register (see the readers);
+        # the data needs no register: the host port holds the address and data
+        # for the whole access, so they are still valid a cycle later
         h = self.host
         ports = {"entries": mr.host, "ptr_even": p.host_even, "ptr_odd": p.host_odd}
         for kind, name in enumerate(PE_MEMORIES):
@@ -193,11 +193,12 @@ class ProcessingElement(wiring.Component):
             m.d.comb += [port.addr.eq(h.addr), port.data.eq(h.data), port.en.eq(en)]
 
         # host reads (only while idle: the read borrows the datapath's address
-        # while `re` is high): the word is in the register behind its block RAM
-        # two cycles after `re` rises and stays there while `re` holds; it is
-        # on `host_read_data` a cycle after that
+        # register while `re` is high): the word is in the register behind its
+        # block RAM three cycles after `re` rises and stays there while `re`
+        # holds; it is on `host_read_data` a cycle after that
         c = self._widths.config
-        m.d.comb += [mr.host_read.eq(h.re), p.host_read.eq(h.re)]
+        access = h.en | h.re
+        m.d.comb += [mr.host_access.eq(access), p.host_access.eq(access)]
         words = {"entries": mr.host_word, "ptr_even": p.host_words[:c.bank_bits],
                  "ptr_odd": p.host_words[c.bank_bits:]}
         word = Signal(self._widths.pe_read)

@@ -18,7 +18,8 @@ from __future__ import annotations
 from amaranth import *
 from amaranth.utils import ceil_log2
 
-__all__ = ["BRANCH", "fanout_stages", "reduce_stages", "fanout", "reduce_and", "select", "delay_line", "flat"]
+__all__ = ["BRANCH", "fanout_stages", "reduce_stages", "fanout", "fanout_decoded", "reduce_and", "select", "delay_line",
+           "flat"]
 
 BRANCH = 16         # loads per register in a fan-out tree, inputs per node in a reduction
 ROOT_BRANCH = 4     # up to this many PEs, the root register drives them all: no tree
@@ -87,6 +88,47 @@ def fanout(m: Module, value, n: int, name: str) -> list:
             nxt.append(r)
         level = nxt
     return level[:n] if len(level) >= n else level * n        # few PEs: the root drives them all
+
+
+def fanout_decoded(m: Module, enables, index, n: int, name: str) -> list:
+    """For each of `n` PEs, ``enables`` if ``index`` is that PE's number,
+    else 0: `fanout_stages(n)` cycles late, like `fanout`. The comparison
+    is spread over the tree (each level compares its own bits of the
+    index against its node's), so every PE gets a registered enable with no
+    logic behind it (a compare of the whole index beside each PE, feeding its
+    block RAMs' address multiplexers, set the ECP5's Fmax at 64 PEs). An
+    index of no PE enables none."""
+    enables, index = Value.cast(enables), Value.cast(index)
+    stages = fanout_stages(n)
+    if stages == 1:
+        out = []
+        for k in range(n):
+            r = Signal(len(enables), name=f"{name}_f0_{k}")
+            m.d.sync += r.eq(Mux(index == k, enables, 0))
+            out.append(r)
+        return out
+    branch = _branch(n, stages - 1)
+    bits = ceil_log2(branch)
+    root_en, root_index = Signal(len(enables), name=f"{name}_f0_0"), Signal(len(index), name=f"{name}_i0_0")
+    m.d.sync += [root_en.eq(enables), root_index.eq(index)]
+    level = [(root_en, root_index)]
+    for s in range(1, stages):
+        remaining = stages - s - 1          # levels below this one
+        lsb = bits * remaining
+        nxt = []
+        for i in range(-(-n // branch ** remaining)):
+            en, idx = level[i // branch]
+            # the first level also checks every bit above its own: no node matches
+            # an index beyond the last PE
+            field, want = (idx[lsb:], i) if s == 1 else (idx[lsb:lsb + bits], i % branch)
+            r = Signal(len(enables), name=f"{name}_f{s}_{i}", attrs={"keep": 1})
+            m.d.sync += r.eq(Mux(field == want, en, 0))
+            r_idx = Signal(max(lsb, 1), name=f"{name}_i{s}_{i}", attrs={"keep": 1} if lsb else {})
+            if lsb:
+                m.d.sync += r_idx.eq(idx[:lsb])
+            nxt.append((r, r_idx))
+        level = nxt
+    return [en for en, _ in level]
 
 
 def reduce_and(m: Module, bits: list, name: str) -> Value:

@@ -32,7 +32,8 @@ class PointerReader(wiring.Component):
     * P3, ``t + 3``: the column's bounds, and whether it is empty
       (``ptr[g] == ptr[g+1]``), are registered.
     * P4, ``t + 4``: an empty column is dropped here, so it costs one cycle
-      of P0 and nothing downstream; a nonempty one enters the FIFO, readable
+      of P0 and nothing downstream; a nonempty one enters the FIFO (with
+      whether it has one entry, worked out on the way in), readable
       on `col` in ``t + 6`` (the FIFO reads its memory into a register, as
       block RAM needs: `lib.fifo.SyncFIFOBuffered`).
 
@@ -79,9 +80,10 @@ class PointerReader(wiring.Component):
             "bias": Out(signed(c.acc_bits)),
             "host_even": Out(bank),
             "host_odd": Out(bank),
-            # a host read (while idle) of both banks at their host ports' address: on `host_words` (even in
-            # the low half) two cycles later, for one
-            "host_read": In(1), "host_words": Out(2 * c.bank_bits),
+            # a host access (while idle): the banks' address registers take their host ports' address a
+            # cycle later (a write lands then, with `en`); a read's words are on `host_words` (even in the
+            # low half) two cycles after that
+            "host_access": In(1), "host_words": Out(2 * c.bank_bits),
         })
 
     def elaborate(self, platform):
@@ -93,15 +95,17 @@ class PointerReader(wiring.Component):
         # address for its reads and the host's writes: one read-write port of
         # a block RAM, with nothing to emulate (a read port beside a separate
         # write port costs a bypass multiplexer and an address comparator, or
-        # read-first registers). A second lane reads through a second port.
+        # read-first registers). The address is a register with no logic
+        # behind it, which takes the host's address during its accesses (a
+        # multiplexer there, far from the block RAM, set the ECP5's Fmax at
+        # 64 PEs). A second lane reads through a second port.
         ports = []                  # per bank: [(read port, registered address)] per lane
         for host, mem in ((self.host_even, self.even), (self.host_odd, self.odd)):
             wr = mem.write_port()
             rd = mem.read_port(transparent_for=(wr,))
             read_addr = Signal(w.bank_addr, reset_less=True)       # P1: registered beside the RAM
-            m.d.comb += [wr.addr.eq(Mux(host.en | self.host_read, host.addr, read_addr)),
-                         wr.data.eq(host.data), wr.en.eq(host.en),
-                         rd.addr.eq(wr.addr), rd.en.eq(~host.en)]
+            m.d.comb += [wr.addr.eq(read_addr), wr.data.eq(host.data), wr.en.eq(host.en),
+                         rd.addr.eq(read_addr), rd.en.eq(~host.en)]
             bank_ports = [(rd, read_addr)]
             for q in range(1, lanes):
                 rd_q = mem.read_port()
@@ -128,9 +132,12 @@ class PointerReader(wiring.Component):
         for q, act in enumerate(self.act):
             (rd_even, even_addr), (rd_odd, odd_addr) = ports[0][q], ports[1][q]
             g = act.payload.pointer
-            if q == 0:              # lane 0's port also serves the biases
-                m.d.sync += [odd_addr.eq(Mux(self.bias_read, self.bias_addr, g >> 1)),
-                             even_addr.eq(Mux(self.bias_read, self.bias_addr, (g >> 1) + g[0]))]
+            if q == 0:              # lane 0's port also serves the biases and the host
+                with m.If(self.host_access):
+                    m.d.sync += [odd_addr.eq(self.host_odd.addr), even_addr.eq(self.host_even.addr)]
+                with m.Else():
+                    m.d.sync += [odd_addr.eq(Mux(self.bias_read, self.bias_addr, g >> 1)),
+                                 even_addr.eq(Mux(self.bias_read, self.bias_addr, (g >> 1) + g[0]))]
             else:
                 m.d.sync += [odd_addr.eq(g >> 1), even_addr.eq((g >> 1) + g[0])]
             # P1, P2: the words leave the block RAMs into registers
@@ -144,13 +151,17 @@ class PointerReader(wiring.Component):
                 m.d.comb += [self.host_words.eq(Cat(even, odd)),
                              self.bias.eq(Cat(even[:c.bias_low_bits], odd[:c.acc_bits - c.bias_low_bits]).as_signed())]
             # P3: the column and whether it is empty; P4: into a FIFO, or
-            # nothing for an empty one (the FIFO's write comes from registers)
+            # nothing for an empty one. Whether it has one entry is worked out
+            # in P4, from the column's registers: the two banks' registers may
+            # sit far apart, so P3 does no more than choose between them
             start = Mux(p3_odd, odd[:pb], even[:pb])
             end = Mux(p3_odd, even[:pb], odd[:pb])
-            col = Signal(column_layout(w), reset_less=True, name=f"col_{q}")
+            bounds = Signal(column_layout(w), reset_less=True, name=f"bounds_{q}")
             nonempty = Signal(reset_less=True, name=f"nonempty_{q}")
-            m.d.sync += [col.start.eq(start), col.end.eq(end), col.value.eq(p3_value),
-                         col.single.eq(start + 1 == end), nonempty.eq(even[:pb] != odd[:pb])]   # ptr[g] != ptr[g + 1]
+            m.d.sync += [bounds.start.eq(start), bounds.end.eq(end), bounds.value.eq(p3_value),
+                         nonempty.eq(even[:pb] != odd[:pb])]   # ptr[g] != ptr[g + 1]
+            col = Signal(column_layout(w), name=f"col_{q}")
+            m.d.comb += [col.eq(bounds), col.single.eq(bounds.start + 1 == bounds.end)]
             lanes_out.append((valid, nonempty, col))
 
         busy = Cat(*(Cat(*v) for v, _, _ in lanes_out)).any() | Cat(*(f.level != 0 for f in self.columns)).any()

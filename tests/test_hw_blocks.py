@@ -461,3 +461,35 @@ def test_fanout_and_reduce_trees(n):
     f, r = fanout_stages(n), reduce_stages(n)
     assert [got[t + f] for t in range(10)] == [[v] * n for v in values]
     assert got_and[r:r + 10] == [int(p.all()) for p in patterns]
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 5, 8, 17, 20, 48, 64, 100, 256])
+def test_fanout_decoded(n):
+    """`hw.pipeline.fanout_decoded`: PE `k` gets the enables `fanout_stages(n)`
+    cycles late when the index is `k`, and 0 otherwise; an index beyond the
+    last PE (the index is wider than needed) enables none."""
+    from amaranth import Module, Signal
+    from amaranth.utils import ceil_log2
+
+    from hw.pipeline import fanout_decoded, fanout_stages
+    m = Module()
+    enables, index = Signal(2), Signal(ceil_log2(n) + 1)
+    out = fanout_decoded(m, enables, index, n, "d")
+    assert len(out) == n
+    rng = np.random.default_rng(n)
+    steps = [(int(rng.integers(0, 4)), int(rng.integers(0, 2 * n))) for _ in range(40)]
+    steps += [(3, k) for k in range(n)]          # every PE once
+    got = []
+
+    async def tb(ctx):
+        for cycle in range(len(steps) + 6):
+            if cycle < len(steps):
+                ctx.set(enables, steps[cycle][0])
+                ctx.set(index, steps[cycle][1])
+            got.append([ctx.get(o) for o in out])
+            await ctx.tick()
+
+    simulate(m, tb)
+    f = fanout_stages(n)
+    assert [got[t + f] for t in range(len(steps))] == \
+        [[e if k == i else 0 for k in range(n)] for e, i in steps]
