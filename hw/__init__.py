@@ -1,6 +1,7 @@
 """OpenEIE's hardware: Amaranth components of an EIE-style sparse accelerator,
 all parametrised by `sw.Config`."""
 
+from . import sources  # noqa: F401  (first: the sources as imported, the key of cached builds)
 from .accelerator import Accelerator, HardwareError
 from .hostmap import HostMap
 

@@ -19,8 +19,6 @@ from .accelerator import Accelerator, HardwareError
 
 __all__ = ["export", "rtlil_text", "run_yosys", "sources_digest", "main"]
 
-HW_DIR = Path(__file__).resolve().parent
-
 
 def sources_digest(extra_files=(), versions: str = "") -> str:
     """A short digest of the hardware sources (every ``hw/*.py``, and the
@@ -31,11 +29,14 @@ def sources_digest(extra_files=(), versions: str = "") -> str:
     import hashlib
 
     import amaranth
+
+    from .sources import SNAPSHOT
     h = hashlib.sha256()
-    shared = [HW_DIR.parent / "sw" / "format.py", HW_DIR.parent / "sw" / "config.py"]
-    for path in sorted(HW_DIR.glob("*.py")) + shared + sorted(Path(p) for p in extra_files):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
+    # the hardware as imported (`hw.sources`), not as the files may say by now
+    extra = [(path.name, path.read_bytes()) for path in sorted(Path(p) for p in extra_files)]
+    for name, text in SNAPSHOT + extra:
+        h.update(name.encode())
+        h.update(text)
     h.update(f"amaranth {amaranth.__version__} {versions}".encode())
     return h.hexdigest()[:12]
 

@@ -266,6 +266,28 @@ def test_prune_stale_builds(tmp_path, monkeypatch):
     assert build.prune_stale_builds() == []
 
 
+def test_sources_digest_is_of_the_imported_sources(monkeypatch):
+    """The key of cached builds is the hardware as this process imported it:
+    a source edited on disk meanwhile (during a long test run) must not key
+    a build of the design in memory."""
+    from pathlib import Path
+
+    from hw import sources
+    from hw.export import sources_digest
+    before = sources_digest()
+    assert sources.SNAPSHOT == sources.read_sources()
+    hw_dir = sources.HW_DIR
+    real = Path.read_bytes
+
+    def edited(path):
+        text = real(path)
+        return text + b"# edited" if path.resolve().parent == hw_dir else text
+
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    assert sources.read_sources() != sources.SNAPSHOT         # the files now say something else
+    assert sources_digest() == before
+
+
 def test_waveform(tmp_path):
     """`waves=True` writes an FST waveform (VCD where lz4 is missing) of a
     run whose outputs are still checked."""
