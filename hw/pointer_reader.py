@@ -29,11 +29,10 @@ class PointerReader(wiring.Component):
       read.
     * P2, ``t + 2``: the banks' words are registered as they leave the block
       RAMs (nothing else on that path: a block RAM's clock-to-out is slow).
-    * P3, ``t + 3``: the column's bounds, and whether it is empty
-      (``ptr[g] == ptr[g+1]``), are registered.
-    * P4, ``t + 4``: an empty column is dropped here, so it costs one cycle
-      of P0 and nothing downstream; a nonempty one enters the FIFO (with
-      whether it has one entry, worked out on the way in), readable
+    * P3, ``t + 3``: the column's bounds are registered.
+    * P4, ``t + 4``: an empty column (``ptr[g] == ptr[g+1]``) is dropped
+      here, so it costs one cycle of P0 and nothing downstream; a nonempty
+      one enters the FIFO (with whether it has one entry), readable
       on `col` in ``t + 6`` (the FIFO reads its memory into a register, as
       block RAM needs: `lib.fifo.SyncFIFOBuffered`).
 
@@ -150,18 +149,17 @@ class PointerReader(wiring.Component):
             if q == 0:
                 m.d.comb += [self.host_words.eq(Cat(even, odd)),
                              self.bias.eq(Cat(even[:c.bias_low_bits], odd[:c.acc_bits - c.bias_low_bits]).as_signed())]
-            # P3: the column and whether it is empty; P4: into a FIFO, or
-            # nothing for an empty one. Whether it has one entry is worked out
-            # in P4, from the column's registers: the two banks' registers may
-            # sit far apart, so P3 does no more than choose between them
-            start = Mux(p3_odd, odd[:pb], even[:pb])
-            end = Mux(p3_odd, even[:pb], odd[:pb])
+            # P3: the column's bounds; P4: into a FIFO, or nothing for an
+            # empty one. Whether it is empty or has one entry is worked out in
+            # P4, from the bounds' registers: the two banks' registers may sit
+            # far apart, so P3 does no more than choose between them
             bounds = Signal(column_layout(w), reset_less=True, name=f"bounds_{q}")
-            nonempty = Signal(reset_less=True, name=f"nonempty_{q}")
-            m.d.sync += [bounds.start.eq(start), bounds.end.eq(end), bounds.value.eq(p3_value),
-                         nonempty.eq(even[:pb] != odd[:pb])]   # ptr[g] != ptr[g + 1]
+            m.d.sync += [bounds.start.eq(Mux(p3_odd, odd[:pb], even[:pb])),
+                         bounds.end.eq(Mux(p3_odd, even[:pb], odd[:pb])), bounds.value.eq(p3_value)]
+            nonempty = Signal(name=f"nonempty_{q}")
             col = Signal(column_layout(w), name=f"col_{q}")
-            m.d.comb += [col.eq(bounds), col.single.eq(bounds.start + 1 == bounds.end)]
+            m.d.comb += [nonempty.eq(bounds.start != bounds.end),       # ptr[g] != ptr[g + 1]
+                         col.eq(bounds), col.single.eq(bounds.start + 1 == bounds.end)]
             lanes_out.append((valid, nonempty, col))
 
         busy = Cat(*(Cat(*v) for v, _, _ in lanes_out)).any() | Cat(*(f.level != 0 for f in self.columns)).any()
