@@ -38,7 +38,8 @@ class HostPort(wiring.Component):
     through a registered selection tree), and `ack` is high a cycle later.
     Memory reads are answered only while the accelerator is not busy (a read
     borrows the datapath's address until it is answered); while it is, they
-    read 0.
+    read 0, and writes into PE memories are dropped (acknowledged all the
+    same).
     A soft reset (`CTRL` bit 1) drives `soft_reset` from ``t + 1`` for
     `reset_cycles` cycles.
     """
@@ -92,7 +93,8 @@ class HostPort(wiring.Component):
             self.wdata.eq(bus.dat_w),
             self.offset.eq(Mux(top, mp.field(bus.adr, "pe_offset"), goff)),
             self.pe_select.eq(pe), self.pe_kind.eq(kind),
-            self.pe_we.eq(write & top),
+            # a PE memory's address register belongs to the datapath while busy: writes then are dropped
+            self.pe_we.eq(write & top & ~self.status.busy),
             self.layers_we.eq(write & ~top & (region == LAYER_TABLE)),
             self.codebook_we.eq(write & ~top & (region == CODEBOOK)),
             self.start.eq(write & ~top & (region == REGS) & (goff == HostMap.CTRL) & bus.dat_w[0]),

@@ -493,3 +493,34 @@ def test_fanout_decoded(n):
     f = fanout_stages(n)
     assert [got[t + f] for t in range(len(steps))] == \
         [[e if k == i else 0 for k in range(n)] for e, i in steps]
+
+
+@pytest.mark.parametrize("busy", [0, 1])
+def test_host_port_drops_pe_memory_writes_while_busy(busy):
+    """A PE memory's address register belongs to the datapath while the
+    accelerator is busy: a write then never reaches a PE (and is still
+    acknowledged); while idle it does."""
+    from hw.hostport import HostPort
+    config = sw.Config(n_pe=2, weight_depth=64, pointer_depth=16, row_depth=8, max_layers=2)
+    port = HostPort(config)
+    addr = HostMap(config).pe_memory(1, "entries", 3)
+    strobes, acks = [], []
+
+    async def tb(ctx):
+        ctx.set(port.status.busy, busy)
+        ctx.set(port.bus.cyc, 1)
+        ctx.set(port.bus.stb, 1)
+        ctx.set(port.bus.we, 1)
+        ctx.set(port.bus.adr, addr)
+        ctx.set(port.bus.dat_w, 0x5A)
+        for _ in range(port.read_latency + 4):
+            await ctx.tick()
+            strobes.append(ctx.get(port.pe_we))
+            acks.append(ctx.get(port.bus.ack))
+            if acks[-1]:
+                ctx.set(port.bus.cyc, 0)
+                ctx.set(port.bus.stb, 0)
+
+    simulate(port, tb)
+    assert sum(acks) == 1
+    assert sum(strobes) == (0 if busy else 1)
