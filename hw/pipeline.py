@@ -123,8 +123,9 @@ def fanout_decoded(m: Module, enables, index, n: int, name: str) -> list:
             field, want = (idx[lsb:], i) if s == 1 else (idx[lsb:lsb + bits], i % branch)
             r = Signal(len(enables), name=f"{name}_f{s}_{i}", attrs={"keep": 1})
             m.d.sync += r.eq(Mux(field == want, en, 0))
-            r_idx = Signal(max(lsb, 1), name=f"{name}_i{s}_{i}", attrs={"keep": 1} if lsb else {})
+            r_idx = None                    # the last level passes no index on
             if lsb:
+                r_idx = Signal(lsb, name=f"{name}_i{s}_{i}", attrs={"keep": 1})
                 m.d.sync += r_idx.eq(idx[:lsb])
             nxt.append((r, r_idx))
         level = nxt
