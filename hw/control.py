@@ -287,9 +287,15 @@ class ControlUnit(wiring.Component):
             m.d.sync += ahead_age.eq(1)
         ahead_ready = ahead_ok & ahead_age
         bad = Signal()
-        m.d.sync += bad.eq(table.overflow | (desc.n_in == 0) | (desc.n_out == 0) | (ahead_rows > c.row_depth)
+        # the row checks on n_out itself (n_pe is a power of two): rows > R is
+        # n_out > R * n_pe, and bias_base + rows > D is n_out + bias_base * n_pe
+        # > D * n_pe; one carry chain each, not three in a row (rows' own
+        # rounding add, then the sum, then the compare set the ECP5's Fmax)
+        m.d.sync += bad.eq(table.overflow | (desc.n_in == 0) | (desc.n_out == 0)
+                           | (desc.n_out > c.row_depth << w.pe)
                            | (desc.ptr_base + desc.n_in >= c.pointer_depth)
-                           | (desc.bias_base + ahead_rows > c.bank_depth) | (desc.shift > c.max_shift)
+                           | ((desc.bias_base << w.pe) + desc.n_out > c.bank_depth << w.pe)
+                           | (desc.shift > c.max_shift)
                            | ((ahead != 0) & (desc.n_in != (bank_n_out[desc.src_bank] if c.exit_heads else
                                                             bank_n_out[0])))
                            | (desc.exit & (c.exit_heads == 0)))          # no exit test built

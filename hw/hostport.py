@@ -15,7 +15,7 @@ from . import wishbone
 from .hostmap import CODEBOOK, HW_VERSION, ID_VALUE, LAYER_COUNTERS, LAYER_TABLE, PE_BUSY, REGS, HostMap
 from .layouts import COUNTER_BITS, HOST_DATA_BITS, Widths
 from .pe import ProcessingElement
-from .pipeline import delay_line, reduce_stages, select
+from .pipeline import index_copies, reduce_stages, select
 
 __all__ = ["HostPort"]
 
@@ -146,8 +146,9 @@ class HostPort(wiring.Component):
         r_goff = mp.field(r_adr, "offset")
         which = Mux(top, pe, (goff >> mp.layer_bits)[:max(mp.pe_bits, 1)])
         # the PE's number meets its answer at the selection tree (which takes
-        # it a cycle ahead)
-        read_pe = delay_line(m, which, self.read_latency - reduce_stages(self._config.n_pe) - 1, "read_pe")[-1]
+        # it a cycle ahead, a copy for each first-level multiplexer)
+        n = self._config.n_pe
+        read_pe = index_copies(m, which, n, self.read_latency - reduce_stages(n) - 1, "read_pe")
         from_pe = select(m, list(self.pe_read_data), read_pe, "pe_read")
         reg_value = Signal(HOST_DATA_BITS)
         with m.Switch(r_goff):

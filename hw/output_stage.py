@@ -5,7 +5,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .layouts import Widths
-from .pipeline import delay_line, reduce_stages, select
+from .pipeline import delay_line, index_copies, reduce_stages, select
 
 __all__ = ["OutputStage", "output_layout"]
 
@@ -69,7 +69,7 @@ class OutputStage(wiring.Component):
         last = delay_line(m, j + 1 == self.n_out, self.latency, "last")[-1]
         # the PE's number, a cycle ahead of the PEs' answers (as `select` takes it)
         pe = j[:w.pe] if w.pe else C(0, 1)
-        pe = delay_line(m, pe, self._fanout, "pe")[-1] if self._fanout else pe
+        pe = index_copies(m, pe, len(self.pe_data), self._fanout, "pe")
         value = select(m, list(self.pe_data), pe, "pick").as_signed()
         with m.If(issue & ~arrive):
             m.d.sync += in_flight.eq(in_flight + 1)

@@ -18,8 +18,8 @@ from __future__ import annotations
 from amaranth import *
 from amaranth.utils import ceil_log2
 
-__all__ = ["BRANCH", "fanout_stages", "reduce_stages", "fanout", "fanout_decoded", "reduce_and", "select", "delay_line",
-           "flat"]
+__all__ = ["BRANCH", "fanout_stages", "reduce_stages", "fanout", "fanout_decoded", "reduce_and", "select",
+           "select_nodes", "index_copies", "delay_line", "flat"]
 
 BRANCH = 16         # loads per register in a fan-out tree, inputs per node in a reduction
 ROOT_BRANCH = 4     # up to this many PEs, the root register drives them all: no tree
@@ -148,27 +148,49 @@ def reduce_and(m: Module, bits: list, name: str) -> Value:
     return level[0]
 
 
+def select_nodes(n: int) -> int:
+    """The multiplexers at the first level of `select` over `n` values: how
+    many copies of the index it takes (`index_copies`)."""
+    return -(-max(n, 1) // _branch(n, reduce_stages(n)))
+
+
+def index_copies(m: Module, index, n: int, delay: int, name: str) -> list:
+    """`select_nodes(n)` copies of `index`, each `delay` cycles late: a delay
+    line, then a fan-out tree for the last `fanout_stages` of them (one
+    register driving the first-level multiplexers of far-apart PEs set the
+    ECP5's Fmax at 64 PEs)."""
+    copies = select_nodes(n)
+    tree = fanout_stages(copies) if copies > 1 else 0
+    assert delay >= tree, (delay, tree)
+    line = delay_line(m, index, delay - tree, f"{name}_d") if delay > tree else []
+    early = line[-1] if line else Value.cast(index)
+    return fanout(m, early, copies, f"{name}_t") if tree else [early]
+
+
 def select(m: Module, values: list, index, name: str) -> Value:
     """``values[index]``, through registered `BRANCH`-way multiplexers:
     `reduce_stages(len(values))` cycles after the values. The index is
     given a cycle earlier than the values: every multiplexer registers its
     own copy of it (one register driving the selects of multiplexers placed
-    by far-apart PEs set the ECP5's Fmax at 32 PEs)."""
+    by far-apart PEs set the ECP5's Fmax at 32 PEs). `index` may be a list,
+    one copy for each first-level multiplexer (`index_copies`)."""
     width = len(Value.cast(values[0]))
     level = [Value.cast(v) for v in values]
-    copies = [Value.cast(index)]         # the index, a copy beside each node of the level before
+    given = list(index) if isinstance(index, (list, tuple)) else [Value.cast(index)]
     stages = reduce_stages(len(values))
     branch = _branch(len(values), stages)
     bits = ceil_log2(branch)
+    copies = given                       # the index, a copy beside each node of the level before
     for s in range(stages):
         lsb = s * bits
         nxt, nxt_copies = [], []
         for i in range(0, len(level), branch):
             node = i // branch
+            source = (given[min(node, len(given) - 1)] if s == 0 else copies[min(i, len(copies) - 1)])
             # keep: otherwise Yosys merges the copies back into one register
-            own = Signal(len(copies[0]), name=f"{name}_i{s}_{node}",
+            own = Signal(len(source), name=f"{name}_i{s}_{node}",
                          attrs={"keep": 1} if len(level) > branch else {})
-            m.d.sync += own.eq(copies[min(i, len(copies) - 1)])
+            m.d.sync += own.eq(source)
             sel = own[lsb:lsb + bits] if lsb < len(own) else C(0, 1)
             group = level[i:i + branch]
             r = Signal(width, name=f"{name}_s{s}_{node}")

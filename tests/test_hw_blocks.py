@@ -397,35 +397,42 @@ def test_codebook_store_done_and_nearly_done_as_documented(code_bits):
     simulate(store, tb)
 
 
-@pytest.mark.parametrize("n", [1, 5, 16, 40, 300])
-def test_select_tree(n):
+@pytest.mark.parametrize("copies", [False, True])
+@pytest.mark.parametrize("n", [1, 5, 16, 40, 64, 300])
+def test_select_tree(n, copies):
     """`hw.pipeline.select`: ``values[index]`` `reduce_stages(n)` cycles
     after the values, the index given a cycle earlier (each multiplexer
-    registers its own copy); a new pair every cycle."""
+    registers its own copy); a new pair every cycle. `copies`: the index
+    reaches the first-level multiplexers through `index_copies` (set as
+    many cycles earlier as its fan-out tree takes, at least one)."""
     from amaranth import Module, Signal
     from amaranth.utils import ceil_log2
 
-    from hw.pipeline import reduce_stages, select
+    from hw.pipeline import fanout_stages, index_copies, reduce_stages, select, select_nodes
     m = Module()
     values = [Signal(12, name=f"v{i}") for i in range(n)]
     index = Signal(max(ceil_log2(n), 1))
-    out = select(m, values, index, "pick")
+    early = max(1, fanout_stages(select_nodes(n))) if copies else 0
+    given = index_copies(m, index, n, early, "copy") if copies else index
+    if copies:
+        assert len(given) == select_nodes(n)
+    out = select(m, values, given, "pick")
     rng = np.random.default_rng(n)
     steps = [(rng.integers(0, 4096, n), int(rng.integers(0, n))) for _ in range(12)]
     seen = []
 
     async def tb(ctx):
-        for cycle in range(len(steps) + reduce_stages(n) + 2):
+        for cycle in range(len(steps) + reduce_stages(n) + 2 + early):
             if cycle < len(steps):
                 ctx.set(index, steps[cycle][1])
-            if 1 <= cycle <= len(steps):
-                for v, x in zip(values, steps[cycle - 1][0]):
+            if 1 + early <= cycle <= len(steps) + early:
+                for v, x in zip(values, steps[cycle - 1 - early][0]):
                     ctx.set(v, int(x))
             seen.append(ctx.get(out))
             await ctx.tick()
 
     simulate(m, tb)
-    lag = 1 + reduce_stages(n)          # values set in cycle t + 1 come out in t + 1 + stages
+    lag = 1 + early + reduce_stages(n)  # values set in cycle t + 1 come out in t + 1 + stages
     assert [seen[t + lag] for t in range(len(steps))] == [int(x[i]) for x, i in steps]
 
 
@@ -524,3 +531,47 @@ def test_host_port_drops_pe_memory_writes_while_busy(busy):
     simulate(port, tb)
     assert sum(acks) == 1
     assert sum(strobes) == (0 if busy else 1)
+
+
+# n_pe 2, row_depth 4, bank_depth 8: rows = ceil(n_out / 2)
+@pytest.mark.parametrize("n_out, bias_base", [(8, 4), (9, 0), (7, 4), (7, 5), (6, 5), (1, 7), (1, 8), (2, 2**31)])
+def test_control_checks_a_layers_rows(n_out, bias_base):
+    """A descriptor whose rows (``ceil(n_out / n_pe)``) pass `row_depth`, or
+    whose biases (two a row, from `bias_base`) pass the pointer banks, ends
+    the run in ERROR before it computes; one that fits starts computing (it
+    then waits for the input)."""
+    config = sw.Config(n_pe=2, weight_depth=64, pointer_depth=16, row_depth=4, max_layers=2)
+    rows = -(-n_out // config.n_pe)
+    expect_error = rows > config.row_depth or bias_base + rows > config.bank_depth
+    dut = hw.Accelerator(config)
+    mp = dut.map
+    desc = sw.format.Descriptor(n_in=1, n_out=n_out, ptr_base=0, bias_base=bias_base, shift=0, relu=False,
+                                last=True)
+    seen = {}
+
+    async def wb(ctx, addr, data=None):
+        ctx.set(dut.bus.cyc, 1)
+        ctx.set(dut.bus.stb, 1)
+        ctx.set(dut.bus.adr, addr)
+        ctx.set(dut.bus.we, data is not None)
+        ctx.set(dut.bus.dat_w, data or 0)
+        while True:
+            await ctx.tick()
+            if ctx.get(dut.bus.ack):
+                break
+        ctx.set(dut.bus.cyc, 0)
+        ctx.set(dut.bus.stb, 0)
+        return ctx.get(dut.bus.dat_r)
+
+    async def tb(ctx):
+        await ctx.tick().repeat(config.row_depth + 2)           # the accumulators are cleared
+        for i, word in enumerate(desc.words()):
+            await wb(ctx, mp.memory("layers", i), word)
+        await wb(ctx, mp.reg(HostMap.CTRL), HostMap.CTRL_START)
+        await ctx.tick().repeat(40)
+        seen["status"] = await wb(ctx, mp.reg(HostMap.STATUS))
+
+    simulate(dut, tb)
+    status = seen["status"]
+    assert bool(status & HostMap.STATUS_ERROR) == expect_error, f"status {status:#x}"
+    assert bool(status & HostMap.STATUS_BUSY) == (not expect_error), f"status {status:#x}"
