@@ -183,7 +183,9 @@ class Accelerator(wiring.Component):
     ``input_width`` signed ``act_bits`` values, in index order); `o`, the last layer's outputs in index order
     (`data`, and `last` on the final one); `bus`, a Wishbone B4 target laid
     out as `hw.hostmap` says; `irq`, high while the last run is done;
-    `busy` and `error`, as ``STATUS`` says (for a board's LEDs).
+    `busy` and `error`, as ``STATUS`` says (for a board's LEDs). The
+    clock domain's reset must last `hw.pipeline.drain_cycles(n_pe)` cycles
+    (the registered trees to and from the PEs take none: they drain).
 
     With `image`, every memory starts with the image's contents (this is what
     puts weights into a bitstream); without, they start empty and the host

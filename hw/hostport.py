@@ -15,7 +15,7 @@ from . import wishbone
 from .hostmap import CODEBOOK, HW_VERSION, ID_VALUE, LAYER_COUNTERS, LAYER_TABLE, PE_BUSY, REGS, HostMap
 from .layouts import COUNTER_BITS, HOST_DATA_BITS, Widths
 from .pe import ProcessingElement
-from .pipeline import index_copies, reduce_stages, select
+from .pipeline import drain_cycles, index_copies, reduce_stages, select
 
 __all__ = ["HostPort"]
 
@@ -50,7 +50,7 @@ class HostPort(wiring.Component):
         # the request's register, the fan-out, the PE's read, the selection tree,
         # the answer's register
         self.read_latency = 1 + fanout + ProcessingElement.HOST_READ_LATENCY + reduce_stages(config.n_pe) + 1
-        self.reset_cycles = 2 * fanout + reduce_stages(config.n_pe) + 2
+        self.reset_cycles = drain_cycles(config.n_pe, fanout)
         self._map = HostMap(config)
         w = Widths(config)
         self._widths = w

@@ -11,6 +11,13 @@ same for every PE, so timing stays deterministic:
   register beside the source, then the tree);
 * `reduce_stages(n)` cycles from every PE to the centre (`reduce_and`,
   `select`).
+
+The copies a tree makes have no reset: a reset lasts `drain_cycles(n)`,
+long enough for what the trees hold to drain into parts held in reset. A
+reset would put a LUT (``D & ~rst``) in front of each copy, and Yosys
+merges identical LUTs: copies meant to sit beside far-apart PEs then shared
+one, and its output crossed the ECP5-85F (9.4 to 11.1 ns of routing at 64
+PEs).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from amaranth import *
 from amaranth.utils import ceil_log2
 
 __all__ = ["BRANCH", "fanout_stages", "reduce_stages", "fanout", "fanout_decoded", "reduce_and", "select",
-           "select_nodes", "index_copies", "delay_line", "flat"]
+           "select_nodes", "index_copies", "delay_line", "drain_cycles", "flat"]
 
 BRANCH = 16         # loads per register in a fan-out tree, inputs per node in a reduction
 ROOT_BRANCH = 4     # up to this many PEs, the root register drives them all: no tree
@@ -47,6 +54,15 @@ def fanout_stages(n: int) -> int:
 def reduce_stages(n: int) -> int:
     """Register stages from `n` PEs to the centre (at least one)."""
     return _levels(n, BRANCH)
+
+
+def drain_cycles(n: int, fanout: int | None = None) -> int:
+    """Cycles a reset (the domain's, or the host's soft reset) must last for
+    whatever the trees between the centre and `n` PEs hold to drain into
+    parts held in reset: out (`fanout` stages, `fanout_stages(n)` unless
+    given), back (`reduce_stages(n)`), out again, and 2."""
+    f = fanout_stages(n) if fanout is None else fanout
+    return 2 * f + reduce_stages(n) + 2
 
 
 def flat(interface) -> Value:
@@ -83,7 +99,7 @@ def fanout(m: Module, value, n: int, name: str) -> list:
         nxt = []
         for i in range(count):
             # keep: otherwise Yosys merges the copies back into one register
-            r = Signal(len(value), name=f"{name}_f{s}_{i}", attrs={"keep": 1})
+            r = Signal(len(value), name=f"{name}_f{s}_{i}", attrs={"keep": 1}, reset_less=True)
             m.d.sync += r.eq(level[i * len(level) // count])
             nxt.append(r)
         level = nxt
@@ -125,7 +141,7 @@ def fanout_decoded(m: Module, enables, index, n: int, name: str) -> list:
             m.d.sync += r.eq(Mux(field == want, en, 0))
             r_idx = None                    # the last level passes no index on
             if lsb:
-                r_idx = Signal(lsb, name=f"{name}_i{s}_{i}", attrs={"keep": 1})
+                r_idx = Signal(lsb, name=f"{name}_i{s}_{i}", attrs={"keep": 1}, reset_less=True)
                 m.d.sync += r_idx.eq(idx[:lsb])
             nxt.append((r, r_idx))
         level = nxt
@@ -188,7 +204,7 @@ def select(m: Module, values: list, index, name: str) -> Value:
             node = i // branch
             source = (given[min(node, len(given) - 1)] if s == 0 else copies[min(i, len(copies) - 1)])
             # keep: otherwise Yosys merges the copies back into one register
-            own = Signal(len(source), name=f"{name}_i{s}_{node}",
+            own = Signal(len(source), name=f"{name}_i{s}_{node}", reset_less=True,
                          attrs={"keep": 1} if len(level) > branch else {})
             m.d.sync += own.eq(source)
             sel = own[lsb:lsb + bits] if lsb < len(own) else C(0, 1)

@@ -26,6 +26,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, RisingEdge
 
 from hw.hostmap import HostMap
+from hw.pipeline import drain_cycles
 from sw import format as fmt
 from sw.config import Config
 
@@ -58,8 +59,8 @@ class TB:
         for sig in (d.bus__cyc, d.bus__stb, d.bus__we, d.i__valid):
             sig.value = 0
         d.o__ready.value = 0
-        d.rst.value = 1
-        await ClockCycles(self.clk, 3)
+        d.rst.value = 1                 # long enough for the trees to drain (they have no reset)
+        await ClockCycles(self.clk, drain_cycles(self.config.n_pe))
         d.rst.value = 0
         await RisingEdge(self.clk)
 

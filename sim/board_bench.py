@@ -27,6 +27,7 @@ from cocotb.triggers import ClockCycles, Timer
 from cocotb.utils import get_sim_time
 from cocotbext.uart import UartSink, UartSource
 
+from hw.pipeline import drain_cycles
 from sw.board import Device
 from sw.link import STATUS_BITS, LinkError
 from sw.config import Config
@@ -156,11 +157,11 @@ async def board_step(dut, spec: dict, step: dict, results: dict, index: int):
 @cocotb.test()
 async def job(dut):
     spec = json.loads(Path(os.environ["OEIE_JOB"]).read_text())
-    Config.from_dict(spec["config"])
+    config = Config.from_dict(spec["config"])
     dut.uart_rx.value = 1
     Clock(dut.clk, CLOCK_NS, unit="ns").start()
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 3)
+    dut.rst.value = 1                   # long enough for the trees to drain (they have no reset)
+    await ClockCycles(dut.clk, drain_cycles(config.n_pe))
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2)
     results = {}
