@@ -29,7 +29,8 @@ class PointerReader(wiring.Component):
       read.
     * P2, ``t + 2``: the banks' words are registered as they leave the block
       RAMs (nothing else on that path: a block RAM's clock-to-out is slow).
-    * P3, ``t + 3``: the column's bounds are registered.
+    * P3, ``t + 3``: the column's bounds are registered (and whether they
+      differ, in pairs of bits).
     * P4, ``t + 4``: an empty column (``ptr[g] == ptr[g+1]``) is dropped
       here, so it costs one cycle of P0 and nothing downstream; a nonempty
       one enters the FIFO (with whether it has one entry), readable
@@ -156,9 +157,15 @@ class PointerReader(wiring.Component):
             bounds = Signal(column_layout(w), reset_less=True, name=f"bounds_{q}")
             m.d.sync += [bounds.start.eq(Mux(p3_odd, odd[:pb], even[:pb])),
                          bounds.end.eq(Mux(p3_odd, even[:pb], odd[:pb])), bounds.value.eq(p3_value)]
+            # ptr[g] != ptr[g + 1] is even != odd whichever comes first: P3
+            # compares two bits of each per LUT (as deep as the choice beside
+            # it), P4 ORs those, so the credits it feeds are few levels behind
+            # a register (the whole compare in P4 set the ECP5's Fmax at 64 PEs)
+            differs = Signal(-(-pb // 2), reset_less=True, name=f"differs_{q}")
+            m.d.sync += differs.eq(Cat(*(even[i:min(i + 2, pb)] != odd[i:min(i + 2, pb)] for i in range(0, pb, 2))))
             nonempty = Signal(name=f"nonempty_{q}")
             col = Signal(column_layout(w), name=f"col_{q}")
-            m.d.comb += [nonempty.eq(bounds.start != bounds.end),       # ptr[g] != ptr[g + 1]
+            m.d.comb += [nonempty.eq(differs.any()),
                          col.eq(bounds), col.single.eq(bounds.start + 1 == bounds.end)]
             lanes_out.append((valid, nonempty, col))
 
