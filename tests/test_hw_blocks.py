@@ -31,6 +31,22 @@ def simulate(dut, testbench, cycles=None):
     sim.run()
 
 
+async def bus_access(ctx, bus, addr, data=None):
+    """One Wishbone access (a write if `data` is given): the read data."""
+    ctx.set(bus.cyc, 1)
+    ctx.set(bus.stb, 1)
+    ctx.set(bus.adr, addr)
+    ctx.set(bus.we, data is not None)
+    ctx.set(bus.dat_w, data or 0)
+    while True:
+        await ctx.tick()
+        if ctx.get(bus.ack):
+            break
+    ctx.set(bus.cyc, 0)
+    ctx.set(bus.stb, 0)
+    return ctx.get(bus.dat_r)
+
+
 def pe_for_columns(columns, config=SMALL):
     """A PE whose layer-0 columns hold `columns` (lists of (local row, code))."""
     n_in = len(columns)
@@ -274,19 +290,8 @@ def test_host_port_identity_config_and_status():
     mp = dut.map
     seen = {}
 
-    async def wb(ctx, addr, data=None):
-        ctx.set(dut.bus.cyc, 1)
-        ctx.set(dut.bus.stb, 1)
-        ctx.set(dut.bus.adr, addr)
-        ctx.set(dut.bus.we, data is not None)
-        ctx.set(dut.bus.dat_w, data or 0)
-        while True:
-            await ctx.tick()
-            if ctx.get(dut.bus.ack):
-                break
-        ctx.set(dut.bus.cyc, 0)
-        ctx.set(dut.bus.stb, 0)
-        return ctx.get(dut.bus.dat_r)
+    def wb(ctx, addr, data=None):
+        return bus_access(ctx, dut.bus, addr, data)
 
     async def tb(ctx):
         seen["id"] = await wb(ctx, mp.reg(HostMap.ID))
@@ -549,19 +554,8 @@ def test_control_checks_a_layers_rows(n_out, bias_base):
                                 last=True)
     seen = {}
 
-    async def wb(ctx, addr, data=None):
-        ctx.set(dut.bus.cyc, 1)
-        ctx.set(dut.bus.stb, 1)
-        ctx.set(dut.bus.adr, addr)
-        ctx.set(dut.bus.we, data is not None)
-        ctx.set(dut.bus.dat_w, data or 0)
-        while True:
-            await ctx.tick()
-            if ctx.get(dut.bus.ack):
-                break
-        ctx.set(dut.bus.cyc, 0)
-        ctx.set(dut.bus.stb, 0)
-        return ctx.get(dut.bus.dat_r)
+    def wb(ctx, addr, data=None):
+        return bus_access(ctx, dut.bus, addr, data)
 
     async def tb(ctx):
         await ctx.tick().repeat(config.row_depth + 2)           # the accumulators are cleared
