@@ -238,8 +238,8 @@ PRESETS = {
     },
     "ice40-up5k": {
         "part": "Lattice iCE40 UP5K (iCEBreaker)",
-        # 2 PEs: 4,648 of the 5,280 logic cells and 29 of the 30 EBR (the FIFOs and
-        # counter logs are EBR too); 4 need 7,581 and 51 EBR (the pipeline's registers
+        # 2 PEs: 4,616 of the 5,280 logic cells and 29 of the 30 EBR (the FIFOs and
+        # counter logs are EBR too); 4 need 7,469 and 51 EBR (the pipeline's registers
         # rarely pair with a LUT in an iCE40 logic cell). No exit test: with it the
         # board's 2 PEs and UART bridge need about 5,400 logic cells (without, 5,279)
         "config": dict(n_pe=2, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=8,
