@@ -67,7 +67,9 @@ def test_quick_leaves_out_only_the_slow_options(tmp_path, monkeypatch):
 
 def test_fanout_copies_survive_synthesis(tmp_path):
     """Every copy of a fan-out tree has the same input: Yosys would merge them
-    back into one register (one net to every PE) unless kept."""
+    back into one register (one net to every PE) unless kept. And no copy has
+    a LUT in front of it (a reset LUT, ``D & ~rst``, would be shared between
+    copies): the only LUTs are the outputs' inverters."""
     import subprocess
 
     from amaranth import Module
@@ -93,6 +95,7 @@ def test_fanout_copies_survive_synthesis(tmp_path):
                     "tee -q -o s.json stat -json"], cwd=tmp_path, check=True)
     cells = json.loads((tmp_path / "s.json").read_text())["modules"]["\\openeie_top"]["num_cells_by_type"]
     assert fanout_stages(16) == 2 and cells["TRELLIS_FF"] == 8 * (1 + 16)       # the root and 16 copies
+    assert cells.get("LUT4", 0) == sum(bin(i).count("1") for i in range(16))    # copy ^ i: an inverter a set bit
 
 
 def test_ecp5_memories_and_multipliers(tmp_path):
