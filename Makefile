@@ -26,7 +26,8 @@ BITSTREAM_ARGS = --board $(BOARD) $(if $(MODEL),--image $(MODEL)) $(if $(N_PE),-
 # make synth options
 TARGET ?= ecp5
 SYNTH_ARGS = --target $(TARGET) $(if $(N_PE),--n-pe $(N_PE)) $(if $(PRESET),--preset $(PRESET)) \
-             $(if $(MODEL),--image $(MODEL)) $(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(SEED),--seed $(SEED))
+             $(if $(MODEL),--image $(MODEL)) $(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(SEED),--seed $(SEED)) \
+             $(if $(SEEDS),--seeds $(SEEDS)) $(if $(JOBS),--jobs $(JOBS))
 SYNTH_STAMP := $(VENV)/.installed-synth
 BENCH_STAMP := $(VENV)/.installed-bench
 

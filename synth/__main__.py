@@ -4,6 +4,7 @@ accelerator for an FPGA and report what it became.
     python -m synth --target ecp5                  # the ecp5-85f preset, 64 PEs
     python -m synth --target ecp5 --n-pe 16        # the same PEs, fewer of them
     python -m synth --target ice40 --image IMG     # memories initialised from an image
+    python -m synth --target ecp5 --quick --seeds 1-4 --jobs 2   # one netlist, four placements; the best kept
 
 Writes ``build/synth/<target>-<n_pe>pe/report.json`` (``-yosys`` with
 ``--no-pnr``) and prints a summary.
@@ -18,7 +19,7 @@ from pathlib import Path
 import sw
 from sw.cli import cli_errors
 
-from .flow import SynthesisError, run
+from .flow import SynthesisError, run, sweep
 from .targets import TARGETS
 
 
@@ -50,6 +51,10 @@ def summary(report: dict) -> list[str]:
     for name, mem in report["memories"].items():
         kinds.setdefault(mem["kind"], []).append(name)
     lines.append("  memories: " + "; ".join(f"{k}: {_names(v)}" for k, v in sorted(kinds.items())))
+    for run in report.get("sweep", []):
+        cp = run["critical_path"] or {}
+        lines.append(f"  seed {run['seed']}: {run['fmax_mhz']} MHz ({'met' if run['timing_met'] else 'not met'}; "
+                     f"{cp.get('from')} -> {cp.get('to')})")
     secs = report["seconds"]
     lines.append("  time: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in secs.items())
                  + (" (cached)" if report.get("cached") else ""))
@@ -69,6 +74,20 @@ def _names(names: list[str]) -> str:
                      for k in kinds)
 
 
+def _seeds(text: str) -> list[int]:
+    """``1,2,5`` or ``1-4`` (or both: ``1-3,7``) as a list of seeds."""
+    seeds = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            seeds.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are integers like 1,2,3 or 1-4, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"no seeds in {text!r}")
+    return seeds
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m synth", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,6 +99,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-pnr", action="store_true", help="synthesise only (Yosys), no place and route")
     parser.add_argument("--freq", type=float, help="clock constraint in MHz (default: the target's goal)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr's placement seed (default 1)")
+    parser.add_argument("--seeds", type=_seeds, metavar="LIST",
+                        help="place and route one netlist at each of these seeds (e.g. 1,2,3 or 1-4) and keep the "
+                             "fastest; the report lists every seed")
+    parser.add_argument("--jobs", type=int, default=1, help="with --seeds: nextpnr runs at a time (default 1)")
     parser.add_argument("--force", action="store_true", help="run again even if a cached report exists")
     parser.add_argument("--quick", action="store_true",
                         help="ecp5: place and route without router2's timing-driven rip-up (--tmg-ripup): a run "
@@ -97,9 +120,18 @@ def main(argv=None) -> int:
                 config, preset = image.config, None
             else:
                 config = sw.Config.preset(preset, **({"n_pe": args.n_pe} if args.n_pe else {}))
+            if args.seeds and args.no_pnr:
+                raise ValueError("--seeds are placement seeds; --no-pnr places nothing")
+            if args.jobs < 1:
+                raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
             try:
-                report = run(config, t.name, image=image, place=not args.no_pnr, seed=args.seed,
-                             freq_mhz=args.freq, force=args.force, progress=_log, preset=preset, quick=args.quick)
+                if args.seeds:
+                    report = sweep(config, t.name, args.seeds, jobs=args.jobs, image=image, freq_mhz=args.freq,
+                                   force=args.force, progress=_log, preset=preset, quick=args.quick)
+                else:
+                    report = run(config, t.name, image=image, place=not args.no_pnr, seed=args.seed,
+                                 freq_mhz=args.freq, force=args.force, progress=_log, preset=preset,
+                                 quick=args.quick)
             except SynthesisError as e:
                 raise ValueError(str(e)) from None
     except SystemExit as e:

@@ -32,7 +32,7 @@ from sw.files import atomic_file
 
 from .targets import TARGETS, Target, target as get_target
 
-__all__ = ["run", "synth_root", "SynthesisError", "failure_summary", "memory_mapping", "tool_versions",
+__all__ = ["run", "sweep", "synth_root", "SynthesisError", "failure_summary", "memory_mapping", "tool_versions",
            "yosys_only"]
 
 TOP = "openeie_top"
@@ -289,6 +289,24 @@ def _synthesise(config: Config, t: Target, out: Path, *, image, progress) -> dic
             "all_memories": mapping, "yosys_cells": stat, "seconds": seconds, "wrapper": wrapper}
 
 
+def _options(t: Target, place: bool, seed: int, freq: float, quick: bool) -> dict:
+    if quick and not t.slow_args:
+        raise SynthesisError(f"quick place and route applies to targets with slow options "
+                             f"({', '.join(n for n, x in TARGETS.items() if x.slow_args)}); {t.name} has none")
+    return {"place": place, "seed": seed, "freq_mhz": freq, **({"quick": True} if quick else {})}
+
+
+def _run_dir(config: Config, t: Target, image, options: dict) -> Path:
+    return synth_root() / "cache" / f"{t.name}-{config.n_pe}pe-{_digest(config, t, image, options)}"
+
+
+def _publish(report: dict, link: Path) -> dict:
+    with atomic_file(link, "w") as f:
+        json.dump(report, f, indent=1)
+    report["path"] = str(link)
+    return report
+
+
 def run(config: Config, target_name: str, *, image=None, place: bool = True, seed: int = 1,
         freq_mhz: float | None = None, force: bool = False, progress=print, preset: str | None = None,
         quick: bool = False) -> dict:
@@ -299,13 +317,8 @@ def run(config: Config, target_name: str, *, image=None, place: bool = True, see
     target's slow nextpnr options (`Target.slow_args`)."""
     from sw.files import output_path
     t = get_target(target_name)
-    if quick and not t.slow_args:
-        raise SynthesisError(f"quick place and route applies to targets with slow options "
-                             f"({', '.join(n for n, x in TARGETS.items() if x.slow_args)}); {t.name} has none")
     freq = float(freq_mhz or t.target_mhz)
-    options = {"place": place, "seed": seed, "freq_mhz": freq, **({"quick": True} if quick else {})}
-    key = _digest(config, t, image, options)
-    run_dir = synth_root() / "cache" / f"{t.name}-{config.n_pe}pe-{key}"
+    run_dir = _run_dir(config, t, image, _options(t, place, seed, freq, quick))
     link = synth_root() / f"{t.name}-{config.n_pe}pe{'' if place else '-yosys'}" / "report.json"
     output_path(link, overwrite=True)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -320,10 +333,80 @@ def run(config: Config, target_name: str, *, image=None, place: bool = True, see
             with atomic_file(cached, "w") as f:
                 json.dump(report, f, indent=1)
             report["cached"] = False
-    with atomic_file(link, "w") as f:
-        json.dump(report, f, indent=1)
-    report["path"] = str(link)
-    return report
+    return _publish(report, link)
+
+
+def sweep(config: Config, target_name: str, seeds, *, jobs: int = 1, image=None, freq_mhz: float | None = None,
+          force: bool = False, progress=print, preset: str | None = None, quick: bool = False) -> dict:
+    """Place and route one netlist at each of `seeds` (nextpnr's placement
+    seed moves a large design's Fmax by several MHz), `jobs` at a time.
+    Yosys runs once; each seed's run is cached as `run` caches it (a sweep
+    reuses single runs and the other way round). Returns the report of the
+    seed with the highest Fmax, with ``sweep``: every seed's Fmax, whether it
+    met the constraint, its critical path and its place-and-route time;
+    written to ``build/synth/<target>-<n_pe>pe/report.json``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sw.files import output_path
+    seeds = list(dict.fromkeys(int(s) for s in seeds))
+    if not seeds or jobs < 1:
+        raise SynthesisError(f"a sweep needs at least one seed and one job (seeds {seeds}, jobs {jobs})")
+    t = get_target(target_name)
+    freq = float(freq_mhz or t.target_mhz)
+    dirs = {s: _run_dir(config, t, image, _options(t, True, s, freq, quick)) for s in seeds}
+    link = synth_root() / f"{t.name}-{config.n_pe}pe" / "report.json"
+    output_path(link, overwrite=True)
+    reports = {}
+    with contextlib.ExitStack() as locks:
+        for s in sorted(seeds):
+            dirs[s].parent.mkdir(parents=True, exist_ok=True)
+            locks.enter_context(FileLock(str(dirs[s]) + ".lock"))
+        for s in seeds:
+            cached = dirs[s] / "report.json"
+            if cached.is_file() and not force:
+                reports[s] = {**json.loads(cached.read_text()), "cached": True}
+        todo = [s for s in seeds if s not in reports]
+        if todo:
+            if progress:
+                progress(f"synthesising {config.n_pe} PEs for {t.part} ({t.board}) once, then placing and routing "
+                         f"at seeds {', '.join(map(str, todo))}, {jobs} at a time (logs in {dirs[todo[0]].parent})")
+            syn = _synthesise(config, t, dirs[todo[0]], image=image, progress=progress)
+            for s in todo[1:]:
+                dirs[s].mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(dirs[todo[0]] / "design.json", dirs[s] / "design.json")
+
+            def one(s):
+                tell = (lambda line: progress(f"  [seed {s}]{line[1:]}")) if progress else None
+                try:
+                    pnr, seconds = _place(t, dirs[s], seed=s, freq=freq, quick=quick, progress=tell)
+                except SynthesisError as e:
+                    raise SynthesisError(f"seed {s}: {e}") from None
+                report = _report(config, t, syn, pnr, {**syn["seconds"], "place_and_route": seconds},
+                                 image=image, seed=s, freq=freq, preset=preset, quick=quick)
+                with atomic_file(dirs[s] / "report.json", "w") as f:
+                    json.dump(report, f, indent=1)
+                if progress:
+                    progress(f"  [seed {s}] {report['fmax_mhz']} MHz ({'met' if report['timing_met'] else 'not met'})"
+                             f" in {seconds:.0f} s")
+                return s, {**report, "cached": False}
+
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                reports.update(pool.map(one, todo))
+    best = max(seeds, key=lambda s: (reports[s]["fmax_mhz"] or 0, -seeds.index(s)))
+    summary = [{"seed": s, "fmax_mhz": reports[s]["fmax_mhz"], "timing_met": reports[s]["timing_met"],
+                "critical_path": reports[s]["critical_path"],
+                "place_and_route_s": round(reports[s]["seconds"].get("place_and_route", 0))} for s in seeds]
+    return _publish({**reports[best], "sweep": summary}, link)
+
+
+def _place(t: Target, out: Path, *, seed: int, freq: float, quick: bool, progress) -> tuple[dict, float]:
+    """nextpnr on ``out/design.json``: its JSON report and the seconds it took."""
+    argv = [_tool(t.nextpnr), *t.nextpnr_args, *t.ooc_args, *(() if quick else t.slow_args),
+            "--json", "design.json",
+            "--freq", f"{freq:g}",
+            "--report", "pnr.json", "--timing-allow-fail", "--seed", str(seed)]
+    seconds = _run_tool(argv, out, out / "nextpnr.log", "nextpnr", progress)
+    return json.loads((out / "pnr.json").read_text()), seconds
 
 
 def _fresh(config, t: Target, out: Path, *, image, place, seed, freq, progress, preset, quick) -> dict:
@@ -331,18 +414,18 @@ def _fresh(config, t: Target, out: Path, *, image, place, seed, freq, progress, 
         progress(f"synthesising {config.n_pe} PEs for {t.part} ({t.board}); Yosys takes minutes, "
                  f"nextpnr tens of minutes for large designs (logs in {out})")
     syn = _synthesise(config, t, out, image=image, progress=progress)
-    seconds = syn["seconds"]
+    seconds = dict(syn["seconds"])
     pnr = None
     if place:
         if progress:
             progress(f"  synthesised in {seconds['synthesis']:.0f} s; placing and routing with nextpnr at "
                      f"{freq:g} MHz ...")
-        argv = [_tool(t.nextpnr), *t.nextpnr_args, *t.ooc_args, *(() if quick else t.slow_args),
-                "--json", "design.json",
-                "--freq", f"{freq:g}",
-                "--report", "pnr.json", "--timing-allow-fail", "--seed", str(seed)]
-        seconds["place_and_route"] = _run_tool(argv, out, out / "nextpnr.log", "nextpnr", progress)
-        pnr = json.loads((out / "pnr.json").read_text())
+        pnr, seconds["place_and_route"] = _place(t, out, seed=seed, freq=freq, quick=quick, progress=progress)
+    return _report(config, t, syn, pnr, seconds, image=image, seed=seed, freq=freq, preset=preset, quick=quick)
+
+
+def _report(config, t: Target, syn: dict, pnr: dict | None, seconds: dict, *, image, seed, freq, preset,
+            quick) -> dict:
     fmax = None
     if pnr is not None:
         clocks = pnr.get("fmax", {})
@@ -357,5 +440,5 @@ def _fresh(config, t: Target, out: Path, *, image, place, seed, freq, progress, 
         "critical_path": _critical_path(pnr) if pnr else None,
         "cells": cells["summary"], "cells_nextpnr": cells["nextpnr"], "cells_yosys": cells["yosys"],
         "memories": syn["memories"], "wrapper": syn["wrapper"], "seed": seed, "seconds": seconds,
-        "tools": tool_versions(t), "placed": place, "quick": quick,
+        "tools": tool_versions(t), "placed": pnr is not None, "quick": quick,
     }

@@ -65,6 +65,50 @@ def test_quick_leaves_out_only_the_slow_options(tmp_path, monkeypatch):
     assert [a for a in argvs[1] if a != "--tmg-ripup"] == argvs[0]
 
 
+def test_sweep_synthesises_once_and_keeps_the_fastest_seed(tmp_path, monkeypatch, capsys):
+    # Yosys once, nextpnr at each seed not yet cached (a single run's cache
+    # counts, and each seed of the sweep is cached as a single run), the
+    # fastest seed's report kept with every seed's result
+    from synth import flow
+    from synth.__main__ import main
+    monkeypatch.setenv("OPENEIE_BUILD_DIR", str(tmp_path))
+    monkeypatch.setattr(flow, "tool_versions", lambda t: {})
+    monkeypatch.setattr(flow, "_tool", lambda name: name)
+    synthesised, placed = [], []
+
+    def fake_synthesis(config, t, out, **k):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "design.json").write_text("{}")
+        synthesised.append(out)
+        return {"seconds": {"synthesis": 1.0}, "yosys_cells": {}, "memories": {}, "wrapper": None}
+
+    fmax = {1: 90.0, 2: 104.0, 3: 99.0, 4: 101.0}
+
+    def fake_nextpnr(argv, out, *a, **k):
+        seed = int(argv[argv.index("--seed") + 1])
+        assert (out / "design.json").is_file()
+        placed.append(seed)
+        (out / "pnr.json").write_text(json.dumps({"fmax": {"clk": {"achieved": fmax[seed], "constraint": 100}}}))
+        return 0.5
+
+    monkeypatch.setattr(flow, "_synthesise", fake_synthesis)
+    monkeypatch.setattr(flow, "_run_tool", fake_nextpnr)
+    monkeypatch.setattr(flow, "_cells", lambda *a: {"summary": {}, "nextpnr": {}, "yosys": {}})
+    assert not flow.run(SMALL, "ecp5", seed=3, progress=None)["cached"]
+    report = flow.sweep(SMALL, "ecp5", [1, 2, 3, 4], jobs=2, progress=None)
+    assert len(synthesised) == 2 and placed[0] == 3 and sorted(placed[1:]) == [1, 2, 4]     # 3 was cached
+    assert report["seed"] == 2 and report["fmax_mhz"] == 104.0 and report["timing_met"]
+    assert [(r["seed"], r["fmax_mhz"], r["timing_met"]) for r in report["sweep"]] == \
+        [(1, 90.0, False), (2, 104.0, True), (3, 99.0, False), (4, 101.0, True)]
+    saved = json.loads((tmp_path / "synth" / "ecp5-2pe" / "report.json").read_text())
+    assert saved["seed"] == 2 and len(saved["sweep"]) == 4
+    assert flow.run(SMALL, "ecp5", seed=4, progress=None)["cached"]          # each seed cached as a single run
+    with pytest.raises(flow.SynthesisError, match="at least one seed"):
+        flow.sweep(SMALL, "ecp5", [], progress=None)
+    assert main(["--seeds", "2", "--no-pnr"]) == 2
+    assert "--no-pnr places nothing" in capsys.readouterr().err
+
+
 def test_fanout_copies_survive_synthesis(tmp_path):
     """Every copy of a fan-out tree has the same input: Yosys would merge them
     back into one register (one net to every PE) unless kept. And no copy has
