@@ -19,7 +19,8 @@ from .runner import FormalToolError, Proof, run
 # "bmc": every trace of `depth` cycles from reset
 PROOFS = [
     Proof("queue_order", H.QueueOrder, "bmc", 14, "activation queue: in order, each pair once, no over/underflow"),
-    Proof("stream_rules", H.StreamRules, "bmc", 12, "nonzero-tree node: stream rule kept, nothing dropped or repeated"),
+    Proof("stream_rules", H.StreamRules, "bmc", 12,
+          "nonzero-tree node: stream rule kept, each input's pairs in order, none dropped or repeated"),
     Proof("flow_control", H.FlowControl, "prove", 10, "broadcast never writes a full queue (2 PEs, slack as built)"),
     Proof("delivery", H.Delivery, "bmc", 12, "broadcast: every activation to every PE once, in order, none lost"),
     Proof("delivery_2lanes", lambda: H.Delivery(H.small(broadcast_width=2, input_width=2)), "bmc", 12,

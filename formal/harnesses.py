@@ -141,11 +141,14 @@ class QueueOrder(Elaboratable):
 
 
 class StreamRules(Elaboratable):
-    """The nonzero tree's node, a skid buffer: with inputs that keep the
-    stream rule, its output keeps it too (valid and payload hold until
-    taken), it never takes more than it can hold, and what leaves is what
-    came in, in the order taken, none dropped or repeated (the `n`-th out is
-    the `n`-th in)."""
+    """The nonzero tree's node: with inputs that keep the stream rule, its
+    output keeps it too (valid and payload hold until taken), it holds at
+    most two pairs of an input (its holding register and the output
+    register), and each input's pairs leave in the order they came, none
+    dropped or repeated (the `k`-th pair of input `p` to leave is the `k`-th
+    one `p` handed over). To tell the inputs apart at the output, input
+    ``i``'s payloads carry ``i`` in their low bits (an assumption on the
+    inputs only)."""
 
     def __init__(self, widths=None, n: int = 2):
         self.widths, self.n = widths or small(), n
@@ -154,29 +157,29 @@ class StreamRules(Elaboratable):
         m = Module()
         _no_reset(m)
         m.submodules.node = node = ArbiterNode(activation_layout(self.widths), self.n)
+        tag = max(1, (self.n - 1).bit_length())
         for i, port in enumerate(node.ins):
             _stream_source(m, port, f"in{i}")
+            m.d.comb += Assume(port.payload.as_value()[:tag] == i)
         m.d.comb += node.out.ready.eq(AnySeq(1))
         _stream_rule(m, node.out, "out")
         bits = 6
-        taken = Signal(bits)
-        took = Signal(range(self.n + 1))
-        m.d.comb += took.eq(sum((p.valid & p.ready).as_unsigned() for p in node.ins))
-        m.d.sync += taken.eq(taken + took)
-        left = _counter(m, node.out.valid & node.out.ready, bits, "left")
-        n = AnyConst(bits)
-        tracked = Signal(len(node.out.payload.as_value()))
-        for p in node.ins:
-            with m.If(p.valid & p.ready & (taken == n)):
-                m.d.sync += tracked.eq(p.payload.as_value())
-        m.d.comb += [
-            Assume(taken < (1 << bits) - 2),
-            Assert(took <= 1),                                      # one pair a cycle
-            Assert(taken - left <= 2),                              # output register and skid
-            Assert(~node.out.valid | (taken != left)),              # nothing from nothing
-            Assert(~(node.out.valid & node.out.ready & (left == n)) | (node.out.payload.as_value() == tracked)),
-            Cover(node.out.valid & node.out.ready & (left == n) & (n == 3)),
-        ]
+        which, k = AnyConst(tag), AnyConst(bits)
+        out = node.out.payload.as_value()
+        tracked = Signal(len(out))
+        for i, port in enumerate(node.ins):
+            taken = _counter(m, port.valid & port.ready, bits, f"taken_{i}")
+            left = _counter(m, node.out.valid & node.out.ready & (out[:tag] == i), bits, f"left_{i}")
+            with m.If(port.valid & port.ready & (taken == k) & (which == i)):
+                m.d.sync += tracked.eq(port.payload.as_value())
+            m.d.comb += [
+                Assume(taken < (1 << bits) - 2),
+                Assert(taken - left <= 2),                               # holding and output registers
+                Assert(~(node.out.valid & (out[:tag] == i)) | (taken != left)),     # nothing from nothing
+                Assert(~(node.out.valid & node.out.ready & (out[:tag] == i) & (which == i) & (left == k))
+                       | (out == tracked)),
+                Cover(node.out.valid & node.out.ready & (out[:tag] == i) & (which == i) & (left == k) & (k == 3)),
+            ]
         return m
 
 

@@ -13,44 +13,53 @@ __all__ = ["ArbiterNode", "NonzeroTree", "InputStage", "Broadcast"]
 
 
 class ArbiterNode(wiring.Component):
-    """Merges `n` streams into one registered stream, taking the
-    lowest-numbered valid input: one pair per cycle, one cycle of latency.
+    """Merges `n` streams into one registered stream: one pair per cycle,
+    one cycle of latency.
 
-    The output has a skid register, so the inputs' `ready` depends on this
-    node's registers and its inputs' `valid` only, never on the next node's
-    `ready`: no combinational path runs up the tree."""
+    Each input has a holding register, and its `ready` is that register
+    being empty: a flip-flop, so no `ready` depends on the next node or on
+    the other inputs (at 32 and 64 PEs the path from a node's state through
+    its arbitration to the nodes below it, placed far apart, set the ECP5's
+    Fmax). An input hands its pair over whenever its holding register is
+    empty; the output register, when free, takes the lowest-numbered input
+    that has a pair (the one held for it, else the one handed over now),
+    and a pair handed over but not taken is held. Each input's pairs leave
+    in the order they came; pairs of different inputs may overtake each
+    other (a layer's activations may come in any order)."""
 
     def __init__(self, layout, n: int):
         self._n = n
         super().__init__({
             "ins": In(stream.Signature(layout)).array(n),
             "out": Out(stream.Signature(layout)),
+            "holding": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        skid_valid = Signal()
-        skid = Signal.like(self.out.payload, reset_less=True)
-        accept = ~skid_valid
-        chosen, taken, payload = Signal(), Signal(), Signal.like(self.out.payload)
-        for i, port in enumerate(self.ins):     # a priority chain: earlier inputs win
-            take = accept & port.valid & ~chosen
-            m.d.comb += port.ready.eq(take)
-            with m.If(take):
-                m.d.comb += [taken.eq(1), payload.eq(port.payload)]
-            next_chosen = Signal(name=f"chosen_{i}")
-            m.d.comb += next_chosen.eq(chosen | port.valid)
-            chosen = next_chosen
         free = ~self.out.valid | self.out.ready
+        taken, payload = Signal(), Signal.like(self.out.payload)
+        earlier = C(0, 1)                       # a lower-numbered input has a pair
+        held_valid = []
+        for i, port in enumerate(self.ins):
+            hv = Signal(name=f"held_valid_{i}")
+            held = Signal.like(self.out.payload, reset_less=True, name=f"held_{i}")
+            held_valid.append(hv)
+            offers = hv | port.valid
+            pick = Signal(name=f"pick_{i}")
+            m.d.comb += [port.ready.eq(~hv), pick.eq(offers & ~earlier)]
+            with m.If(pick):
+                m.d.comb += [taken.eq(1), payload.eq(Mux(hv, held, port.payload))]
+            with m.If(pick & free):
+                m.d.sync += hv.eq(0)            # it leaves, held or straight through
+            with m.Elif(port.valid & ~hv):
+                m.d.sync += [held.eq(port.payload), hv.eq(1)]
+            nxt = Signal(name=f"earlier_{i}")
+            m.d.comb += nxt.eq(earlier | offers)
+            earlier = nxt
         with m.If(free):
-            with m.If(skid_valid):
-                m.d.sync += [self.out.payload.eq(skid), skid_valid.eq(0)]
-            with m.Elif(taken):
-                m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(payload)]
-            with m.Else():
-                m.d.sync += self.out.valid.eq(0)
-        with m.Elif(taken):
-            m.d.sync += [skid.eq(payload), skid_valid.eq(1)]
+            m.d.sync += [self.out.valid.eq(taken), self.out.payload.eq(payload)]
+        m.d.comb += self.holding.eq(Cat(*held_valid).any())
         return m
 
 
@@ -89,7 +98,7 @@ class NonzeroTree(wiring.Component):
             level = next_level
             depth += 1
         wiring.connect(m, level[0], wiring.flipped(self.out))
-        m.d.comb += self.idle.eq(~Cat(node.out.valid for node in nodes).any())    # a skid is never full alone
+        m.d.comb += self.idle.eq(~Cat(*(Cat(node.out.valid, node.holding) for node in nodes)).any())
         return m
 
 

@@ -369,7 +369,8 @@ def sweep(config: Config, target_name: str, seeds, *, jobs: int = 1, image=None,
         if todo:
             if progress:
                 progress(f"synthesising {config.n_pe} PEs for {t.part} ({t.board}) once, then placing and routing "
-                         f"at seeds {', '.join(map(str, todo))}, {jobs} at a time (logs in {dirs[todo[0]].parent})")
+                         f"at seed{'s' if len(todo) > 1 else ''} {', '.join(map(str, todo))} ({jobs} at a time; "
+                         f"logs in {dirs[todo[0]].parent})")
             syn = _synthesise(config, t, dirs[todo[0]], image=image, progress=progress)
             for s in todo[1:]:
                 dirs[s].mkdir(parents=True, exist_ok=True)

@@ -27,8 +27,10 @@ def test_tree_model_equals_the_nonzero_tree(n_pe):
     rng = random.Random(n_pe)
     starts, lo, hi = kernels.tree_shape(n_pe, kernels.TREE_FAN_IN)
     nodes = int(starts[-1])
-    ov, sv = np.zeros(nodes, dtype=np.bool_), np.zeros(nodes, dtype=np.bool_)
-    out, skid, take = (np.zeros(nodes, dtype=np.int64) for _ in range(3))
+    ov, free = np.zeros(nodes, dtype=np.bool_), np.zeros(nodes, dtype=np.bool_)
+    out = np.zeros(nodes, dtype=np.int64)
+    hv = np.zeros(nodes * kernels.TREE_FAN_IN, dtype=np.bool_)
+    held = np.zeros(nodes * kernels.TREE_FAN_IN, dtype=np.int64)
     leaf_taken = np.zeros(n_pe, dtype=np.bool_)
     mismatches = []
 
@@ -46,10 +48,10 @@ def test_tree_model_equals_the_nonzero_tree(n_pe):
                 ctx.set(dut.ins[k].payload.index, offered[k])
             ctx.set(dut.out.ready, ready)
             rtl = (ctx.get(dut.out.valid), ctx.get(dut.out.payload.index) if ctx.get(dut.out.valid) else None,
-                   [bool(ctx.get(dut.ins[k].ready)) for k in range(n_pe)])
+                   [bool(ctx.get(dut.ins[k].ready)) and offered[k] != 0 for k in range(n_pe)])    # handed over
             root = (bool(ov[-1]), int(out[-1]) if ov[-1] else None)
-            kernels.tree_step(starts, lo, hi, ov, out, sv, skid, np.array([o != 0 for o in offered]),
-                            np.array(offered, dtype=np.int64), ready, take, leaf_taken)
+            kernels.tree_step(starts, lo, hi, ov, out, hv, held, np.array([o != 0 for o in offered]),
+                              np.array(offered, dtype=np.int64), ready, free, leaf_taken)
             if (bool(rtl[0]), rtl[1]) != root or rtl[2] != leaf_taken.tolist():
                 mismatches.append((cycle, rtl, root, leaf_taken.tolist()))
                 return
@@ -117,4 +119,6 @@ def test_two_lanes_send_a_later_layers_activations_two_a_cycle():
         ys = sw.golden.run_layers(image, x)
         nonzero = np.count_nonzero(sw.metrics.layer_inputs(image, x, ys)[1])
     assert nonzero > 150 and cycles[1] >= nonzero
-    assert cycles[2] < 0.6 * cycles[1]
+    # two a cycle save half a cycle per nonzero at best; at least 80% of that
+    # (the layer's fixed latency is the same in both)
+    assert cycles[1] - cycles[2] >= 0.4 * nonzero, (cycles, nonzero)

@@ -153,51 +153,50 @@ def tree_shape(n, fan_in):
 
 
 @_kernel
-def tree_step(starts, lo, hi, ov, out, sv, skid, leaf_valid, leaf_payload, root_ready, take, leaf_taken):
-    """One cycle of the tree: each node takes its lowest-numbered valid input
-    while its skid register is empty, and moves its skid or the taken pair
-    into its output register when that is free (read by the node above, or
-    by the broadcast for the root). `leaf_taken[k]` says whether PE ``k``'s
-    pair was taken."""
+def tree_step(starts, lo, hi, ov, out, hv, held, leaf_valid, leaf_payload, root_ready, free, leaf_taken):
+    """One cycle of the tree (`hw.broadcast.ArbiterNode`): an input whose
+    holding register (``hv``, ``held``: `TREE_FAN_IN` slots per node) is
+    empty hands its pair over; a node's output register, when free (read by
+    the node above, or by the broadcast for the root), takes its
+    lowest-numbered input that has a pair (held, else handed over now); a
+    pair handed over and not taken is held. `leaf_taken[k]` says whether
+    PE ``k``'s pair was handed over. `free` is scratch, one per node."""
     levels = starts.shape[0] - 1
-    for node in range(starts[levels]):
-        take[node] = -1
-    for k in range(leaf_taken.shape[0]):
-        leaf_taken[k] = False
-    for d in range(levels):
-        for node in range(starts[d], starts[d + 1]):
-            if sv[node]:
-                continue
-            for i in range(lo[node], hi[node]):
-                valid = leaf_valid[i] if d == 0 else ov[starts[d - 1] + i]
-                if valid:
-                    take[node] = i
-                    if d == 0:
-                        leaf_taken[i] = True
-                    break
-    for d in range(levels - 1, -1, -1):     # the root first: it reads its inputs' old registers
+    for d in range(levels):                 # every node's `free`, from this cycle's registers
         for node in range(starts[d], starts[d + 1]):
             if d + 1 < levels:
-                ready = False
-                for parent in range(starts[d + 1], starts[d + 2]):
-                    if take[parent] == node - starts[d]:
-                        ready = True
+                pos = node - starts[d]
+                ready = not hv[(starts[d + 1] + pos // TREE_FAN_IN) * TREE_FAN_IN + pos % TREE_FAN_IN]
             else:
                 ready = root_ready
-            taken = take[node]
-            if taken >= 0:
-                value = leaf_payload[taken] if d == 0 else out[starts[d - 1] + taken]
-            else:
-                value = 0
-            if not ov[node] or ready:
-                if sv[node]:
-                    out[node], sv[node] = skid[node], False
-                elif taken >= 0:
-                    ov[node], out[node] = True, value
+            free[node] = not ov[node] or ready
+    for k in range(leaf_taken.shape[0]):
+        leaf_taken[k] = False
+    for d in range(levels - 1, -1, -1):     # the root first: it reads its inputs' old registers
+        for node in range(starts[d], starts[d + 1]):
+            picked = False
+            value = 0
+            for i in range(lo[node], hi[node]):
+                slot = node * TREE_FAN_IN + i - lo[node]
+                if d == 0:
+                    valid, payload = leaf_valid[i], leaf_payload[i]
                 else:
-                    ov[node] = False
-            elif taken >= 0:
-                skid[node], sv[node] = value, True
+                    valid, payload = ov[starts[d - 1] + i], out[starts[d - 1] + i]
+                arriving = valid and not hv[slot]
+                if d == 0 and arriving:
+                    leaf_taken[i] = True
+                if not picked and (hv[slot] or valid):
+                    picked = True
+                    value = held[slot] if hv[slot] else payload
+                    if free[node]:
+                        hv[slot] = False    # it leaves, held or straight through
+                        continue
+                if arriving:
+                    hv[slot], held[slot] = True, payload
+            if free[node]:
+                ov[node] = picked
+                if picked:
+                    out[node] = value
 
 
 @_kernel
@@ -234,9 +233,9 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, thre
     width = nodes.max()
     ov = np.zeros((trees, width), dtype=np.bool_)
     out = np.zeros((trees, width), dtype=np.int64)
-    sv = np.zeros((trees, width), dtype=np.bool_)
-    skid = np.zeros((trees, width), dtype=np.int64)
-    take = np.zeros((trees, width), dtype=np.int64)
+    hv = np.zeros((trees, width * TREE_FAN_IN), dtype=np.bool_)
+    held = np.zeros((trees, width * TREE_FAN_IN), dtype=np.int64)
+    free = np.zeros((trees, width), dtype=np.bool_)
     leaf_valid = np.zeros(n_leaves[0], dtype=np.bool_)
     leaf_j = np.zeros(n_leaves[0], dtype=np.int64)
     leaf_taken = np.zeros(n_leaves[0], dtype=np.bool_)
@@ -267,7 +266,7 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, thre
             stalls += 1
         # the control unit's exit test, on this cycle's registers
         seen_done = done_at[cycle - reduce] if cycle >= reduce else True
-        trees_idle = not ov.any()
+        trees_idle = not ov.any() and not hv.any()
         settled = cycle >= (last + 1 if first != NEVER else 0) + settle
         if quiet and settled and cycle >= last_busy.max() + reduce + 1:
             return first, cycle, stalls
@@ -296,7 +295,7 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, thre
                 leaf_valid[i] = scanned and out_valid[q + i * trees]
                 leaf_j[i] = out_j[q + i * trees]
             starts, lo, hi = shapes[q]
-            tree_step(starts, lo, hi, ov[q], out[q], sv[q], skid[q], leaf_valid[:n], leaf_j[:n], load, take[q],
+            tree_step(starts, lo, hi, ov[q], out[q], hv[q], held[q], leaf_valid[:n], leaf_j[:n], load, free[q],
                       leaf_taken[:n])
             for i in range(n):
                 taken[q + i * trees] = leaf_taken[i]
