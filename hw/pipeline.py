@@ -178,7 +178,7 @@ def index_copies(m: Module, index, n: int, delay: int, name: str) -> list:
     copies = select_nodes(n)
     tree = fanout_stages(copies) if copies > 1 else 0
     assert delay >= tree, (delay, tree)
-    line = delay_line(m, index, delay - tree, f"{name}_d") if delay > tree else []
+    line = delay_line(m, index, delay - tree, f"{name}_d")
     early = line[-1] if line else Value.cast(index)
     return fanout(m, early, copies, f"{name}_t") if tree else [early]
 
@@ -192,17 +192,18 @@ def select(m: Module, values: list, index, name: str) -> Value:
     one copy for each first-level multiplexer (`index_copies`)."""
     width = len(Value.cast(values[0]))
     level = [Value.cast(v) for v in values]
-    given = list(index) if isinstance(index, (list, tuple)) else [Value.cast(index)]
+    # the index: the copies given for the first level's nodes, then a copy
+    # beside each node of the level before
+    copies = list(index) if isinstance(index, (list, tuple)) else [Value.cast(index)]
     stages = reduce_stages(len(values))
     branch = _branch(len(values), stages)
     bits = ceil_log2(branch)
-    copies = given                       # the index, a copy beside each node of the level before
     for s in range(stages):
         lsb = s * bits
         nxt, nxt_copies = [], []
         for i in range(0, len(level), branch):
             node = i // branch
-            source = (given[min(node, len(given) - 1)] if s == 0 else copies[min(i, len(copies) - 1)])
+            source = copies[min(node if s == 0 else i, len(copies) - 1)]
             # keep: otherwise Yosys merges the copies back into one register
             own = Signal(len(source), name=f"{name}_i{s}_{node}", reset_less=True,
                          attrs={"keep": 1} if len(level) > branch else {})

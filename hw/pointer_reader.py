@@ -151,9 +151,10 @@ class PointerReader(wiring.Component):
                 m.d.comb += [self.host_words.eq(Cat(even, odd)),
                              self.bias.eq(Cat(even[:c.bias_low_bits], odd[:c.acc_bits - c.bias_low_bits]).as_signed())]
             # P3: the column's bounds; P4: into a FIFO, or nothing for an
-            # empty one. Whether it is empty or has one entry is worked out in
-            # P4, from the bounds' registers: the two banks' registers may sit
-            # far apart, so P3 does no more than choose between them
+            # empty one. Whether it has one entry is worked out in P4, from
+            # the bounds' registers: the two banks' registers may sit far
+            # apart, so P3 does no more than choose between them (and a LUT
+            # deep of the emptiness compare, below)
             bounds = Signal(column_layout(w), reset_less=True, name=f"bounds_{q}")
             m.d.sync += [bounds.start.eq(Mux(p3_odd, odd[:pb], even[:pb])),
                          bounds.end.eq(Mux(p3_odd, even[:pb], odd[:pb])), bounds.value.eq(p3_value)]

@@ -323,17 +323,24 @@ def run(config: Config, target_name: str, *, image=None, place: bool = True, see
     output_path(link, overwrite=True)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(run_dir) + ".lock"):
-        cached = run_dir / "report.json"
-        if cached.is_file() and not force:
-            report = json.loads(cached.read_text())
-            report["cached"] = True
-        else:
-            report = _fresh(config, t, run_dir, image=image, place=place, seed=seed, freq=freq,
-                            progress=progress, preset=preset, quick=quick)
-            with atomic_file(cached, "w") as f:
-                json.dump(report, f, indent=1)
-            report["cached"] = False
+        report = None if force else _cached(run_dir)
+        if report is None:
+            report = _store(run_dir, _fresh(config, t, run_dir, image=image, place=place, seed=seed, freq=freq,
+                                            progress=progress, preset=preset, quick=quick))
     return _publish(report, link)
+
+
+def _cached(run_dir: Path) -> dict | None:
+    """The report a finished run left in `run_dir`, marked cached; None if none."""
+    path = run_dir / "report.json"
+    return {**json.loads(path.read_text()), "cached": True} if path.is_file() else None
+
+
+def _store(run_dir: Path, report: dict) -> dict:
+    """Keep `report` as `run_dir`'s cached report; returns it marked fresh."""
+    with atomic_file(run_dir / "report.json", "w") as f:
+        json.dump(report, f, indent=1)
+    return {**report, "cached": False}
 
 
 def sweep(config: Config, target_name: str, seeds, *, jobs: int = 1, image=None, freq_mhz: float | None = None,
@@ -362,9 +369,9 @@ def sweep(config: Config, target_name: str, seeds, *, jobs: int = 1, image=None,
             dirs[s].parent.mkdir(parents=True, exist_ok=True)
             locks.enter_context(FileLock(str(dirs[s]) + ".lock"))
         for s in seeds:
-            cached = dirs[s] / "report.json"
-            if cached.is_file() and not force:
-                reports[s] = {**json.loads(cached.read_text()), "cached": True}
+            report = None if force else _cached(dirs[s])
+            if report is not None:
+                reports[s] = report
         todo = [s for s in seeds if s not in reports]
         if todo:
             if progress:
@@ -382,14 +389,12 @@ def sweep(config: Config, target_name: str, seeds, *, jobs: int = 1, image=None,
                     pnr, seconds = _place(t, dirs[s], seed=s, freq=freq, quick=quick, progress=tell)
                 except SynthesisError as e:
                     raise SynthesisError(f"seed {s}: {e}") from None
-                report = _report(config, t, syn, pnr, {**syn["seconds"], "place_and_route": seconds},
-                                 image=image, seed=s, freq=freq, preset=preset, quick=quick)
-                with atomic_file(dirs[s] / "report.json", "w") as f:
-                    json.dump(report, f, indent=1)
+                report = _store(dirs[s], _report(config, t, syn, pnr, {**syn["seconds"], "place_and_route": seconds},
+                                                 image=image, seed=s, freq=freq, preset=preset, quick=quick))
                 if progress:
                     progress(f"  [seed {s}] {report['fmax_mhz']} MHz ({'met' if report['timing_met'] else 'not met'})"
                              f" in {seconds:.0f} s")
-                return s, {**report, "cached": False}
+                return s, report
 
             with ThreadPoolExecutor(max_workers=jobs) as pool:
                 reports.update(pool.map(one, todo))
