@@ -38,8 +38,9 @@ class HostPort(wiring.Component):
     through a registered selection tree), and `ack` is high a cycle later.
     Memory reads are answered only while the accelerator is not busy (a read
     borrows the datapath's address until it is answered); while it is, they
-    read 0, and writes into PE memories are dropped (acknowledged all the
-    same).
+    read 0, and writes into any memory (a PE's, the layer table, the codebook
+    store) are dropped, acknowledged all the same: the running program reads
+    the table and the store, and a PE memory's address is the datapath's.
     A soft reset (`CTRL` bit 1) drives `soft_reset` from ``t + 1`` for
     `reset_cycles` cycles.
     """
@@ -93,10 +94,11 @@ class HostPort(wiring.Component):
             self.wdata.eq(bus.dat_w),
             self.offset.eq(Mux(top, mp.field(bus.adr, "pe_offset"), goff)),
             self.pe_select.eq(pe), self.pe_kind.eq(kind),
-            # a PE memory's address register belongs to the datapath while busy: writes then are dropped
+            # memory writes while busy are dropped: a PE memory's address register belongs to the
+            # datapath then, and the running program reads the layer table and the codebook store
             self.pe_we.eq(write & top & ~self.status.busy),
-            self.layers_we.eq(write & ~top & (region == LAYER_TABLE)),
-            self.codebook_we.eq(write & ~top & (region == CODEBOOK)),
+            self.layers_we.eq(write & ~top & (region == LAYER_TABLE) & ~self.status.busy),
+            self.codebook_we.eq(write & ~top & (region == CODEBOOK) & ~self.status.busy),
             self.start.eq(write & ~top & (region == REGS) & (goff == HostMap.CTRL) & bus.dat_w[0]),
             self.log_read_layer.eq(goff >> 1),
             self.busy_read_layer.eq(goff[:mp.layer_bits]),

@@ -145,8 +145,13 @@ class Device:
     def load(self, image: Image) -> None:
         """Write every memory of `image` (it must be packed for the board's
         configuration), whole: the words past the image's end are zeroed, so
-        that `verify` can hold the board to the image word for word."""
+        that `verify` can hold the board to the image word for word. Refused
+        while the accelerator is busy (it would drop the writes)."""
         self._check_config(image)
+        status = self.status()
+        if status & self._HostMap.STATUS_BUSY:
+            raise BoardError(f"the accelerator is busy (STATUS {status:#x}); memories are written only while "
+                             f"it is not: wait for the run to end (or write CTRL bit 1, a soft reset)")
         for name, mem in image.memories().items():
             self.write(self.map.memory(name), mem.padded().tolist())
         self.image = image

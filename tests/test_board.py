@@ -106,6 +106,19 @@ def test_device_refuses_another_design_and_another_configuration():
         dev.run(np.zeros(8, dtype=np.int64))
 
 
+def test_device_refuses_to_load_while_the_accelerator_is_busy():
+    """The board would drop the writes: `load` says so and writes nothing
+    (the fake board answers reads only)."""
+    from hw.hostmap import HostMap
+    board = FakeBoard(CONFIG)
+    dev = Device(board)
+    image = sw.pack(random_model(np.random.default_rng(2), CONFIG, [8, 6]), CONFIG)
+    board.regs[HostMap.STATUS] = HostMap.STATUS_BUSY
+    with pytest.raises(BoardError, match=r"busy \(STATUS 0x1\).*wait for the run to end"):
+        dev.load(image)
+    assert dev.image is None
+
+
 def test_board_command_line_says_what_is_missing(capsys):
     from sw.cli import main
     with pytest.raises(SystemExit):

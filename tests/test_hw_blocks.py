@@ -508,15 +508,19 @@ def test_fanout_decoded(n):
 
 
 @pytest.mark.parametrize("busy", [0, 1])
-def test_host_port_drops_pe_memory_writes_while_busy(busy):
-    """A PE memory's address register belongs to the datapath while the
-    accelerator is busy: a write then never reaches a PE (and is still
-    acknowledged); while idle it does."""
+@pytest.mark.parametrize("memory", ["pe0.entries", "pe1.ptr_odd", "layers", "codebook"])
+def test_host_port_drops_memory_writes_while_busy(memory, busy):
+    """While the accelerator is busy, a write into any memory never lands
+    (and is still acknowledged): a PE memory's address register belongs to
+    the datapath then, and the running program reads the layer table and the
+    codebook store. While idle it lands, with that memory's strobe only."""
     from hw.hostport import HostPort
     config = sw.Config(n_pe=2, weight_depth=64, pointer_depth=16, row_depth=8, max_layers=2)
     port = HostPort(config)
-    addr = HostMap(config).pe_memory(1, "entries", 3)
-    strobes, acks = [], []
+    addr = HostMap(config).memory(memory, 3)
+    strobe_of = {"layers": port.layers_we, "codebook": port.codebook_we}
+    strobes = {name: [] for name in ("pe", "layers", "codebook")}
+    acks = []
 
     async def tb(ctx):
         ctx.set(port.status.busy, busy)
@@ -527,7 +531,8 @@ def test_host_port_drops_pe_memory_writes_while_busy(busy):
         ctx.set(port.bus.dat_w, 0x5A)
         for _ in range(port.read_latency + 4):
             await ctx.tick()
-            strobes.append(ctx.get(port.pe_we))
+            for name, strobe in (("pe", port.pe_we), *strobe_of.items()):
+                strobes[name].append(ctx.get(strobe))
             acks.append(ctx.get(port.bus.ack))
             if acks[-1]:
                 ctx.set(port.bus.cyc, 0)
@@ -535,7 +540,9 @@ def test_host_port_drops_pe_memory_writes_while_busy(busy):
 
     simulate(port, tb)
     assert sum(acks) == 1
-    assert sum(strobes) == (0 if busy else 1)
+    target = memory if memory in strobe_of else "pe"
+    assert {name: sum(s) for name, s in strobes.items()} == \
+        {name: int(name == target and not busy) for name in strobes}
 
 
 # n_pe 2, row_depth 4, bank_depth 8: rows = ceil(n_out / 2)
