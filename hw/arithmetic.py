@@ -36,6 +36,8 @@ class ArithmeticUnit(wiring.Component):
     `cb_load` with the next layer's codebook (`hw.codebook`).
     """
 
+    LAST_STAGE = 4      # S4 is 4 cycles after S1 (the entry's arrival)
+
     def __init__(self, widths: Widths):
         c = widths.config
         self._widths = widths

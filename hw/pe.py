@@ -67,6 +67,15 @@ class ProcessingElement(wiring.Component):
     # register, two into the register behind it, one into the PE's answer register
     HOST_READ_LATENCY = 4
 
+    @staticmethod
+    def latencies() -> tuple[int, int, int]:
+        """What the cycle model (`sw.perf`) needs of a PE, in cycles: from an
+        activation's take to its column's earliest read from the column FIFO,
+        from an empty column's take to its credit's return, from an entry's
+        issue to the arithmetic unit's last stage."""
+        return (PointerReader.FIFO_READ, PointerReader.DROP_STAGE,
+                MatrixReader.LATENCY + ArithmeticUnit.LAST_STAGE)
+
     def __init__(self, widths: Widths, pe: int, host_offset_bits: int, *, init=None, slack: int = 0):
         init = init or {}
         self._widths = widths

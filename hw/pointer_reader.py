@@ -53,6 +53,8 @@ class PointerReader(wiring.Component):
 
     COLUMN_FIFO_DEPTH = 7      # a credit comes back 7 cycles after it is spent: one column per cycle
     BIAS_LATENCY = 3
+    DROP_STAGE = 4             # P4: an empty column taken in t is dropped (its credit back) in t + 4
+    FIFO_READ = DROP_STAGE + 2     # a nonempty one is readable on `col` in t + 6 (SyncFIFOBuffered)
 
     @classmethod
     def credits_for(cls, config) -> int:
@@ -141,7 +143,7 @@ class PointerReader(wiring.Component):
             else:
                 m.d.sync += [odd_addr.eq(g >> 1), even_addr.eq((g >> 1) + g[0])]
             # P1, P2: the words leave the block RAMs into registers
-            valid = delay_line(m, takes[q], 4, f"p_valid_{q}")          # P1 .. P4
+            valid = delay_line(m, takes[q], self.DROP_STAGE, f"p_valid_{q}")      # P1 .. P4
             p3_value = delay_line(m, act.payload.value, 3, f"value_{q}", data=True)[-1].as_signed()
             p3_odd = delay_line(m, g[0], 3, f"odd_{q}", data=True)[-1]
             even = Signal.like(rd_even.data, reset_less=True, name=f"even_{q}")

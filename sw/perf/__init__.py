@@ -66,6 +66,9 @@ class Timing:
     table_latency: int   # a descriptor read ahead: ready this many cycles after the write-back starts
     codebook_nearly: int     # a codebook load: the next layer may start this many cycles after it starts
     exit_heads: bool     # the exit test is built (and with it the write-back's spacing)
+    # a PE's latencies, as `kernels` indexes them: take -> column-FIFO read, an empty column's take ->
+    # its credit back, issue -> the arithmetic unit's last stage (`ProcessingElement.latencies`)
+    pe: tuple
     test_extra: int = 0  # an exit test: n_out + output_latency + this (ControlUnit.test_cycles)
 
     def exit_test(self, n_out: int) -> int:
@@ -78,6 +81,7 @@ class Timing:
         from hw.codebook import CodebookStore
         from hw.control import ControlUnit, LayerTable
         from hw.output_stage import OutputStage
+        from hw.pe import ProcessingElement
         from hw.pipeline import fanout_stages, reduce_stages
         from hw.pointer_reader import PointerReader
         from hw.writeback import WriteBack
@@ -90,7 +94,7 @@ class Timing:
                    input_width=config.input_width, lanes=config.broadcast_width,
                    test_extra=ControlUnit.TEST_EXTRA, wb_latency=WriteBack.LATENCY,
                    table_latency=LayerTable.LATENCY, codebook_nearly=CodebookStore.nearly_cycles(config),
-                   exit_heads=bool(config.exit_heads))
+                   exit_heads=bool(config.exit_heads), pe=ProcessingElement.latencies())
 
 
 @dataclass
@@ -117,7 +121,7 @@ def run_layer(t: Timing, counts_by_column: np.ndarray, a: np.ndarray, n_pe: int,
     n_items = int(np.count_nonzero(a))
     writes = np.zeros(max(n_items, 1), dtype=np.int64)
     max_rd = np.zeros(max(n_items, 1), dtype=np.int64)
-    state = (rd, rd2, cred, col_end, last_busy, busy, writes, max_rd)
+    state = (np.array(t.pe, dtype=np.int64), rd, rd2, cred, col_end, last_busy, busy, writes, max_rd)
     if first_layer:
         first, exit_, stalls = kernels.first_layer(a.astype(np.int64), t.input_width, t.lanes, counts_by_column,
                                                    t.fanout, t.reduce, t.settle, t.room_delay, t.threshold, *state)

@@ -4,10 +4,10 @@ per activation); without numba they run as they are."""
 
 import numpy as np
 
-# latencies that follow from the blocks' structure (their docstrings give them)
-TAKE_TO_FIFO_READ = 6      # take -> earliest column-FIFO read (P0 .. P4, then the buffered FIFO)
-EMPTY_CREDIT_BACK = 4      # take of an empty column -> its credit returns (dropped at P4)
-ISSUE_TO_LAST_STAGE = 6    # issue -> the arithmetic unit's S4
+# a PE's latencies (`sw.perf.Timing.pe`, from the hardware's blocks), in this order
+TAKE_TO_FIFO_READ = 0      # take -> earliest column-FIFO read (P0 .. P4, then the buffered FIFO)
+EMPTY_CREDIT_BACK = 1      # take of an empty column -> its credit returns (dropped at P4)
+ISSUE_TO_LAST_STAGE = 2    # issue -> the arithmetic unit's S4
 NEVER = -(1 << 40)
 TREE_FAN_IN = 4            # hw.broadcast.NonzeroTree
 
@@ -23,14 +23,15 @@ except ImportError:         # pragma: no cover - numba is a dependency; this kee
 
 
 @_kernel
-def push(w, counts, lanes, rd, rd2, cred, col_end, last_busy, busy):
+def push(w, counts, lanes, rd, rd2, cred, col_end, last_busy, busy, lat):
     """An activation written into every queue in cycle `w`, its column holding
     `counts[k]` entries in PE ``k``: each PE's take, column-FIFO read and
     issue cycles. `rd` and `rd2` hold each PE's takes of the previous two
     activations, `cred[k]` the cycles after which each of PE ``k``'s column
     credits comes back. With one lane a PE takes an activation a cycle; with
     two (``broadcast_width`` 2) activations alternate between two queues and
-    a PE takes up to two a cycle, in order. Returns the latest take."""
+    a PE takes up to two a cycle, in order. `lat`: the PE's latencies, indexed
+    by `TAKE_TO_FIFO_READ` and the like. Returns the latest take."""
     latest = NEVER
     for k in range(rd.shape[0]):
         if lanes == 1:
@@ -47,13 +48,13 @@ def push(w, counts, lanes, rd, rd2, cred, col_end, last_busy, busy):
         take = low + 1 if full else t0      # every credit out: the first one back
         n = counts[k]
         if n > 0:
-            read = max(take + TAKE_TO_FIFO_READ, col_end[k])
+            read = max(take + lat[TAKE_TO_FIFO_READ], col_end[k])
             cred[k, slot] = read
             col_end[k] = read + n
-            end = read + n + ISSUE_TO_LAST_STAGE
+            end = read + n + lat[ISSUE_TO_LAST_STAGE]
         else:
-            cred[k, slot] = take + EMPTY_CREDIT_BACK
-            end = take + EMPTY_CREDIT_BACK
+            cred[k, slot] = take + lat[EMPTY_CREDIT_BACK]
+            end = take + lat[EMPTY_CREDIT_BACK]
         if end > last_busy[k]:
             last_busy[k] = end
         busy[k] += n
@@ -82,8 +83,8 @@ def room(b, reduce, room_delay, threshold, lanes, writes, max_rd, n_items, seen)
 
 
 @_kernel
-def first_layer(a, width, lanes, counts, fanout, reduce, settle, room_delay, threshold, rd, rd2, cred, col_end, last_busy,
-                busy, writes, max_rd):
+def first_layer(a, width, lanes, counts, fanout, reduce, settle, room_delay, threshold, lat, rd, rd2, cred, col_end,
+                last_busy, busy, writes, max_rd):
     """Layer 0 (`hw.broadcast.InputStage`): the input stream offers a beat of
     `width` values in every cycle from the first COMPUTE cycle (cycle 0); a
     beat taken in cycle ``t`` offers its nonzeros from ``t + 1``, `lanes` a
@@ -118,7 +119,7 @@ def first_layer(a, width, lanes, counts, fanout, reduce, settle, room_delay, thr
             for i in range(g):
                 writes[n_items] = b + fanout
                 max_rd[n_items] = push(b + fanout, counts[group[i]], lanes, rd, rd2, cred, col_end, last_busy,
-                                       busy)
+                                       busy, lat)
                 n_items += 1
             b_prev, offer, last_load = b, load + 1, load
         if last_load == NEVER:
@@ -200,8 +201,8 @@ def tree_step(starts, lo, hi, ov, out, hv, held, leaf_valid, leaf_payload, root_
 
 
 @_kernel
-def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, threshold, rd, rd2, cred, col_end, last_busy,
-                busy, writes, max_rd):
+def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, threshold, lat, rd, rd2, cred, col_end,
+                last_busy, busy, writes, max_rd):
     """A layer fed from the PEs' activation buffers (`hw.activation_buffer`:
     row ``r`` of PE ``k`` holds element ``r * n_pe + k``; a scanner per PE
     reads a row per cycle and offers each nonzero through a one-pair
@@ -279,7 +280,7 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, thre
             for i in range(bc_n):
                 writes[n_items] = cycle + fanout
                 max_rd[n_items] = push(cycle + fanout, counts[bc_j[i]], lanes, rd, rd2, cred, col_end, last_busy,
-                                       busy)
+                                       busy, lat)
                 n_items += 1
         if load:                            # every root that holds a pair, tree 0's first
             bc_n = 0
