@@ -139,7 +139,8 @@ bench-lowrank: $(STAMP)
 
 # every PE count of both targets through place and route (hours on 2 cores)
 bench-synth: $(SYNTH_STAMP)
-	$(BIN)/python bench/synth_sweep.py
+	$(BIN)/python bench/synth_sweep.py $(if $(SEEDS),--seeds $(SEEDS)) $(if $(JOBS),--jobs $(JOBS)) \
+	  $(if $(filter 1 yes true,$(QUICK)),--quick)
 
 export: $(STAMP)
 	$(BIN)/python -m hw export $(if $(N_PE),--n-pe $(N_PE)) -o build/accelerator.v

@@ -4,7 +4,7 @@
     report = synth.sweep(sw.Config.preset("ecp5-85f"), "ecp5", seeds=[1, 2, 3], jobs=2, quick=True)
 """
 
-from .flow import SynthesisError, run, sweep, synth_root, yosys_only
+from .flow import SynthesisError, parse_seeds, run, sweep, synth_root, yosys_only
 from .targets import TARGETS, Target, target
 
-__all__ = ["run", "sweep", "yosys_only", "SynthesisError", "synth_root", "TARGETS", "Target", "target"]
+__all__ = ["run", "sweep", "parse_seeds", "yosys_only", "SynthesisError", "synth_root", "TARGETS", "Target", "target"]

@@ -19,7 +19,7 @@ from pathlib import Path
 import sw
 from sw.cli import cli_errors
 
-from .flow import SynthesisError, run, sweep
+from .flow import SynthesisError, parse_seeds, run, sweep
 from .targets import TARGETS
 
 
@@ -39,6 +39,8 @@ def summary(report: dict) -> list[str]:
         if cp:
             lines.append(f"  critical path {cp['delay_ns']:.2f} ns ({cp['logic_ns']:.2f} logic, "
                          f"{cp['routing_ns']:.2f} routing): {cp['from']} -> {cp['to']}")
+    if report.get("slow_options_dropped"):
+        lines.append(f"  note: {report['slow_options_dropped']}")
     for key, label in (("lut4", "LUT4"), ("ff", "FF"), ("logic_cells", "LC")):
         if key in c:
             lines.append(f"  {label:<10} {_used(c[key])}")
@@ -75,17 +77,10 @@ def _names(names: list[str]) -> str:
 
 
 def _seeds(text: str) -> list[int]:
-    """``1,2,5`` or ``1-4`` (or both: ``1-3,7``) as a list of seeds."""
-    seeds = []
     try:
-        for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            seeds.extend(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds are integers like 1,2,3 or 1-4, got {text!r}") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError(f"no seeds in {text!r}")
-    return seeds
+        return parse_seeds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv=None) -> int:

@@ -31,8 +31,8 @@ from sw.config import Config
 from sw.files import atomic_file, output_path
 from sw.image import Image
 
-from .flow import SynthesisError, _cells, _critical_path, _run_tool, _tool, memory_mapping, synth_root, \
-    tool_versions, yosys_script
+from .flow import SynthesisError, _cells, _critical_path, _run_tool, _tool, memory_mapping, run_nextpnr, \
+    synth_root, tool_versions, yosys_script
 from .targets import target as get_target
 
 __all__ = ["build", "splice", "read_back", "BitstreamError", "bitstream_root"]
@@ -174,7 +174,8 @@ def _tool_python(package: str, wasm: str, argv: list[str], cwd: Path, log: Path,
 def _place(b, config: Config, contents: dict, work: Path, seed: int, progress):
     """Synthesise, place and route board `b`'s design with memories
     initialised from `contents` into `work` (``top.config`` / ``top.asc``,
-    logs, reports). Returns the design and the seconds of each step."""
+    logs, reports). Returns the design, the seconds of each step, and why
+    the slow nextpnr options were dropped (`flow.run_nextpnr`; None if not)."""
     from hw.board import BoardDesign
     from hw.export import without_zero_memory_init
     t = get_target(b.target)
@@ -195,13 +196,15 @@ def _place(b, config: Config, contents: dict, work: Path, seed: int, progress):
                                      work / "yosys.stdout", "Yosys", progress)
     if progress:
         progress(f"  synthesised in {seconds['synthesis']:.0f} s; placing and routing ...")
-    device = [*t.nextpnr_args, *t.slow_args]      # not `ooc_args`: a board design has its pinout
     text = f"{TOP}.{TEXT[t.name]}"
     placed = ["--lpf", constraints, "--textcfg", text] if t.name == "ecp5" else ["--pcf", constraints, "--asc", text]
-    argv = [_tool(t.nextpnr), *device, "--json", f"{TOP}.json", *placed, "--report", "pnr.json", "--seed", str(seed),
-            "--timing-allow-fail"]
-    seconds["place_and_route"] = _run_tool(argv, work, work / "nextpnr.log", "nextpnr", progress)
-    return design, seconds
+
+    def argv(slow):         # not `ooc_args`: a board design has its pinout
+        return [_tool(t.nextpnr), *t.nextpnr_args, *slow, "--json", f"{TOP}.json", *placed, "--report", "pnr.json",
+                "--seed", str(seed), "--timing-allow-fail"]
+
+    seconds["place_and_route"], dropped = run_nextpnr(argv, t.slow_args, work, progress)
+    return design, seconds, dropped
 
 
 def _pack(family: str, text: Path, bitstream: Path):
@@ -266,7 +269,7 @@ def build(board_name: str, image: Image, *, out_dir: Path | None = None, seed: i
              f"(logs in {work})")
 
     template = template_contents(config, seed, t.runtime_kinds)
-    design, seconds = _place(b, config, template, work, seed, progress)
+    design, seconds, dropped = _place(b, config, template, work, seed, progress)
     text = f"{TOP}.{TEXT[t.name]}"
 
     # where each memory's slices sit in the template
@@ -306,7 +309,8 @@ def build(board_name: str, image: Image, *, out_dir: Path | None = None, seed: i
               "clock_mhz": design.clk_hz / 1e6, "baud": design.baud, "fmax_mhz": round(fmax, 2) if fmax else None,
               "timing_met": fmax is not None and fmax >= design.clk_hz / 1e6,
               "critical_path": _critical_path(pnr), "cells": cells["summary"], "cells_nextpnr": cells["nextpnr"],
-              "seconds": seconds, "tools": tool_versions(t), "seed": seed}
+              "seconds": seconds, "tools": tool_versions(t), "seed": seed,
+              **({"slow_options_dropped": dropped} if dropped else {})}
     with atomic_file(out / "report.json", "w") as f:
         json.dump(report, f, indent=1)
 

@@ -110,30 +110,43 @@ def failure_summary(log_text: str) -> str:
     return "; ".join(parts) or "no ERROR line in its log"
 
 
+class _GaveUp(Exception):
+    """A tool was stopped because `give_up` said it would not finish."""
+
+
 def _run_tool(argv: list[str], cwd: Path, log: Path, what: str, progress, every: float = 30.0, *,
-              stdin: Path | None = None, stdout: Path | None = None):
+              stdin: Path | None = None, stdout: Path | None = None, give_up=None):
     """Run a tool with its output in `log` (its standard output in `stdout`
     instead, if given, and its input from `stdin`); every `every` seconds
-    tell `progress` how long it has run and the log's last ``Info:`` line."""
+    tell `progress` how long it has run and the log's last ``Info:`` line.
+    `give_up(log_text)`, asked as often, may return why the tool will never
+    finish: it is then stopped and `_GaveUp` raised with that reason."""
     t0 = time.perf_counter()
     with open(log, "w") as f, open(stdin or os.devnull, "rb") as fi, \
             open(stdout, "wb") if stdout else contextlib.nullcontext() as fo:
         proc = subprocess.Popen(argv, cwd=cwd, stdin=fi, stdout=fo or f,
                                 stderr=f if stdout else subprocess.STDOUT)
     stop = threading.Event()
+    gave_up = []
 
     def beat():
         while not stop.wait(every):
-            last = ""
             try:
-                lines = [l for l in log.read_text(errors="replace").splitlines() if l.startswith("Info:")]
-                last = lines[-1][5:].strip()[:100] if lines else ""
+                text = log.read_text(errors="replace")
             except OSError:
-                pass
-            progress(f"  ... {what}, {time.perf_counter() - t0:.0f} s{': ' + last if last else ''}")
+                text = ""
+            why = give_up(text) if give_up else None
+            if why:
+                gave_up.append(why)
+                proc.kill()
+                return
+            if progress:
+                lines = [l for l in text.splitlines() if l.startswith("Info:")]
+                last = lines[-1][5:].strip()[:100] if lines else ""
+                progress(f"  ... {what}, {time.perf_counter() - t0:.0f} s{': ' + last if last else ''}")
 
     thread = threading.Thread(target=beat, daemon=True)
-    if progress:
+    if progress or give_up:
         thread.start()
     try:
         code = proc.wait()
@@ -144,6 +157,8 @@ def _run_tool(argv: list[str], cwd: Path, log: Path, what: str, progress, every:
         stop.set()
         if thread.is_alive():
             thread.join()
+    if gave_up:
+        raise _GaveUp(gave_up[0])
     if code:
         try:
             why = failure_summary(log.read_text(errors="replace"))
@@ -343,6 +358,20 @@ def _store(run_dir: Path, report: dict) -> dict:
     return {**report, "cached": False}
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``1,2,5`` or ``1-4`` (or both: ``1-3,7``) as a list of seeds."""
+    seeds = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            seeds.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise ValueError(f"seeds are integers like 1,2,3 or 1-4, got {text!r}") from None
+    if not seeds:
+        raise ValueError(f"no seeds in {text!r}")
+    return seeds
+
+
 def sweep(config: Config, target_name: str, seeds, *, jobs: int = 1, image=None, freq_mhz: float | None = None,
           force: bool = False, progress=print, preset: str | None = None, quick: bool = False) -> dict:
     """Place and route one netlist at each of `seeds` (nextpnr's placement
@@ -386,11 +415,12 @@ def sweep(config: Config, target_name: str, seeds, *, jobs: int = 1, image=None,
             def one(s):
                 tell = (lambda line: progress(f"  [seed {s}]{line[1:]}")) if progress else None
                 try:
-                    pnr, seconds = _place(t, dirs[s], seed=s, freq=freq, quick=quick, progress=tell)
+                    pnr, seconds, dropped = _place(t, dirs[s], seed=s, freq=freq, quick=quick, progress=tell)
                 except SynthesisError as e:
                     raise SynthesisError(f"seed {s}: {e}") from None
                 report = _store(dirs[s], _report(config, t, syn, pnr, {**syn["seconds"], "place_and_route": seconds},
-                                                 image=image, seed=s, freq=freq, preset=preset, quick=quick))
+                                                 image=image, seed=s, freq=freq, preset=preset, quick=quick,
+                                                 dropped=dropped))
                 if progress:
                     progress(f"  [seed {s}] {report['fmax_mhz']} MHz ({'met' if report['timing_met'] else 'not met'})"
                              f" in {seconds:.0f} s")
@@ -405,14 +435,61 @@ def sweep(config: Config, target_name: str, seeds, *, jobs: int = 1, image=None,
     return _publish({**reports[best], "sweep": summary}, link)
 
 
-def _place(t: Target, out: Path, *, seed: int, freq: float, quick: bool, progress) -> tuple[dict, float]:
-    """nextpnr on ``out/design.json``: its JSON report and the seconds it took."""
-    argv = [_tool(t.nextpnr), *t.nextpnr_args, *t.ooc_args, *(() if quick else t.slow_args),
-            "--json", "design.json",
-            "--freq", f"{freq:g}",
-            "--report", "pnr.json", "--timing-allow-fail", "--seed", str(seed)]
-    seconds = _run_tool(argv, out, out / "nextpnr.log", "nextpnr", progress)
-    return json.loads((out / "pnr.json").read_text()), seconds
+# router2's timing-driven rip-up has no iteration cap: with the routing legal
+# and a path it cannot fix it goes on for ever (64 PEs, seed 1: legal at
+# iteration 48 with 2 failing paths, still 2 at iteration 901, nothing
+# rerouted). These many iterations past a legal routing with the same
+# failures end it; where it works, it met timing as the routing became legal.
+RIPUP_PATIENCE = 50
+_ROUTER_ITER = re.compile(r"^Info:\s+iter=(\d+) .*?\boverused=(\d+) .*?\btmgfail=(\d+)", re.M)
+
+
+def ripup_stalled(log_text: str, patience: int = RIPUP_PATIENCE) -> str | None:
+    """Why the rip-up in nextpnr's log `log_text` will not finish, or None:
+    `patience` router iterations since the routing became legal, with the
+    same number of failing paths throughout."""
+    legal_since, failing = None, None
+    for m in _ROUTER_ITER.finditer(log_text):
+        it, overused, tmgfail = (int(x) for x in m.groups())
+        if overused or not tmgfail:
+            legal_since, failing = None, None
+        elif tmgfail != failing:
+            legal_since, failing = it, tmgfail
+        elif it - legal_since >= patience:
+            return (f"the timing-driven rip-up went {it - legal_since} iterations past a legal routing "
+                    f"with {tmgfail} failing path{'s' if tmgfail > 1 else ''} it could not fix")
+    return None
+
+
+def run_nextpnr(argv_for, slow: tuple, cwd: Path, progress) -> tuple[float, str | None]:
+    """nextpnr as ``argv_for(slow)`` in `cwd` (log ``nextpnr.log``): the
+    seconds it took, and why `slow` was dropped (None if it was not): a
+    timing-driven rip-up that stalls (`ripup_stalled`) is stopped and the
+    design placed and routed again as ``argv_for(())``, the stopped run's log
+    kept as ``nextpnr-ripup.log``."""
+    t0 = time.perf_counter()
+    try:
+        _run_tool(argv_for(slow), cwd, cwd / "nextpnr.log", "nextpnr", progress,
+                  give_up=ripup_stalled if "--tmg-ripup" in slow else None)
+        return time.perf_counter() - t0, None
+    except _GaveUp as e:
+        dropped = f"{e}; stopped, placed and routed again without {' '.join(slow)}"
+    (cwd / "nextpnr.log").replace(cwd / "nextpnr-ripup.log")
+    if progress:
+        progress(f"  {dropped}")
+    _run_tool(argv_for(()), cwd, cwd / "nextpnr.log", "nextpnr", progress)
+    return time.perf_counter() - t0, dropped
+
+
+def _place(t: Target, out: Path, *, seed: int, freq: float, quick: bool, progress) -> tuple[dict, float, str | None]:
+    """nextpnr on ``out/design.json`` (`run_nextpnr`): its JSON report, the
+    seconds it took, and why the slow options were dropped (or None)."""
+    def argv(slow):
+        return [_tool(t.nextpnr), *t.nextpnr_args, *t.ooc_args, *slow, "--json", "design.json", "--freq", f"{freq:g}",
+                "--report", "pnr.json", "--timing-allow-fail", "--seed", str(seed)]
+
+    seconds, dropped = run_nextpnr(argv, () if quick else t.slow_args, out, progress)
+    return json.loads((out / "pnr.json").read_text()), seconds, dropped
 
 
 def _fresh(config, t: Target, out: Path, *, image, place, seed, freq, progress, preset, quick) -> dict:
@@ -422,16 +499,20 @@ def _fresh(config, t: Target, out: Path, *, image, place, seed, freq, progress, 
     syn = _synthesise(config, t, out, image=image, progress=progress)
     seconds = dict(syn["seconds"])
     pnr = None
+    dropped = None
     if place:
         if progress:
             progress(f"  synthesised in {seconds['synthesis']:.0f} s; placing and routing with nextpnr at "
                      f"{freq:g} MHz ...")
-        pnr, seconds["place_and_route"] = _place(t, out, seed=seed, freq=freq, quick=quick, progress=progress)
-    return _report(config, t, syn, pnr, seconds, image=image, seed=seed, freq=freq, preset=preset, quick=quick)
+        pnr, seconds["place_and_route"], dropped = _place(t, out, seed=seed, freq=freq, quick=quick,
+                                                          progress=progress)
+    return _report(config, t, syn, pnr, seconds, image=image, seed=seed, freq=freq, preset=preset, quick=quick,
+                   dropped=dropped)
 
 
 def _report(config, t: Target, syn: dict, pnr: dict | None, seconds: dict, *, image, seed, freq, preset,
-            quick) -> dict:
+            quick, dropped=None) -> dict:
+    """`dropped`: why the slow options were left out after all (`_place`)."""
     fmax = None
     if pnr is not None:
         clocks = pnr.get("fmax", {})
@@ -447,4 +528,5 @@ def _report(config, t: Target, syn: dict, pnr: dict | None, seconds: dict, *, im
         "cells": cells["summary"], "cells_nextpnr": cells["nextpnr"], "cells_yosys": cells["yosys"],
         "memories": syn["memories"], "wrapper": syn["wrapper"], "seed": seed, "seconds": seconds,
         "tools": tool_versions(t), "placed": pnr is not None, "quick": quick,
+        **({"slow_options_dropped": dropped} if dropped else {}),
     }

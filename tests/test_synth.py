@@ -55,7 +55,7 @@ def test_quick_leaves_out_only_the_slow_options(tmp_path, monkeypatch):
     monkeypatch.setattr(flow, "_tool", lambda name: name)
     monkeypatch.setattr(flow, "_synthesise", lambda config, t, out, **k: out.mkdir(parents=True) or {
         "seconds": {}, "yosys_cells": {}, "memories": {}, "wrapper": None})
-    monkeypatch.setattr(flow, "_run_tool", lambda argv, out, *a: argvs.append(argv) or
+    monkeypatch.setattr(flow, "_run_tool", lambda argv, out, *a, **k: argvs.append(argv) or
                         (out / "pnr.json").write_text("{}") and 0)
     monkeypatch.setattr(flow, "_cells", lambda *a: {"summary": {}, "nextpnr": {}, "yosys": {}})
     for quick in (True, False):
@@ -107,6 +107,73 @@ def test_sweep_synthesises_once_and_keeps_the_fastest_seed(tmp_path, monkeypatch
         flow.sweep(SMALL, "ecp5", [], progress=None)
     assert main(["--seeds", "2", "--no-pnr"]) == 2
     assert "--no-pnr places nothing" in capsys.readouterr().err
+
+
+def _router_log(rows):
+    """nextpnr's router2 lines with the timing-driven rip-up: (iteration, overused wires, failing paths)."""
+    return "\n".join(["Info: iter=226 steplen=0.9 a=115.2 penalty=[0.00]"]          # the placer's, not the router's
+                     + [f"Info:     iter={i} wires=1259606 overused={o} overuse={o} tmgfail={f} archfail=NA"
+                        for i, o, f in rows])
+
+
+def test_ripup_stalled_needs_a_legal_routing_with_the_same_failures_for_long():
+    from synth.flow import ripup_stalled
+    stuck = [(i, 40 - i if i < 40 else 0, 2) for i in range(1, 120)]     # legal from 40, 2 failing ever after
+    assert ripup_stalled(_router_log(stuck[:88]), patience=50) is None                  # 48 iterations past 40
+    assert "50 iterations past a legal routing with 2 failing paths" in ripup_stalled(_router_log(stuck[:90]), 50)
+    converging = [(i, 0, 3 if i < 45 else 1) for i in range(1, 90)]       # fewer failing paths at 45: counted anew
+    assert ripup_stalled(_router_log(converging), patience=50) is None
+    assert ripup_stalled(_router_log(converging + [(90 + i, 0, 1) for i in range(10)]), patience=50)
+    met = [(i, 0, 0) for i in range(1, 200)]                           # routing legal and timing met: it ends
+    assert ripup_stalled(_router_log(met), patience=50) is None
+    congested = [(i, 3, 2) for i in range(1, 200)]                     # never legal: not the rip-up's loop
+    assert ripup_stalled(_router_log(congested), patience=50) is None
+    assert ripup_stalled("Info: iter=5 wires=1 overused=0 overuse=0 archfail=NA", patience=0) is None
+
+
+def test_a_stalled_ripup_is_stopped_and_placed_again_without_it(tmp_path, monkeypatch):
+    """`_run_tool` stops a tool `give_up` gives up on (a real process that
+    would run for minutes); `run_nextpnr` then runs nextpnr again without
+    the rip-up, keeps the stopped run's log, and the report says so."""
+    import sys
+    import time
+
+    from synth import flow
+    log = tmp_path / "loop.log"
+    script = "import time\nfor i in range(10**6):\n    print(f'Info:     iter={i} wires=1 overused=0 overuse=0 " \
+             "tmgfail=2 archfail=NA', flush=True)\n    time.sleep(0.01)"
+    t0 = time.perf_counter()
+    with pytest.raises(flow._GaveUp, match="iterations past a legal routing"):
+        flow._run_tool([sys.executable, "-c", script], tmp_path, log, "loop", None, every=0.2,
+                       give_up=lambda text: flow.ripup_stalled(text, patience=20))
+    assert time.perf_counter() - t0 < 30
+
+    monkeypatch.setenv("OPENEIE_BUILD_DIR", str(tmp_path))
+    monkeypatch.setattr(flow, "tool_versions", lambda t: {})
+    monkeypatch.setattr(flow, "_tool", lambda name: name)
+    monkeypatch.setattr(flow, "_cells", lambda *a: {"summary": {}, "nextpnr": {}, "yosys": {}})
+    monkeypatch.setattr(flow, "_synthesise", lambda config, t, out, **k: (out.mkdir(parents=True, exist_ok=True), {
+        "seconds": {"synthesis": 1.0}, "yosys_cells": {}, "memories": {}, "wrapper": None})[1])
+    argvs = []
+
+    def fake_nextpnr(argv, out, log, *a, give_up=None, **k):
+        argvs.append(argv)
+        log.write_text(_router_log([(i, 0, 2) for i in range(1, 100)]) if give_up else "Info: done")
+        if give_up and give_up(log.read_text()):
+            raise flow._GaveUp(give_up(log.read_text()))
+        (out / "pnr.json").write_text(json.dumps({"fmax": {"clk": {"achieved": 98.5, "constraint": 100}}}))
+        return 0.5
+
+    monkeypatch.setattr(flow, "_run_tool", fake_nextpnr)
+    report = flow.run(SMALL, "ecp5", progress=None)
+    assert len(argvs) == 2 and "--tmg-ripup" in argvs[0] and "--tmg-ripup" not in argvs[1]
+    assert report["fmax_mhz"] == 98.5 and not report["quick"]
+    assert "placed and routed again without --tmg-ripup" in report["slow_options_dropped"]
+    run_dir = next(p for p in (tmp_path / "synth" / "cache").iterdir() if p.is_dir())
+    assert "tmgfail=2" in (run_dir / "nextpnr-ripup.log").read_text() and (run_dir / "nextpnr.log").read_text() == \
+        "Info: done"
+    argvs.clear()
+    assert flow.run(SMALL, "ecp5", quick=True, progress=None)["fmax_mhz"] == 98.5 and len(argvs) == 1   # no rip-up
 
 
 def test_fanout_copies_survive_synthesis(tmp_path):
