@@ -5,6 +5,7 @@ accelerator for an FPGA and report what it became.
     python -m synth --target ecp5 --n-pe 16        # the same PEs, fewer of them
     python -m synth --target ice40 --image IMG     # memories initialised from an image
     python -m synth --target ecp5 --quick --seeds 1-4 --jobs 2   # one netlist, four placements; the best kept
+    python -m synth --target ice40 --n-pe 4 --blocks   # each block's LUT4, FF, RAM and DSP cells (no placement)
 
 Writes ``build/synth/<target>-<n_pe>pe/report.json`` (``-yosys`` with
 ``--no-pnr``) and prints a summary.
@@ -19,6 +20,7 @@ from pathlib import Path
 import sw
 from sw.cli import cli_errors
 
+from .blocks import block_table, blocks
 from .flow import SynthesisError, parse_seeds, run, sweep
 from .targets import TARGETS
 
@@ -99,6 +101,9 @@ def main(argv=None) -> int:
                              "fastest; the report lists every seed")
     parser.add_argument("--jobs", type=int, default=1, help="with --seeds: nextpnr runs at a time (default 1)")
     parser.add_argument("--force", action="store_true", help="run again even if a cached report exists")
+    parser.add_argument("--blocks", action="store_true",
+                        help="only synthesise with the hierarchy kept and print each block's cells (the PEs' "
+                             "blocks summed and per PE): where the logic goes, not the report")
     parser.add_argument("--quick", action="store_true",
                         help="ecp5: place and route without router2's timing-driven rip-up (--tmg-ripup): a run "
                              "that misses timing ends many minutes sooner, at less MHz (16 PEs, seed 1, heap placer: "
@@ -115,6 +120,17 @@ def main(argv=None) -> int:
                 config, preset = image.config, None
             else:
                 config = sw.Config.preset(preset, **({"n_pe": args.n_pe} if args.n_pe else {}))
+            if args.blocks:
+                if args.seeds:
+                    raise ValueError("--blocks places nothing; --seeds do not apply")
+                try:
+                    result = blocks(config, t.name, image=image, progress=_log)
+                except SynthesisError as e:
+                    raise ValueError(str(e)) from None
+                for line in block_table(result):
+                    _log(line)
+                _log(f"blocks: {result['path']}")
+                return 0
             if args.seeds and args.no_pnr:
                 raise ValueError("--seeds are placement seeds; --no-pnr places nothing")
             if args.jobs < 1:

@@ -220,6 +220,24 @@ def test_ecp5_memories_and_multipliers(tmp_path):
     assert not any(k.startswith("$") and k not in ("$scopeinfo",) for k in cells), cells   # nothing left unmapped
 
 
+def test_blocks_count_each_blocks_cells_summed_over_the_pes(tmp_path, monkeypatch, capsys):
+    """`python -m synth --blocks`: the hierarchy kept, every PE's blocks
+    summed under ``pe_*`` with how many there are, one multiplier per PE in
+    the arithmetic unit and each PE's three image memories in block RAM."""
+    from synth.__main__ import main
+    monkeypatch.setenv("OPENEIE_BUILD_DIR", str(tmp_path))
+    assert main(["--target", "ecp5", "--preset", "ecp5-85f", "--n-pe", str(SMALL.n_pe), "--blocks"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads((tmp_path / "synth" / f"ecp5-{SMALL.n_pe}pe-blocks" / "blocks.json").read_text())
+    b = result["blocks"]
+    assert b["core.pe_*.arith"]["count"] == SMALL.n_pe and b["core.pe_*.arith"]["dsp"] == SMALL.n_pe
+    assert b["core.pe_*.matrix"]["block_ram"] == SMALL.n_pe
+    assert b["core.pe_*.pointers"]["block_ram"] == 2 * SMALL.n_pe
+    assert b["core.control"]["count"] == 1 and b["core.pe_*.arith"]["ff"] > 0
+    assert "core.pe_*.arith" in out and "per PE" in out
+    assert main(["--target", "ecp5", "--blocks", "--seeds", "1,2"]) == 2
+
+
 @pytest.mark.pnr
 @pytest.mark.parametrize("target", ["ecp5", "ice40"])
 def test_place_and_route_report(target, tmp_path, monkeypatch):
