@@ -44,9 +44,9 @@ TARGETS = {
         # board bitstreams keep the default placer, as they were measured
         ooc_args=("--out-of-context", "--placer", "static"),
         # router2's timing-driven rip-up: an older 16-PE netlist went from 92.5 to 100.4 MHz with it, the
-        # one of 2026-11 from 86.7 to 100.6 (seed 1, heap placer); but a run that misses timing rips up
-        # nets until the iteration cap (16 PEs took 1,028 s instead of about 270 once; 64 PEs, static
-        # placer: 800 iterations, 41 minutes, unfinished); --quick leaves it out
+        # one of 2026-11 from 86.7 to 100.6 (seed 1, heap placer); 64 PEs (065766c) 101.0 and 101.7 MHz at
+        # seeds 1 and 2 in 13.5 minutes. It has no iteration cap: where it cannot fix a path it never ends,
+        # so `flow.run_nextpnr` stops a stalled one and routes again without it; --quick leaves it out
         slow_args=("--tmg-ripup",),
         target_mhz=100.0, wrapped=False, lut="TRELLIS_COMB", ff="TRELLIS_FF", block_ram=("DP16KD",),
         dsp="MULT18X18D", available={"TRELLIS_COMB": 83640, "TRELLIS_FF": 83640, "DP16KD": 208, "MULT18X18D": 156}),
