@@ -44,8 +44,8 @@ TARGETS = {
         # board bitstreams keep the default placer, as they were measured
         ooc_args=("--out-of-context", "--placer", "static"),
         # router2's timing-driven rip-up: an older 16-PE netlist went from 92.5 to 100.4 MHz with it, the
-        # one of 2026-11 from 86.7 to 100.6 (seed 1, heap placer); 64 PEs (065766c) 101.0 and 101.7 MHz at
-        # seeds 1 and 2 in 13.5 minutes. It has no iteration cap: where it cannot fix a path it never ends,
+        # one of 2026-11 from 86.7 to 100.6 (seed 1, heap placer); 64 PEs (065766c) 101.0, 101.7 and 100.8
+        # MHz at seeds 1 to 3 in 13.5 to 14.5 minutes. It has no iteration cap: where it cannot fix a path it never ends,
         # so `flow.run_nextpnr` stops a stalled one and routes again without it; --quick leaves it out
         slow_args=("--tmg-ripup",),
         target_mhz=100.0, wrapped=False, lut="TRELLIS_COMB", ff="TRELLIS_FF", block_ram=("DP16KD",),
