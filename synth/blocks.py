@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sw.config import Config
 
-from .flow import SynthesisError, _run_tool, _tool, synth_root
+from .flow import TOP, SynthesisError, _run_tool, _tool, synth_root, write_rtlil, yosys_script
 from .targets import target as get_target
 
 __all__ = ["blocks", "block_table"]
@@ -49,18 +49,10 @@ def blocks(config: Config, target_name: str, *, image=None, progress=print) -> d
     "carry", "lut_ram", "block_ram", "dsp", "count"}}, "seconds"}``, ``count``
     being how many instances (PEs) a ``pe_*`` path sums. Written to
     ``build/synth/<target>-<n_pe>pe-blocks/blocks.json``."""
-    from hw import Accelerator
-    from hw.export import rtlil_text
     from sw.files import atomic_file
-
-    from .flow import TOP, yosys_script
-    from .wrapper import SerialWrapper
     t = get_target(target_name)
     out = synth_root() / f"{t.name}-{config.n_pe}pe-blocks"
-    out.mkdir(parents=True, exist_ok=True)
-    acc = Accelerator(config, image)
-    top = SerialWrapper(acc) if t.wrapped else acc
-    (out / "design.il").write_text(rtlil_text(top, TOP))
+    write_rtlil(config, t, out, image)
     script = f"{yosys_script(t)} -noflatten; tee -q -o stat.json stat -json"
     if progress:
         progress(f"synthesising {config.n_pe} PEs for {t.part} with the hierarchy kept ({t.yosys_synth} -noflatten)")

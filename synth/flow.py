@@ -279,18 +279,26 @@ def yosys_only(config: Config, target_name: str, out_dir: Path, *, image=None) -
     return rep["memories"], rep["yosys_cells"]
 
 
-def _synthesise(config: Config, t: Target, out: Path, *, image, progress) -> dict:
+def write_rtlil(config: Config, t: Target, out: Path, image=None):
+    """The accelerator for target `t` (behind the serial wrapper where the
+    part has too few pins) as ``out/design.il``, top module `TOP`; returns
+    `(accelerator, top)`."""
     from hw import Accelerator
     from hw.export import rtlil_text
-    from sw import format as fmt
 
     from .wrapper import SerialWrapper
     out.mkdir(parents=True, exist_ok=True)
-    seconds = {}
-    t0 = time.perf_counter()
     acc = Accelerator(config, image)
     top = SerialWrapper(acc) if t.wrapped else acc
     (out / "design.il").write_text(rtlil_text(top, TOP))
+    return acc, top
+
+
+def _synthesise(config: Config, t: Target, out: Path, *, image, progress) -> dict:
+    from sw import format as fmt
+    seconds = {}
+    t0 = time.perf_counter()
+    acc, top = write_rtlil(config, t, out, image)
     seconds["rtlil"] = time.perf_counter() - t0
     if progress:
         progress(f"  RTLIL written in {seconds['rtlil']:.0f} s; synthesising with Yosys ({t.yosys_synth}) ...")
