@@ -70,7 +70,9 @@ class NonzeroTree(wiring.Component):
     levels (one level for a single PE), `n` the PEs it merges (default all).
     `idle` is high when no node holds a pair."""
 
-    def __init__(self, widths: Widths, fan_in: int = 4, n: int | None = None):
+    FAN_IN = 4          # inputs per node (the cycle model's trees too: `sw.perf.Timing.tree_fan_in`)
+
+    def __init__(self, widths: Widths, fan_in: int = FAN_IN, n: int | None = None):
         self._layout = activation_layout(widths)
         self._n = widths.config.n_pe if n is None else n
         self._fan_in = fan_in

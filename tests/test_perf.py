@@ -25,12 +25,13 @@ def test_tree_model_equals_the_nonzero_tree(n_pe):
     config = sw.Config(n_pe=n_pe, weight_depth=1024, pointer_depth=256, row_depth=16)
     dut = NonzeroTree(Widths(config))
     rng = random.Random(n_pe)
-    starts, lo, hi = kernels.tree_shape(n_pe, kernels.TREE_FAN_IN)
+    fan_in = NonzeroTree.FAN_IN
+    starts, lo, hi = kernels.tree_shape(n_pe, fan_in)
     nodes = int(starts[-1])
     ov, free = np.zeros(nodes, dtype=np.bool_), np.zeros(nodes, dtype=np.bool_)
     out = np.zeros(nodes, dtype=np.int64)
-    hv = np.zeros(nodes * kernels.TREE_FAN_IN, dtype=np.bool_)
-    held = np.zeros(nodes * kernels.TREE_FAN_IN, dtype=np.int64)
+    hv = np.zeros(nodes * fan_in, dtype=np.bool_)
+    held = np.zeros(nodes * fan_in, dtype=np.int64)
     leaf_taken = np.zeros(n_pe, dtype=np.bool_)
     mismatches = []
 
@@ -51,7 +52,7 @@ def test_tree_model_equals_the_nonzero_tree(n_pe):
                    [bool(ctx.get(dut.ins[k].ready)) and offered[k] != 0 for k in range(n_pe)])    # handed over
             root = (bool(ov[-1]), int(out[-1]) if ov[-1] else None)
             kernels.tree_step(starts, lo, hi, ov, out, hv, held, np.array([o != 0 for o in offered]),
-                              np.array(offered, dtype=np.int64), ready, free, leaf_taken)
+                              np.array(offered, dtype=np.int64), ready, free, leaf_taken, fan_in)
             if (bool(rtl[0]), rtl[1]) != root or rtl[2] != leaf_taken.tolist():
                 mismatches.append((cycle, rtl, root, leaf_taken.tolist()))
                 return

@@ -69,6 +69,7 @@ class Timing:
     # a PE's latencies, as `kernels` indexes them: take -> column-FIFO read, an empty column's take ->
     # its credit back, issue -> the arithmetic unit's last stage (`ProcessingElement.latencies`)
     pe: tuple
+    tree_fan_in: int     # the nonzero trees' inputs per node (NonzeroTree.FAN_IN)
     test_extra: int = 0  # an exit test: n_out + output_latency + this (ControlUnit.test_cycles)
 
     def exit_test(self, n_out: int) -> int:
@@ -78,6 +79,7 @@ class Timing:
     @classmethod
     def of(cls, config) -> "Timing":
         from hw.accelerator import ROOM_DELAY, queue_slack
+        from hw.broadcast import NonzeroTree
         from hw.codebook import CodebookStore
         from hw.control import ControlUnit, LayerTable
         from hw.output_stage import OutputStage
@@ -94,7 +96,8 @@ class Timing:
                    input_width=config.input_width, lanes=config.broadcast_width,
                    test_extra=ControlUnit.TEST_EXTRA, wb_latency=WriteBack.LATENCY,
                    table_latency=LayerTable.LATENCY, codebook_nearly=CodebookStore.nearly_cycles(config),
-                   exit_heads=bool(config.exit_heads), pe=ProcessingElement.latencies())
+                   exit_heads=bool(config.exit_heads), pe=ProcessingElement.latencies(),
+                   tree_fan_in=NonzeroTree.FAN_IN)
 
 
 @dataclass
@@ -127,7 +130,8 @@ def run_layer(t: Timing, counts_by_column: np.ndarray, a: np.ndarray, n_pe: int,
                                                    t.fanout, t.reduce, t.settle, t.room_delay, t.threshold, *state)
     else:
         first, exit_, stalls = kernels.later_layer(a.astype(np.int64), n_pe, t.lanes, counts_by_column, t.fanout,
-                                                   t.reduce, t.settle, t.room_delay, t.threshold, *state)
+                                                   t.reduce, t.settle, t.room_delay, t.threshold, t.tree_fan_in,
+                                                   *state)
     return (None if first == NEVER else int(first)), int(exit_), int(stalls), busy
 
 

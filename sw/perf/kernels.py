@@ -9,7 +9,6 @@ TAKE_TO_FIFO_READ = 0      # take -> earliest column-FIFO read (P0 .. P4, then t
 EMPTY_CREDIT_BACK = 1      # take of an empty column -> its credit returns (dropped at P4)
 ISSUE_TO_LAST_STAGE = 2    # issue -> the arithmetic unit's S4
 NEVER = -(1 << 40)
-TREE_FAN_IN = 4            # hw.broadcast.NonzeroTree
 
 
 try:                        # the kernels below are plain Python; numba compiles them when it is there
@@ -154,9 +153,9 @@ def tree_shape(n, fan_in):
 
 
 @_kernel
-def tree_step(starts, lo, hi, ov, out, hv, held, leaf_valid, leaf_payload, root_ready, free, leaf_taken):
+def tree_step(starts, lo, hi, ov, out, hv, held, leaf_valid, leaf_payload, root_ready, free, leaf_taken, fan_in):
     """One cycle of the tree (`hw.broadcast.ArbiterNode`): an input whose
-    holding register (``hv``, ``held``: `TREE_FAN_IN` slots per node) is
+    holding register (``hv``, ``held``: `fan_in` slots per node) is
     empty hands its pair over; a node's output register, when free (read by
     the node above, or by the broadcast for the root), takes its
     lowest-numbered input that has a pair (held, else handed over now); a
@@ -167,7 +166,7 @@ def tree_step(starts, lo, hi, ov, out, hv, held, leaf_valid, leaf_payload, root_
         for node in range(starts[d], starts[d + 1]):
             if d + 1 < levels:
                 pos = node - starts[d]
-                ready = not hv[(starts[d + 1] + pos // TREE_FAN_IN) * TREE_FAN_IN + pos % TREE_FAN_IN]
+                ready = not hv[(starts[d + 1] + pos // fan_in) * fan_in + pos % fan_in]
             else:
                 ready = root_ready
             free[node] = not ov[node] or ready
@@ -178,7 +177,7 @@ def tree_step(starts, lo, hi, ov, out, hv, held, leaf_valid, leaf_payload, root_
             picked = False
             value = 0
             for i in range(lo[node], hi[node]):
-                slot = node * TREE_FAN_IN + i - lo[node]
+                slot = node * fan_in + i - lo[node]
                 if d == 0:
                     valid, payload = leaf_valid[i], leaf_payload[i]
                 else:
@@ -201,8 +200,8 @@ def tree_step(starts, lo, hi, ov, out, hv, held, leaf_valid, leaf_payload, root_
 
 
 @_kernel
-def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, threshold, lat, rd, rd2, cred, col_end,
-                last_busy, busy, writes, max_rd):
+def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, threshold, fan_in, lat, rd, rd2, cred,
+                col_end, last_busy, busy, writes, max_rd):
     """A layer fed from the PEs' activation buffers (`hw.activation_buffer`:
     row ``r`` of PE ``k`` holds element ``r * n_pe + k``; a scanner per PE
     reads a row per cycle and offers each nonzero through a one-pair
@@ -210,8 +209,8 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, thre
     lane, ``min(lanes, n_pe)`` of them: PE ``k`` feeds tree ``k % trees`` as
     its leaf ``k // trees``; the broadcast loads every root that holds a
     pair, tree 0's first); stepped cycle by cycle from the first COMPUTE
-    cycle (cycle 0), the PEs seeing the scan's start `fanout` cycles later.
-    Returns as `first_layer`."""
+    cycle (cycle 0), the PEs seeing the scan's start `fanout` cycles later;
+    `fan_in`: the trees' inputs per node. Returns as `first_layer`."""
     n_in = a.shape[0]
     scanning = np.zeros(n_pe, dtype=np.bool_)
     row = np.zeros(n_pe, dtype=np.int64)
@@ -227,15 +226,15 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, thre
     n_leaves = np.zeros(trees, dtype=np.int64)     # tree q's leaves: PEs q, q + trees, ...
     for q in range(trees):
         n_leaves[q] = (n_pe - q + trees - 1) // trees
-    shapes = [tree_shape(n_leaves[q], TREE_FAN_IN) for q in range(trees)]
+    shapes = [tree_shape(n_leaves[q], fan_in) for q in range(trees)]
     nodes = np.zeros(trees, dtype=np.int64)
     for q in range(trees):
         nodes[q] = shapes[q][0][-1]
     width = nodes.max()
     ov = np.zeros((trees, width), dtype=np.bool_)
     out = np.zeros((trees, width), dtype=np.int64)
-    hv = np.zeros((trees, width * TREE_FAN_IN), dtype=np.bool_)
-    held = np.zeros((trees, width * TREE_FAN_IN), dtype=np.int64)
+    hv = np.zeros((trees, width * fan_in), dtype=np.bool_)
+    held = np.zeros((trees, width * fan_in), dtype=np.int64)
     free = np.zeros((trees, width), dtype=np.bool_)
     leaf_valid = np.zeros(n_leaves[0], dtype=np.bool_)
     leaf_j = np.zeros(n_leaves[0], dtype=np.int64)
@@ -297,7 +296,7 @@ def later_layer(a, n_pe, lanes, counts, fanout, reduce, settle, room_delay, thre
                 leaf_j[i] = out_j[q + i * trees]
             starts, lo, hi = shapes[q]
             tree_step(starts, lo, hi, ov[q], out[q], hv[q], held[q], leaf_valid[:n], leaf_j[:n], load, free[q],
-                      leaf_taken[:n])
+                      leaf_taken[:n], fan_in)
             for i in range(n):
                 taken[q + i * trees] = leaf_taken[i]
         if scanned:
