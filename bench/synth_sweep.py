@@ -59,7 +59,10 @@ def main():
     parser.add_argument("--jobs", type=int, default=1, help="with --seeds: nextpnr runs at a time")
     parser.add_argument("--quick", action="store_true", help="ecp5: without router2's timing-driven rip-up")
     args = parser.parse_args()
-    seeds = synth.parse_seeds(args.seeds) if args.seeds else None
+    try:
+        seeds = synth.parse_seeds(args.seeds) if args.seeds else None
+    except ValueError as e:
+        parser.error(f"--seeds: {e}")
     rows = []
     for target in args.target or list(SWEEP):
         preset = synth.target(target).preset

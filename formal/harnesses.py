@@ -238,7 +238,7 @@ class MatrixOrder(Elaboratable):
             Assert(~busy | (mr.issue_entry == cur)),
             Assert(~mr.col.ready | ~busy | (cur + 1 == end)),      # takes a column only as the last entry goes
         ]
-        issued = delay_line(m, Cat(mr.issue, start_now), MatrixReader.LATENCY, "expect")[-1]
+        issued = delay_line(m, Cat(mr.issue, start_now), MatrixReader.latency(w.config), "expect")[-1]
         m.d.comb += [
             Assert(mr.entry_valid == issued[0]),
             Assert(~mr.entry_valid | (mr.entry.first == issued[1])),
@@ -461,7 +461,7 @@ class ControlBound(Elaboratable):
         c = self.widths.config
         return (ControlUnit.DESC_CYCLES + LayerTable.LATENCY + 2 + CodebookStore.load_cycles(c)
                 + self.compute + ControlUnit.settle_cycles(fanout, reduce)
-                + c.row_depth + ControlUnit.drain_cycles(fanout)
+                + c.row_depth + ControlUnit.drain_cycles(c, fanout)
                 + 2)    # a margin: at bmc 60 the proof also holds with 2 cycles less a layer
 
     def elaborate(self, platform):

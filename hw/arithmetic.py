@@ -19,7 +19,9 @@ class ArithmeticUnit(wiring.Component):
       column, else ``previous row + run + 1``; the PE's copy of the running
       layer's codebook is read at ``code``.
     * S2: ``C[code]`` and ``a`` are registered again, beside the DSP (the
-      codebook's LUT RAM may be placed away from it).
+      codebook's LUT RAM may be placed away from it). `Config.short_pipeline`
+      leaves this stage out: S2b multiplies straight from the codebook's
+      read, and S3 and S4 come a cycle sooner.
     * S2b: ``product = C[code] * a`` (exact, ``weight_bits + act_bits`` wide).
     * S3: the accumulator is read at the row (padding entries, code 0, skip
       S3 and S4: they only move the row).
@@ -36,7 +38,10 @@ class ArithmeticUnit(wiring.Component):
     `cb_load` with the next layer's codebook (`hw.codebook`).
     """
 
-    LAST_STAGE = 4      # S4 is 4 cycles after S1 (the entry's arrival)
+    @staticmethod
+    def last_stage(config) -> int:
+        """S4 is this many cycles after S1 (the entry's arrival)."""
+        return 4 - config.short_pipeline
 
     def __init__(self, widths: Widths):
         c = widths.config
@@ -85,9 +90,12 @@ class ArithmeticUnit(wiring.Component):
 
         # S2: the multiplier's operands, registered beside it: FF -> DSP -> FF
         # is then the whole path through the multiplier
-        s2b_valid, s2b_row = Signal(), Signal(w.row, reset_less=True)
-        mul_a, mul_b = Signal.like(cb_rd.data, reset_less=True), Signal.like(s2_value, reset_less=True)
-        m.d.sync += [s2b_valid.eq(s2_valid), s2b_row.eq(s2_row), mul_a.eq(cb_rd.data), mul_b.eq(s2_value)]
+        if c.short_pipeline:
+            s2b_valid, s2b_row, mul_a, mul_b = s2_valid, s2_row, cb_rd.data, s2_value
+        else:
+            s2b_valid, s2b_row = Signal(), Signal(w.row, reset_less=True)
+            mul_a, mul_b = Signal.like(cb_rd.data, reset_less=True), Signal.like(s2_value, reset_less=True)
+            m.d.sync += [s2b_valid.eq(s2_valid), s2b_row.eq(s2_row), mul_a.eq(cb_rd.data), mul_b.eq(s2_value)]
 
         # S2b: multiply
         s3_valid, s3_row = Signal(), Signal(w.row, reset_less=True)

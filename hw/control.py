@@ -129,7 +129,7 @@ class ControlUnit(wiring.Component):
                    idle.
     ``WRITEBACK``  rows ``0 .. rows - 1``, one per cycle. The next layer's
                    ``DESC`` follows at once. After the last layer or an exit
-                   head, ``DRAIN``: `WriteBack.LATENCY` + `fanout` cycles
+                   head, ``DRAIN``: `WriteBack.latency` + `fanout` cycles
                    until the last row is written.
     ``TEST``       after a layer that ends an exit head (its descriptor's
                    `exit`): its outputs pass through the output stage into the
@@ -156,7 +156,7 @@ class ControlUnit(wiring.Component):
     ``LayerTable.LATENCY`` cycles after the write-back's first row, by which
     time the write-back has written every row its scan reads first (rows are
     written and scanned one a cycle, in order: ``LayerTable.LATENCY >=
-    WriteBack.LATENCY``), its bias reads (pointer banks) and accumulator
+    WriteBack.latency``), its bias reads (pointer banks) and accumulator
     reads come before the next layer's first pointer read, and its last row
     is written before the next layer's write-back starts (a layer's scan
     alone takes longer; with exit heads, where a layer may read an older
@@ -187,7 +187,7 @@ class ControlUnit(wiring.Component):
     Counters: `cycles` from `start` to `done`. Per layer ``T_measured``: from
     the cycle of the layer's first broadcast (or, with no nonzero input, its
     first write-back cycle) to the cycle its last output row is written,
-    both included (``WriteBack.LATENCY + fanout`` cycles after the last
+    both included (``WriteBack.latency + fanout`` cycles after the last
     write-back row, so it is logged then); and the broadcast's stall
     cycles. Both are logged per layer for the host (`CounterLog`), and each
     PE logs its busy cycles, as the write-back's last row leaves.
@@ -206,10 +206,10 @@ class ControlUnit(wiring.Component):
         return fanout + reduce + 1
 
     @staticmethod
-    def drain_cycles(fanout: int) -> int:
+    def drain_cycles(config, fanout: int) -> int:
         """The write-back's last row is written this many cycles after it
         leaves the control unit (the DRAIN after the last layer)."""
-        return WriteBack.LATENCY + fanout
+        return WriteBack.latency(config) + fanout
 
     def __init__(self, widths: Widths, *, init_layers=(), init_codebook=(), fanout: int = 0, reduce: int = 0):
         self._widths = widths
@@ -302,11 +302,11 @@ class ControlUnit(wiring.Component):
         host_access = self.host_layers.en | self.host_layers_read
         # a scan started once the read ahead is done reads every row after the
         # write-back wrote it (the read starts as the write-back does)
-        assert LayerTable.LATENCY >= WriteBack.LATENCY
+        assert LayerTable.LATENCY >= WriteBack.latency(c)
 
         rows = Signal(w.count)                          # the running layer's rows per PE
         row = Signal(w.count)
-        drain = self.drain_cycles(self.fanout)
+        drain = self.drain_cycles(c, self.fanout)
         wait = Signal(range(drain + 2))
         settle = Signal(range(settle_cycles + 1))       # cycles since the last push or the scan's start
         quiet = Signal()                                # registered: the layer's sources were exhausted
@@ -413,7 +413,7 @@ class ControlUnit(wiring.Component):
                     m.d.sync += [row.eq(0), last_row.eq(rows == 1), stop.eq(ends),
                                  wb_fields.bias_base.eq(desc.bias_base), wb_fields.shift.eq(desc.shift),
                                  wb_fields.relu.eq(desc.relu), wb_fields.dst_bank.eq(desc.dst_bank),
-                                 wb_hold.eq(rows + WriteBack.LATENCY - 1), wb_free.eq(c.exit_heads == 0),
+                                 wb_hold.eq(rows + WriteBack.latency(c) - 1), wb_free.eq(c.exit_heads == 0),
                                  bank_n_out[desc.dst_bank if c.exit_heads else 0].eq(desc.n_out)]
                     # the next layer's descriptor is read now (after the last layer or an
                     # exit head the run needs this one's still: n_out, threshold)

@@ -24,14 +24,18 @@ class MatrixReader(wiring.Component):
       entry, so consecutive columns follow with no bubble; a column offered
       while the reader is idle is issued one cycle later.
     * ``t + 1``: the word leaves the block RAM into a register (nothing else
-      on that path: a block RAM's clock-to-out is slow).
-    * Out, cycle ``t + 2`` (``t + LATENCY``): `entry` carries the decoded
-      `(run, code)` with its activation value and a `first` flag (first
-      entry of a column). There is no backpressure: the arithmetic unit
-      takes one per cycle.
+      on that path: a block RAM's clock-to-out is slow; `Config.short_pipeline`
+      leaves this register out).
+    * Out, cycle ``t + 2`` (``t + latency``; ``t + 1`` with
+      `short_pipeline`): `entry` carries the decoded `(run, code)` with its
+      activation value and a `first` flag (first entry of a column). There
+      is no backpressure: the arithmetic unit takes one per cycle.
     """
 
-    LATENCY = 2
+    @staticmethod
+    def latency(config) -> int:
+        """An entry issued in ``t`` is on `entry` in ``t + latency``."""
+        return 2 - config.short_pipeline
 
     def __init__(self, widths: Widths, *, init=()):
         c = widths.config
@@ -47,7 +51,7 @@ class MatrixReader(wiring.Component):
             "issue_entry": Out(widths.pointer),    # the entry issued while `issue` (for checkers; unused in the design)
             "host": Out(memory.WritePort.Signature(addr_width=widths.word_addr, shape=unsigned(c.word_bits))),
             # a host access (while idle): the address register takes `host.addr` a cycle later (a write
-            # lands then, with `host.en`); a read's word is on `host_word` two cycles after that
+            # lands then, with `host.en`); a read's word is on `host_word` two cycles after that (one with `short_pipeline`)
             "host_access": In(1), "host_word": Out(c.word_bits),
         })
 
@@ -99,13 +103,17 @@ class MatrixReader(wiring.Component):
 
         # the word arrives one cycle after the read and is registered; the
         # entry's other fields travel beside it
-        word = Signal(c.word_bits, reset_less=True)
-        m.d.sync += word.eq(rd.data)
+        if c.short_pipeline:
+            word = rd.data
+        else:
+            word = Signal(c.word_bits, reset_less=True)
+            m.d.sync += word.eq(rd.data)
         m.d.comb += self.host_word.eq(word)
-        valids = delay_line(m, valid, self.LATENCY, "valid")
-        lane = delay_line(m, cur[:w.lane] if w.lane else C(0, 1), self.LATENCY, "lane", data=True)[-1]
-        out_value = delay_line(m, value, self.LATENCY, "value", data=True)[-1].as_signed()
-        out_first = delay_line(m, first, self.LATENCY, "first", data=True)[-1]
+        latency = self.latency(c)
+        valids = delay_line(m, valid, latency, "valid")
+        lane = delay_line(m, cur[:w.lane] if w.lane else C(0, 1), latency, "lane", data=True)[-1]
+        out_value = delay_line(m, value, latency, "value", data=True)[-1].as_signed()
+        out_first = delay_line(m, first, latency, "first", data=True)[-1]
         entry = Signal(c.entry_bits)
         m.d.comb += [
             entry.eq(word.word_select(lane, c.entry_bits) if w.lane else word),

@@ -47,9 +47,15 @@ class ProcessingElement(wiring.Component):
     t+15  S4: accumulate and write
     ====  =====================================================================
 
-    (each stage later only when the one after it is busy). `busy` counts the
-    cycles in which an entry is issued: for a layer it equals the PE's
-    ``work_k`` of docs/design.md §8, so idle cycles measure imbalance.
+    (each stage later only when the one after it is busy). With
+    `Config.short_pipeline` there is no register behind the pointer banks,
+    the entry word or the codebook: the column is dropped or enters the FIFO
+    at t+5, leaves it at t+7, its first entry issues at t+8 and reaches
+    the arithmetic unit (S1) at t+9, and S4 is at t+12 (`latencies`).
+
+    `busy` counts the cycles in which an entry is issued: for a layer it
+    equals the PE's ``work_k`` of docs/design.md §8, so idle cycles measure
+    imbalance.
 
     With ``broadcast_width`` 2 there are two queues, `act[q]` writing queue
     ``q``: a layer's activations alternate between them, and the pointer
@@ -68,13 +74,13 @@ class ProcessingElement(wiring.Component):
     HOST_READ_LATENCY = 4
 
     @staticmethod
-    def latencies() -> tuple[int, int, int]:
+    def latencies(config) -> tuple[int, int, int]:
         """What the cycle model (`sw.perf`) needs of a PE, in cycles: from an
         activation's take to its column's earliest read from the column FIFO,
         from an empty column's take to its credit's return, from an entry's
         issue to the arithmetic unit's last stage."""
-        return (PointerReader.FIFO_READ, PointerReader.DROP_STAGE,
-                MatrixReader.LATENCY + ArithmeticUnit.LAST_STAGE)
+        return (PointerReader.fifo_read(config), PointerReader.drop_stage(config),
+                MatrixReader.latency(config) + ArithmeticUnit.last_stage(config))
 
     def __init__(self, widths: Widths, pe: int, host_offset_bits: int, *, init=None, slack: int = 0):
         init = init or {}

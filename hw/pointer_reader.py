@@ -29,6 +29,9 @@ class PointerReader(wiring.Component):
       read.
     * P2, ``t + 2``: the banks' words are registered as they leave the block
       RAMs (nothing else on that path: a block RAM's clock-to-out is slow).
+      `Config.short_pipeline` leaves this register out: P3 takes the words
+      straight from the block RAMs, and every later stage comes a cycle
+      sooner (`drop_stage`, `fifo_read`, `bias_latency`).
     * P3, ``t + 3``: the column's bounds are registered (and whether they
       differ, in pairs of bits).
     * P4, ``t + 4``: an empty column (``ptr[g] == ptr[g+1]``) is dropped
@@ -48,13 +51,25 @@ class PointerReader(wiring.Component):
     high half in the odd one, at the same word). During write-back, when no
     activation arrives, `bias_read` in cycle ``t`` reads word `bias_addr` of
     both banks and `bias` holds the joined, signed value in ``t +
-    BIAS_LATENCY``.
+    bias_latency``.
     """
 
     COLUMN_FIFO_DEPTH = 7      # a credit comes back 7 cycles after it is spent: one column per cycle
-    BIAS_LATENCY = 3
-    DROP_STAGE = 4             # P4: an empty column taken in t is dropped (its credit back) in t + 4
-    FIFO_READ = DROP_STAGE + 2     # a nonempty one is readable on `col` in t + 6 (SyncFIFOBuffered)
+
+    @staticmethod
+    def drop_stage(config) -> int:
+        """P4: an empty column taken in ``t`` is dropped (its credit back) in ``t + drop_stage``."""
+        return 4 - config.short_pipeline
+
+    @classmethod
+    def fifo_read(cls, config) -> int:
+        """A nonempty column taken in ``t`` is readable on `col` in ``t + fifo_read`` (SyncFIFOBuffered)."""
+        return cls.drop_stage(config) + 2
+
+    @staticmethod
+    def bias_latency(config) -> int:
+        """`bias_read` in ``t``: `bias` holds the value in ``t + bias_latency``."""
+        return 3 - config.short_pipeline
 
     @classmethod
     def credits_for(cls, config) -> int:
@@ -84,7 +99,7 @@ class PointerReader(wiring.Component):
             "host_odd": Out(bank),
             # a host access (while idle): the banks' address registers take their host ports' address a
             # cycle later (a write lands then, with `en`); a read's words are on `host_words` (even in the
-            # low half) two cycles after that
+            # low half) two cycles after that (one with `short_pipeline`)
             "host_access": In(1), "host_words": Out(2 * c.bank_bits),
         })
 
@@ -143,12 +158,16 @@ class PointerReader(wiring.Component):
             else:
                 m.d.sync += [odd_addr.eq(g >> 1), even_addr.eq((g >> 1) + g[0])]
             # P1, P2: the words leave the block RAMs into registers
-            valid = delay_line(m, takes[q], self.DROP_STAGE, f"p_valid_{q}")      # P1 .. P4
-            p3_value = delay_line(m, act.payload.value, 3, f"value_{q}", data=True)[-1].as_signed()
-            p3_odd = delay_line(m, g[0], 3, f"odd_{q}", data=True)[-1]
-            even = Signal.like(rd_even.data, reset_less=True, name=f"even_{q}")
-            odd = Signal.like(rd_odd.data, reset_less=True, name=f"odd_{q}")
-            m.d.sync += [even.eq(rd_even.data), odd.eq(rd_odd.data)]
+            drop = self.drop_stage(c)
+            valid = delay_line(m, takes[q], drop, f"p_valid_{q}")      # P1 .. P4
+            p3_value = delay_line(m, act.payload.value, drop - 1, f"value_{q}", data=True)[-1].as_signed()
+            p3_odd = delay_line(m, g[0], drop - 1, f"odd_{q}", data=True)[-1]
+            if c.short_pipeline:
+                even, odd = rd_even.data, rd_odd.data
+            else:
+                even = Signal.like(rd_even.data, reset_less=True, name=f"even_{q}")
+                odd = Signal.like(rd_odd.data, reset_less=True, name=f"odd_{q}")
+                m.d.sync += [even.eq(rd_even.data), odd.eq(rd_odd.data)]
             if q == 0:
                 m.d.comb += [self.host_words.eq(Cat(even, odd)),
                              self.bias.eq(Cat(even[:c.bias_low_bits], odd[:c.acc_bits - c.bias_low_bits]).as_signed())]

@@ -50,21 +50,30 @@ class WriteBack(wiring.Component):
       and the bias at pointer-bank word ``bias_base + i`` (`bias_read`,
       `bias_addr`: the pointer reader's banks, idle during write-back) are
       read.
-    * W1, ``t + 1``: the accumulator's value is registered and its row's
-      `clear` given (the arithmetic unit writes the zero a cycle later).
-    * W2, ``t + 2`` (the bias is there, `PointerReader.BIAS_LATENCY`):
-      ``acc + bias`` modulo ``2**acc_bits``.
-    * W3, ``t + 3``, and W4, ``t + 4``: ``(sum + 2**(shift-1)) >> shift``
+    * W1, ``t + 1``: the accumulator's value arrives and waits in
+      registers for the bias; its row's `clear` is given (the arithmetic
+      unit writes the zero a cycle later).
+    * W2, ``t + 3`` (the bias is there, `PointerReader.bias_latency`):
+      ``acc + bias`` modulo ``2**acc_bits``, into a register.
+    * W3, ``t + 4``, and W4, ``t + 5``: ``(sum + 2**(shift-1)) >> shift``
       exactly, the large steps of the shifter in W3, the small ones in W4.
-    * W5, ``t + 5``: rounding, ReLU and saturation to ``act_bits``.
-    * W6, ``t + 6`` (``t + LATENCY``): the output, from a register, is
+    * W5, ``t + 6``: rounding, ReLU and saturation to ``act_bits``.
+    * ``t + 7`` (``t + latency``): the output, from a register, is
       written to `out_addr` (bank and row) of the activation buffer (LUT RAM
       on the ECP5, whose write data wants a short path).
+
+    With `Config.short_pipeline` the bias is there a cycle sooner (``t +
+    2``), the whole shift is one stage (W3) and rounding and saturation the
+    next (W4): the output is written in ``t + 5``. (The sum keeps its
+    register: on the UP5K, block RAM -> adder -> shifter is 34 ns.)
     """
 
-    BIAS_LATENCY = PointerReader.BIAS_LATENCY
-    LATENCY = BIAS_LATENCY + 4     # cycles from a row's `valid` to its output write
     LOW_STEPS = 3                  # shift bits of the second shifter stage (steps 1, 2, 4)
+
+    @staticmethod
+    def latency(config) -> int:
+        """Cycles from a row's `valid` to its output write."""
+        return PointerReader.bias_latency(config) + (3 if config.short_pipeline else 4)
 
     def __init__(self, widths: Widths):
         c = widths.config
@@ -94,14 +103,15 @@ class WriteBack(wiring.Component):
         m = Module()
 
         # W0
+        latency, bias_latency = self.latency(c), PointerReader.bias_latency(c)
         m.d.comb += [self.bias_read.eq(self.valid), self.bias_addr.eq(self.bias_base + self.row)]
-        valid = delay_line(m, self.valid, self.LATENCY - 1, "valid")   # valid[n]: in stage W(n + 1), to W5
-        row = delay_line(m, self.row, self.LATENCY - 1, "row", data=True)
+        valid = delay_line(m, self.valid, latency - 1, "valid")   # valid[n]: in stage W(n + 1), to the last
+        row = delay_line(m, self.row, latency - 1, "row", data=True)
         m.d.comb += [self.clear.eq(valid[0]), self.clear_row.eq(row[0])]
 
         # W1: the accumulator's value waits for the bias
-        acc = delay_line(m, self.acc_data, self.BIAS_LATENCY - 1, "acc", data=True)[-1].as_signed() \
-            if self.BIAS_LATENCY > 1 else self.acc_data
+        acc = delay_line(m, self.acc_data, bias_latency - 1, "acc", data=True)[-1].as_signed() \
+            if bias_latency > 1 else self.acc_data
 
         # W2. The sum is registered so that the adder's carry chain and the
         # barrel shifter are not one path (for Fmax; synth_ecp5's default
@@ -118,26 +128,34 @@ class WriteBack(wiring.Component):
         # (the layer's `overflow_mask`, computed once by the control unit).
         window = c.act_bits + 2
         x2 = Cat(C(0, 1), w2_total)
-        # the large steps in W3, the small ones (below LOW_STEPS) in W4
-        low = range(min(self.LOW_STEPS, len(self.shift)))
-        high = range(len(low), len(self.shift))
-        w3_partial = Signal(signed(window + (1 << len(low)) - 1), reset_less=True)
-        w3_outside = Signal(reset_less=True)
-        w3_negative = Signal(reset_less=True)
         changes = (w2_total ^ (w2_total >> 1))[:c.acc_bits - 1]
-        m.d.sync += [
-            w3_partial.eq(shift_window(x2, self.shift, len(w3_partial), high)),
-            w3_outside.eq((changes & self.overflow_mask).any()),
-            w3_negative.eq(w2_total < 0),
-        ]
-        shift = delay_line(m, self.shift, 1, "shift", data=True)[-1]     # constant in a layer; kept in step
-        w4_z = Signal(signed(window), reset_less=True)
-        w4_outside, w4_negative = Signal(reset_less=True), Signal(reset_less=True)
-        m.d.sync += [w4_z.eq(shift_window(w3_partial, shift, window, low)),
-                     w4_outside.eq(w3_outside), w4_negative.eq(w3_negative)]
-        w3_z, w3_outside, w3_negative = w4_z, w4_outside, w4_negative
+        sum_outside, sum_negative = (changes & self.overflow_mask).any(), w2_total < 0
+        if c.short_pipeline:
+            # the whole shift in W3
+            w3_z = Signal(signed(window), reset_less=True)
+            w3_outside, w3_negative = Signal(reset_less=True), Signal(reset_less=True)
+            m.d.sync += [w3_z.eq(shift_window(x2, self.shift, window)),
+                         w3_outside.eq(sum_outside), w3_negative.eq(sum_negative)]
+        else:
+            # the large steps in W3, the small ones (below LOW_STEPS) in W4
+            low = range(min(self.LOW_STEPS, len(self.shift)))
+            high = range(len(low), len(self.shift))
+            w3_partial = Signal(signed(window + (1 << len(low)) - 1), reset_less=True)
+            w3_outside = Signal(reset_less=True)
+            w3_negative = Signal(reset_less=True)
+            m.d.sync += [
+                w3_partial.eq(shift_window(x2, self.shift, len(w3_partial), high)),
+                w3_outside.eq(sum_outside),
+                w3_negative.eq(sum_negative),
+            ]
+            shift = delay_line(m, self.shift, 1, "shift", data=True)[-1]     # constant in a layer; kept in step
+            w4_z = Signal(signed(window), reset_less=True)
+            w4_outside, w4_negative = Signal(reset_less=True), Signal(reset_less=True)
+            m.d.sync += [w4_z.eq(shift_window(w3_partial, shift, window, low)),
+                         w4_outside.eq(w3_outside), w4_negative.eq(w3_negative)]
+            w3_z, w3_outside, w3_negative = w4_z, w4_outside, w4_negative
 
-        # W5: round, ReLU, saturate: y = (z + 1) >> 1; y <= hi iff z <= 2 hi,
+        # W5 (W3 when short): round, ReLU, saturate: y = (z + 1) >> 1; y <= hi iff z <= 2 hi,
         # y >= lo iff z >= 2 lo - 1, y < 0 iff z < -1
         lo, hi = -(1 << (c.act_bits - 1)), (1 << (c.act_bits - 1)) - 1
         above = Mux(w3_outside, ~w3_negative, w3_z > 2 * hi)
@@ -155,7 +173,7 @@ class WriteBack(wiring.Component):
         with m.Else():
             m.d.sync += out.eq(rounded)
 
-        # W6: the write, from registers
+        # the write, from registers
         out_en = Signal()
         out_addr = Signal.like(self.out_addr, reset_less=True)
         m.d.sync += [out_en.eq(valid[-1]), out_addr.eq(Cat(row[-1], self.bank))]

@@ -38,6 +38,12 @@ class Config:
     ``exit_heads``: 1 builds the exit test that ends a run at a confident
     exit head (docs/design.md §15); 0 leaves it out (about 130 logic cells
     fewer on an iCE40), and images with exit heads are refused.
+    ``short_pipeline``: 1 leaves out the registers that only a fast clock
+    needs (behind block RAMs, beside the multiplier, inside the write-back's
+    adder and shifter: docs/design.md §7), for a slow part such as the
+    iCE40 UP5K; the same results in fewer cycles a layer and fewer cells,
+    at a lower Fmax. 0 (the default) is the pipeline that meets 100 MHz on
+    the ECP5.
     """
 
     n_pe: int = 16
@@ -55,6 +61,7 @@ class Config:
     row_depth: int = 1024
     max_layers: int = 16
     exit_heads: int = 1
+    short_pipeline: int = 0
 
     # ---- validation -------------------------------------------------------
 
@@ -74,7 +81,12 @@ class Config:
         "row_depth": (1, 1 << 20),
         "max_layers": (1, 256),
         "exit_heads": (0, 1),
+        "short_pipeline": (0, 1),
     }
+
+    # fields added after images were first written, and the value an image
+    # without one was packed for (so that it still loads, strict as loads are)
+    _SINCE = {"short_pipeline": 0}
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -197,7 +209,7 @@ class Config:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(map(str, unknown))}")
-        missing = [k for k in known if k not in data]
+        missing = [k for k in known if k not in data and k not in cls._SINCE]
         if complete and missing:
             raise ConfigError(f"configuration keys missing: {', '.join(missing)}")
         return cls(**data)
@@ -238,13 +250,14 @@ PRESETS = {
     },
     "ice40-up5k": {
         "part": "Lattice iCE40 UP5K (iCEBreaker)",
-        # 2 PEs: 4,616 of the 5,280 logic cells and 29 of the 30 EBR (the FIFOs and
-        # counter logs are EBR too); 4 need 7,469 and 51 EBR (the pipeline's registers
-        # rarely pair with a LUT in an iCE40 logic cell). No exit test: with it the
-        # board's 2 PEs and UART bridge need about 5,400 logic cells (without, 5,279)
+        # 2 PEs: 4,461 of the 5,280 logic cells and 29 of the 30 EBR (the FIFOs and
+        # counter logs are EBR too) with the short pipeline (4,653 without); 4 need 7,203
+        # and 51 EBR (the pipeline's registers rarely pair with a LUT in an iCE40 logic
+        # cell). No exit test: with it the board's 2 PEs and UART bridge take 5,206 of
+        # the logic cells at 28.3 MHz (without, 5,046 at 31.3)
         "config": dict(n_pe=2, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=8,
                        input_width=1, broadcast_width=1, entries_per_word=2, weight_depth=32768, pointer_depth=512,
-                       row_depth=64, max_layers=4, exit_heads=0),
+                       row_depth=64, max_layers=4, exit_heads=0, short_pipeline=1),
         "holds": "32,768 entries per PE (one SPRAM each: it has no initial contents, so the sparse matrix is "
                  "loaded at run time), 512 pointer-bank slots per PE (n_in + 1 per layer and 2 per output row), "
                  "64 output rows in any one layer, 4 layers: the digits MLP fits. No exit heads.",

@@ -18,6 +18,7 @@ from hw.exit_test import ExitTest
 from hw.hostmap import HostMap
 from hw.layouts import Widths
 from hw.pe import ProcessingElement
+from hw.pointer_reader import PointerReader
 from hw.writeback import WriteBack
 from sw.fixedpoint import writeback as sw_writeback
 
@@ -88,26 +89,32 @@ def issue_cycles(pe, activations, max_cycles=200):
     return issued
 
 
-def test_no_bubble_between_columns_any_lane():
+SHORT = SMALL.replace(short_pipeline=1)
+
+
+@pytest.mark.parametrize("config", [SMALL, SHORT], ids=["deep", "short"])
+def test_no_bubble_between_columns_any_lane(config):
     # columns of 1..5 entries starting in every lane of a 4-entry word
     columns = [[(r, 1 + r % 15) for r in range(n)] for n in (3, 1, 5, 2, 4, 1, 1, 3)]
-    image, pe = pe_for_columns(columns)
+    image, pe = pe_for_columns(columns, config)
     issued = issue_cycles(pe, [(j, 1) for j in range(len(columns))])
     total = sum(len(c) for c in columns)
     assert len(issued) == total
     assert issued[-1] - issued[0] == total - 1          # one entry every cycle, no bubble
 
 
-def test_first_entry_issues_as_the_pe_docstring_says():
+@pytest.mark.parametrize("config", [SMALL, SHORT], ids=["deep", "short"])
+def test_first_entry_issues_as_the_pe_docstring_says(config):
     # an activation written into the queue in cycle 0 issues its column's
-    # first entry in cycle 9 (the table in hw/pe.py)
-    image, pe = pe_for_columns([[(0, 1)]])
-    assert issue_cycles(pe, [(0, 1)], max_cycles=40) == [9]
+    # first entry in cycle 9, or 8 with the short pipeline (the table in hw/pe.py)
+    image, pe = pe_for_columns([[(0, 1)]], config)
+    assert issue_cycles(pe, [(0, 1)], max_cycles=40) == [9 - config.short_pipeline]
 
 
-def test_empty_column_costs_at_most_one_cycle():
+@pytest.mark.parametrize("config", [SMALL, SHORT], ids=["deep", "short"])
+def test_empty_column_costs_at_most_one_cycle(config):
     columns = [[(0, 1), (1, 2)], [], [(0, 3)], [], [], [(2, 4), (3, 5)], [], [(1, 1)]]
-    image, pe = pe_for_columns(columns)
+    image, pe = pe_for_columns(columns, config)
     issued = issue_cycles(pe, [(j, 1) for j in range(len(columns))])
     total = sum(len(c) for c in columns)
     empty = sum(1 for c in columns if not c)
@@ -115,13 +122,15 @@ def test_empty_column_costs_at_most_one_cycle():
     assert issued[-1] - issued[0] + 1 <= total + empty
 
 
+@pytest.mark.parametrize("short", [0, 1])
 @pytest.mark.parametrize("pattern", ["one-entry columns", "one entry, then empty"])
-def test_one_activation_per_cycle_for_long(pattern):
+def test_one_activation_per_cycle_for_long(pattern, short):
     """A long run of short columns: the pointer reader takes one activation
     per cycle for as long as it lasts (its credits must all come back: a
     credit lost when a column leaves the FIFO in the cycle an empty one is
     dropped would slow it down, then stop it)."""
-    config = sw.Config(n_pe=1, weight_depth=512, pointer_depth=512, row_depth=64, max_layers=2, entries_per_word=1)
+    config = sw.Config(n_pe=1, weight_depth=512, pointer_depth=512, row_depth=64, max_layers=2, entries_per_word=1,
+                       short_pipeline=short)
     n = 120
     if pattern == "one-entry columns":
         columns = [[(j % 7, 1 + j % 15)] for j in range(n)]
@@ -133,10 +142,11 @@ def test_one_activation_per_cycle_for_long(pattern):
     assert issued[-1] - issued[0] <= n + 1         # one activation a cycle, from the first issue to the last
 
 
-def test_forwarding_back_to_back_same_row():
+@pytest.mark.parametrize("config", [SMALL, SHORT], ids=["deep", "short"])
+def test_forwarding_back_to_back_same_row(config):
     """Every entry hits row 0, or alternates, or repeats after a gap: the
     accumulators must hold the exact sums."""
-    w = Widths(SMALL)
+    w = Widths(config)
     au = ArithmeticUnit(w)
     rng = np.random.default_rng(0)
     rows = [0, 0, 0, 1, 0, 1, 1, 2, 2, 0, 5, 5, 5, 0]
@@ -173,10 +183,12 @@ def test_forwarding_back_to_back_same_row():
     simulate(au, tb)
 
 
+@pytest.mark.parametrize("short", [0, 1])
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("acc_bits,act_bits", [(32, 16), (24, 8), (20, 12), (20, 16), (18, 12)])
-def test_writeback_matches_fixedpoint(relu, acc_bits, act_bits):
-    config = sw.Config(n_pe=1, row_depth=128, acc_bits=acc_bits, act_bits=act_bits, weight_bits=act_bits)
+def test_writeback_matches_fixedpoint(relu, acc_bits, act_bits, short):
+    config = sw.Config(n_pe=1, row_depth=128, acc_bits=acc_bits, act_bits=act_bits, weight_bits=act_bits,
+                       short_pipeline=short)
     rng = np.random.default_rng(int(relu) + acc_bits)
     lo, hi = -2**(acc_bits - 1), 2**(acc_bits - 1)
     # random sums, the extremes, and values right at the saturation limits of every shift
@@ -195,12 +207,12 @@ def test_writeback_matches_fixedpoint(relu, acc_bits, act_bits):
             ctx.set(wb.overflow_mask, sum(1 << i for i in range(acc_bits - 1) if i >= shift + act_bits))
             ctx.set(wb.relu, int(relu))
             ctx.set(wb.bias_base, 5)
-            for i in range(len(acc) + WriteBack.LATENCY + 1):
+            for i in range(len(acc) + WriteBack.latency(config) + 1):
                 ctx.set(wb.valid, int(i < len(acc)))
                 ctx.set(wb.row, min(i, len(acc) - 1))
-                # the accumulator arrives in W1, the bias (from the pointer banks) in W2
+                # the accumulator arrives in W1, the bias (from the pointer banks) bias_latency after W0
                 ctx.set(wb.acc_data, int(acc[i - 1]) if 1 <= i <= len(acc) else 0)
-                b = i - WriteBack.BIAS_LATENCY
+                b = i - PointerReader.bias_latency(config)
                 ctx.set(wb.bias_data, int(bias[b]) if 0 <= b < len(acc) else 0)
                 _, _, en, data, read, addr = await ctx.tick().sample(wb.out_en, wb.out_data, wb.bias_read,
                                                                    wb.bias_addr)

@@ -35,6 +35,8 @@ CONFIGS = {
                          acc_bits=20, fifo_depth=4, input_width=2, weight_depth=2048, pointer_depth=512,
                          row_depth=128,
                          max_layers=4, exit_heads=0),            # built without the exit test
+    # the iCEBreaker's: the short pipeline (Config.short_pipeline), SPRAM-sized sparse matrix
+    "up5k": sw.Config.preset("ice40-up5k"),
 }
 SUITES = [*CONFIGS, pytest.param("64pe", marks=pytest.mark.slow)]
 BATCHED = {}        # per configuration, the model its "batched" case runs three copies of

@@ -62,7 +62,7 @@ class Timing:
     output_latency: int
     input_width: int
     lanes: int           # activations the broadcast sends a cycle (broadcast_width)
-    wb_latency: int      # write-back: a row's cycle to its write (WriteBack.LATENCY)
+    wb_latency: int      # write-back: a row's cycle to its write (WriteBack.latency)
     table_latency: int   # a descriptor read ahead: ready this many cycles after the write-back starts
     codebook_nearly: int     # a codebook load: the next layer may start this many cycles after it starts
     exit_heads: bool     # the exit test is built (and with it the write-back's spacing)
@@ -89,14 +89,14 @@ class Timing:
         from hw.writeback import WriteBack
         f, r = fanout_stages(config.n_pe), reduce_stages(config.n_pe)
         return cls(fanout=f, reduce=r, threshold=config.fifo_depth - queue_slack(config), room_delay=ROOM_DELAY,
-                   credits=PointerReader.credits_for(config), drain=ControlUnit.drain_cycles(f),
+                   credits=PointerReader.credits_for(config), drain=ControlUnit.drain_cycles(config, f),
                    settle=ControlUnit.settle_cycles(f, r),
                    desc=ControlUnit.DESC_CYCLES,
                    output_latency=OutputStage.latency_for(config.n_pe, f),
                    input_width=config.input_width, lanes=config.broadcast_width,
-                   test_extra=ControlUnit.TEST_EXTRA, wb_latency=WriteBack.LATENCY,
+                   test_extra=ControlUnit.TEST_EXTRA, wb_latency=WriteBack.latency(config),
                    table_latency=LayerTable.LATENCY, codebook_nearly=CodebookStore.nearly_cycles(config),
-                   exit_heads=bool(config.exit_heads), pe=ProcessingElement.latencies(),
+                   exit_heads=bool(config.exit_heads), pe=ProcessingElement.latencies(config),
                    tree_fan_in=NonzeroTree.FAN_IN)
 
 
