@@ -129,25 +129,19 @@ class WriteBack(wiring.Component):
         window = c.act_bits + 2
         x2 = Cat(C(0, 1), w2_total)
         changes = (w2_total ^ (w2_total >> 1))[:c.acc_bits - 1]
-        sum_outside, sum_negative = (changes & self.overflow_mask).any(), w2_total < 0
+        w3_outside = Signal(reset_less=True)
+        w3_negative = Signal(reset_less=True)
+        m.d.sync += [w3_outside.eq((changes & self.overflow_mask).any()), w3_negative.eq(w2_total < 0)]
         if c.short_pipeline:
             # the whole shift in W3
             w3_z = Signal(signed(window), reset_less=True)
-            w3_outside, w3_negative = Signal(reset_less=True), Signal(reset_less=True)
-            m.d.sync += [w3_z.eq(shift_window(x2, self.shift, window)),
-                         w3_outside.eq(sum_outside), w3_negative.eq(sum_negative)]
+            m.d.sync += w3_z.eq(shift_window(x2, self.shift, window))
         else:
             # the large steps in W3, the small ones (below LOW_STEPS) in W4
             low = range(min(self.LOW_STEPS, len(self.shift)))
             high = range(len(low), len(self.shift))
             w3_partial = Signal(signed(window + (1 << len(low)) - 1), reset_less=True)
-            w3_outside = Signal(reset_less=True)
-            w3_negative = Signal(reset_less=True)
-            m.d.sync += [
-                w3_partial.eq(shift_window(x2, self.shift, len(w3_partial), high)),
-                w3_outside.eq(sum_outside),
-                w3_negative.eq(sum_negative),
-            ]
+            m.d.sync += w3_partial.eq(shift_window(x2, self.shift, len(w3_partial), high))
             shift = delay_line(m, self.shift, 1, "shift", data=True)[-1]     # constant in a layer; kept in step
             w4_z = Signal(signed(window), reset_less=True)
             w4_outside, w4_negative = Signal(reset_less=True), Signal(reset_less=True)

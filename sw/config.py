@@ -39,8 +39,8 @@ class Config:
     exit head (docs/design.md §15); 0 leaves it out (about 130 logic cells
     fewer on an iCE40), and images with exit heads are refused.
     ``short_pipeline``: 1 leaves out the registers that only a fast clock
-    needs (behind block RAMs, beside the multiplier, inside the write-back's
-    adder and shifter: docs/design.md §7), for a slow part such as the
+    needs (behind block RAMs, beside the multiplier, between the write-back's
+    shifter stages: docs/design.md §7), for a slow part such as the
     iCE40 UP5K; the same results in fewer cycles a layer and fewer cells,
     at a lower Fmax. 0 (the default) is the pipeline that meets 100 MHz on
     the ECP5.
