@@ -4,6 +4,7 @@ from amaranth import *
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .collisions import read_data
 from .layouts import Widths, activation_layout
 from .parts import add_parts
 
@@ -69,6 +70,7 @@ class ActivationBuffer(wiring.Component):
         rd = self.memory.read_port()
         wr = self.memory.write_port()
         m.d.comb += [wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data), wr.en.eq(self.wr_en)]
+        data = read_data(m, rd, wr)
 
         # element i * n_pe + pe is row i: the index is the row with the PE's
         # number below it, no adder; the scan ends at the row of the vector's
@@ -79,17 +81,17 @@ class ActivationBuffer(wiring.Component):
         r1_valid = Signal()
         r1_row = Signal(w.row, reset_less=True)
 
-        nonzero = rd.data != 0
+        nonzero = data != 0
         taken = r1_valid & (~nonzero | scan.ready)
         advance = ~r1_valid | taken
         m.d.comb += [
             scan.valid.eq(r1_valid & nonzero),
             scan.payload.index.eq(Cat(C(self._pe, w.pe), r1_row) if w.pe else r1_row),
-            scan.payload.value.eq(rd.data),
+            scan.payload.value.eq(data),
             self.scan_done.eq(~scanning & ~r1_valid & ~self.scan.valid),
             rd.addr.eq(Mux(self.out_mode, self.out_addr, Cat(row, self.src_bank))),
             rd.en.eq(Mux(self.out_mode, self.out_en, advance)),
-            self.out_data.eq(rd.data),
+            self.out_data.eq(data),
         ]
         with m.If(self.scan_start):
             m.d.sync += [row.eq(0), last_row.eq((self.n_in - 1 - self._pe) >> w.pe),

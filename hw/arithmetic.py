@@ -4,6 +4,7 @@ from amaranth import *
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .collisions import read_data
 from .layouts import Widths, codebook_load_layout, entry_layout
 from .parts import add_parts
 
@@ -71,6 +72,7 @@ class ArithmeticUnit(wiring.Component):
         acc_wr = self.acc.write_port()
         m.d.comb += [cb_wr.addr.eq(self.cb_load.addr), cb_wr.data.eq(self.cb_load.data),
                      cb_wr.en.eq(self.cb_load.en)]
+        weight, acc_word = read_data(m, cb_rd, cb_wr), read_data(m, acc_rd, acc_wr)
 
         # S1: row decode, codebook read
         prev_row = Signal(w.row, reset_less=True)       # data registers need no soft reset
@@ -91,11 +93,11 @@ class ArithmeticUnit(wiring.Component):
         # S2: the multiplier's operands, registered beside it: FF -> DSP -> FF
         # is then the whole path through the multiplier
         if c.short_pipeline:
-            s2b_valid, s2b_row, mul_a, mul_b = s2_valid, s2_row, cb_rd.data, s2_value
+            s2b_valid, s2b_row, mul_a, mul_b = s2_valid, s2_row, weight, s2_value
         else:
             s2b_valid, s2b_row = Signal(), Signal(w.row, reset_less=True)
-            mul_a, mul_b = Signal.like(cb_rd.data, reset_less=True), Signal.like(s2_value, reset_less=True)
-            m.d.sync += [s2b_valid.eq(s2_valid), s2b_row.eq(s2_row), mul_a.eq(cb_rd.data), mul_b.eq(s2_value)]
+            mul_a, mul_b = Signal.like(weight, reset_less=True), Signal.like(s2_value, reset_less=True)
+            m.d.sync += [s2b_valid.eq(s2_valid), s2b_row.eq(s2_row), mul_a.eq(weight), mul_b.eq(s2_value)]
 
         # S2b: multiply
         s3_valid, s3_row = Signal(), Signal(w.row, reset_less=True)
@@ -121,14 +123,14 @@ class ArithmeticUnit(wiring.Component):
         m.d.sync += [clear.eq(self.clear), clear_row.eq(self.clear_row)]
         last_sum = Signal(signed(c.acc_bits), reset_less=True)
         total = Signal(signed(c.acc_bits))          # assignment wraps modulo 2**acc_bits
-        base = Mux(forward, last_sum, acc_rd.data) & ~clear.replicate(c.acc_bits)
+        base = Mux(forward, last_sum, acc_word) & ~clear.replicate(c.acc_bits)
         m.d.comb += total.eq(base.as_signed() + s4_product)
         m.d.sync += last_sum.eq(total)
         m.d.comb += [
             acc_wr.addr.eq(Mux(clear, clear_row, s4_row)),
             acc_wr.data.eq(total),
             acc_wr.en.eq(clear | s4_valid),
-            self.acc_data.eq(acc_rd.data),
+            self.acc_data.eq(acc_word),
             self.busy.eq(s2_valid | s2b_valid | s3_valid | s4_valid),
         ]
         return m

@@ -11,6 +11,7 @@ from amaranth import *
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .collisions import read_data
 from .layouts import Widths, codebook_load_layout, spec_memory
 from .parts import add_parts
 
@@ -71,6 +72,7 @@ class CodebookStore(wiring.Component):
         add_parts(m, self)
         rd, wr = self.memory.read_port(), self.memory.write_port()
         m.d.comb += [wr.addr.eq(self.host.addr), wr.data.eq(self.host.data), wr.en.eq(self.host.en)]
+        data = read_data(m, rd, wr)
 
         code = Signal(c.code_bits)
         reading = Signal()
@@ -81,7 +83,7 @@ class CodebookStore(wiring.Component):
         m.d.comb += self.done.eq(done & ~start)
         layer = Signal.like(self.layer)             # latched: `layer` need only be valid with `start`
         m.d.comb += rd.addr.eq(Mux(self.host_read, self.host.addr, Cat(code, layer)))
-        m.d.sync += self.host_data.eq(Value.cast(rd.data).as_unsigned())      # registered: the RAM's output is slow
+        m.d.sync += self.host_data.eq(Value.cast(data).as_unsigned())      # registered: the RAM's output is slow
         with m.If(start):
             m.d.sync += [code.eq(0), reading.eq(1), done.eq(0), layer.eq(start_layer)]
         with m.Elif(reading):
@@ -90,7 +92,7 @@ class CodebookStore(wiring.Component):
         m.d.sync += [loading.eq(reading), loaded_code.eq(code)]
         with m.If(loading & ~reading & ~start):
             m.d.sync += done.eq(1)
-        m.d.comb += [self.load.addr.eq(loaded_code), self.load.data.eq(rd.data), self.load.en.eq(loading)]
+        m.d.comb += [self.load.addr.eq(loaded_code), self.load.data.eq(data), self.load.en.eq(loading)]
         # code i is read in t + 2 + i: the nearly-done cycle t + load - EARLY reads code
         # load - EARLY - 2 = n_codes + 1 - EARLY
         early = c.n_codes + 1 - self.EARLY

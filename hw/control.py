@@ -8,6 +8,7 @@ from amaranth.utils import ceil_log2
 from sw.format import DESC_WORDS, DESCRIPTOR_FIELDS
 
 from .codebook import CodebookStore
+from .collisions import read_data
 from .layouts import COUNTER_BITS, Widths, descriptor_layout, pe_control_signature, spec_memory
 from .parts import add_parts
 from .writeback import WriteBack, overflow_mask
@@ -67,7 +68,7 @@ class LayerTable(wiring.Component):
             m.d.sync += [word.eq(word + 1), reading.eq(word + 1 < self.WORDS)]
         got = Signal(32, reset_less=True)           # the word that left the memory a cycle ago
         m.d.sync += [arriving.eq(reading), arrived.eq(word)]
-        m.d.sync += [got.eq(rd.data), decoding.eq(arriving), decoded.eq(arrived)]
+        m.d.sync += [got.eq(read_data(m, rd, wr)), decoding.eq(arriving), decoded.eq(arrived)]
         m.d.comb += [self.host_data.eq(got), self.busy.eq(reading | arriving | decoding)]
         with m.If(decoding):
             for name, (w, lsb, width) in DESCRIPTOR_FIELDS.items():
@@ -105,7 +106,7 @@ class CounterLog(wiring.Component):
                                 (self.stalls_log, self.stalls, self.read_stalls)):
             wr, rd = mem.write_port(), mem.read_port()
             m.d.comb += [wr.addr.eq(self.layer), wr.data.eq(value), wr.en.eq(self.save),
-                         rd.addr.eq(self.read_layer), out.eq(rd.data)]
+                         rd.addr.eq(self.read_layer), out.eq(read_data(m, rd, wr))]
         return m
 
 

@@ -4,6 +4,7 @@ from amaranth import *
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .collisions import read_data
 from .layouts import Widths, column_layout, entry_layout, spec_memory
 from .parts import add_parts
 from .pipeline import delay_line
@@ -104,10 +105,10 @@ class MatrixReader(wiring.Component):
         # the word arrives one cycle after the read and is registered; the
         # entry's other fields travel beside it
         if c.short_pipeline:
-            word = rd.data
+            word = read_data(m, rd, wr)
         else:
             word = Signal(c.word_bits, reset_less=True)
-            m.d.sync += word.eq(rd.data)
+            m.d.sync += word.eq(read_data(m, rd, wr))
         m.d.comb += self.host_word.eq(word)
         latency = self.latency(c)
         valids = delay_line(m, valid, latency, "valid")

@@ -10,6 +10,7 @@ from sw.format import PE_MEMORIES
 from .activation_buffer import ActivationBuffer
 from .activation_queue import ActivationQueue
 from .arithmetic import ArithmeticUnit
+from .collisions import read_data
 from .hostmap import HostMap
 from .layouts import HOST_DATA_BITS, Widths, activation_layout, pe_control_signature, queued_layout
 from .matrix_reader import MatrixReader
@@ -224,6 +225,6 @@ class ProcessingElement(wiring.Component):
         # the answer leaves the PE from a register: the selection tree that
         # gathers the PEs' answers is far away (that path set the ECP5's Fmax)
         answer = Signal.like(self.host_read_data)
-        m.d.sync += answer.eq(Mux(h.re, word, log_rd.data))
+        m.d.sync += answer.eq(Mux(h.re, word, read_data(m, log_rd, log_wr)))
         m.d.comb += self.host_read_data.eq(answer)
         return m

@@ -5,6 +5,7 @@ from amaranth import *
 from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .collisions import read_data
 from .layouts import Widths, column_layout, queued_layout, spec_memory
 from .parts import add_parts
 from .pipeline import delay_line
@@ -116,19 +117,19 @@ class PointerReader(wiring.Component):
         # behind it, which takes the host's address during its accesses (a
         # multiplexer there, far from the block RAM, set the ECP5's Fmax at
         # 64 PEs). A second lane reads through a second port.
-        ports = []                  # per bank: [(read port, registered address)] per lane
+        ports = []                  # per bank: [(read data, registered address)] per lane
         for host, mem in ((self.host_even, self.even), (self.host_odd, self.odd)):
             wr = mem.write_port()
             rd = mem.read_port(transparent_for=(wr,))
             read_addr = Signal(w.bank_addr, reset_less=True)       # P1: registered beside the RAM
             m.d.comb += [wr.addr.eq(read_addr), wr.data.eq(host.data), wr.en.eq(host.en),
                          rd.addr.eq(read_addr), rd.en.eq(~host.en)]
-            bank_ports = [(rd, read_addr)]
+            bank_ports = [(read_data(m, rd, wr), read_addr)]
             for q in range(1, lanes):
                 rd_q = mem.read_port()
                 addr_q = Signal(w.bank_addr, reset_less=True, name=f"read_addr_{q}")
                 m.d.comb += rd_q.addr.eq(addr_q)
-                bank_ports.append((rd_q, addr_q))
+                bank_ports.append((read_data(m, rd_q, wr), addr_q))
             ports.append(bank_ports)
 
         # P0: take activations (in order, the second only with the first) only
@@ -147,7 +148,7 @@ class PointerReader(wiring.Component):
         lanes_out = []              # per lane: (P4 valid, P4 nonempty, column register)
         pb = w.pointer
         for q, act in enumerate(self.act):
-            (rd_even, even_addr), (rd_odd, odd_addr) = ports[0][q], ports[1][q]
+            (even_data, even_addr), (odd_data, odd_addr) = ports[0][q], ports[1][q]
             g = act.payload.pointer
             if q == 0:              # lane 0's port also serves the biases and the host
                 with m.If(self.host_access):
@@ -163,11 +164,11 @@ class PointerReader(wiring.Component):
             p3_value = delay_line(m, act.payload.value, drop - 1, f"value_{q}", data=True)[-1].as_signed()
             p3_odd = delay_line(m, g[0], drop - 1, f"odd_{q}", data=True)[-1]
             if c.short_pipeline:
-                even, odd = rd_even.data, rd_odd.data
+                even, odd = even_data, odd_data
             else:
-                even = Signal.like(rd_even.data, reset_less=True, name=f"even_{q}")
-                odd = Signal.like(rd_odd.data, reset_less=True, name=f"odd_{q}")
-                m.d.sync += [even.eq(rd_even.data), odd.eq(rd_odd.data)]
+                even = Signal.like(even_data, reset_less=True, name=f"even_{q}")
+                odd = Signal.like(odd_data, reset_less=True, name=f"odd_{q}")
+                m.d.sync += [even.eq(even_data), odd.eq(odd_data)]
             if q == 0:
                 m.d.comb += [self.host_words.eq(Cat(even, odd)),
                              self.bias.eq(Cat(even[:c.bias_low_bits], odd[:c.acc_bits - c.bias_low_bits]).as_signed())]

@@ -206,12 +206,17 @@ def _build_lock(build_dir: Path, progress):
         lock.release()
 
 
-def build(config: Config, *, waves: bool = False, progress=None, board: dict | None = None) -> BuildInfo:
+def build(config: Config, *, waves: bool = False, progress=None, board: dict | None = None,
+          poison: bool = False) -> BuildInfo:
     """Build (or find cached) the Verilator model for `config` (with
-    `board`, of the board top: see `design_for`)."""
+    `board`, of the board top: see `design_for`; with `poison`, the design
+    that inverts every block RAM read that collides with a write:
+    `hw.collisions`)."""
+    from hw.collisions import poisoning
     fst = fst_flags() if waves else None
     digest = _sources_digest()
     design = f"-board{board['divisor']}x{board['timeout']}" if board else ""
+    design += "-poison" if poison else ""
     key = f"{config.key()}-{digest}{design}{('-fst' if fst else '-vcd') if waves else ''}"
     build_dir = cache_root() / key
     stamp = build_dir / "built.json"
@@ -223,7 +228,8 @@ def build(config: Config, *, waves: bool = False, progress=None, board: dict | N
             progress(f"building the Verilator model for n_pe={config.n_pe} (once per configuration; "
                      f"about a minute at 16 PEs, several at 64) ...")
         t0 = time.perf_counter()
-        verilog = generate_verilog(config, build_dir / "rtl", board)
+        with poisoning() if poison else contextlib.nullcontext():
+            verilog = generate_verilog(config, build_dir / "rtl", board)
         if progress:
             progress(f"  Verilog written in {time.perf_counter() - t0:.0f} s; compiling it with Verilator "
                      f"(log: {build_dir / 'build.log'})")

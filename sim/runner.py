@@ -149,16 +149,17 @@ def _saved_inputs(x: np.ndarray):
 
 def run_job(image: Image, steps: list[dict], *, waves: bool = False, keep: Path | None = None,
             progress=stderr_progress, progress_bar: bool | None = None,
-            board: dict | None = None, preloaded: bool = False) -> tuple[dict, BuildInfo, float, Path | None]:
+            board: dict | None = None, preloaded: bool = False,
+            poison: bool = False) -> tuple[dict, BuildInfo, float, Path | None]:
     """Run bench steps (see `sim.bench`) for `image`'s configuration; the
     image is loaded at simulator start. Returns `(results, build, seconds,
     waves_file)`. `progress_bar`: None shows one on a terminal only.
     With `board` (see `sim.build.design_for`) the board top is simulated
     instead, its memories empty at start unless `preloaded`, and the steps
-    are `sim.board_bench`'s."""
+    are `sim.board_bench`'s. `poison`: see `sim.build.build`."""
     from cocotb_tools.runner import get_results
 
-    info = build(image.config, waves=waves, progress=progress, board=board)
+    info = build(image.config, waves=waves, progress=progress, board=board, poison=poison)
     root = cache_root() / "runs"
     root.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=root))
@@ -226,7 +227,7 @@ def make_run_step(image: Image, inputs: Path | str, **options) -> dict:
 
 def run(image: Image, inputs, *, waves: bool = False, waves_path: Path | None = None, idle: float = 0.0,
         backpressure: float = 0.0, seed: int = 0, progress=stderr_progress,
-        progress_bar: bool | None = None) -> SimResult:
+        progress_bar: bool | None = None, poison: bool = False) -> SimResult:
     """Run `inputs` (``(n_in,)`` or ``(B, n_in)`` integers, ``B >= 1``)
     through the RTL built for ``image.config``, with `image` in its memories.
 
@@ -236,7 +237,10 @@ def run(image: Image, inputs, *, waves: bool = False, waves_path: Path | None = 
     With `waves`, a waveform is written to `waves_path` (FST if Verilator's
     FST support can be built here, else VCD). `progress` takes lines of
     text about the build (None: quiet); `progress_bar` shows the vectors
-    done with an ETA (None: on a terminal only).
+    done with an ETA (None: on a terminal only). `poison` runs the build
+    whose block RAM reads are inverted where they collide with a write
+    (`hw.collisions`): its results equal the others' if no result depends
+    on such a read.
     """
     x = golden.check_input(image, inputs)
     if x.shape[0] == 0:
@@ -248,7 +252,7 @@ def run(image: Image, inputs, *, waves: bool = False, waves_path: Path | None = 
     with _saved_inputs(x) as inputs_path:
         step = make_run_step(image, inputs_path, idle=idle, backpressure=backpressure, seed=seed)
         results, info, seconds, wave = run_job(image, [step], waves=waves, keep=waves_path, progress=progress,
-                                               progress_bar=progress_bar)
+                                               progress_bar=progress_bar, poison=poison)
     t1 = time.perf_counter()
     result = make_result(image, x, results, "s0", info, t1 - t0, seconds, wave)
     result.wall_seconds = time.perf_counter() - t0
