@@ -36,7 +36,7 @@ class Config:
     the broadcast sends, and each PE takes, per cycle (1 or 2; layer 0's up
     to 2 of a beat; later layers' from a nonzero tree per lane).
     ``exit_heads``: 1 builds the exit test that ends a run at a confident
-    exit head (docs/design.md §15); 0 leaves it out (about 130 logic cells
+    exit head (docs/design.md §15); 0 leaves it out (about 180 logic cells
     fewer on an iCE40), and images with exit heads are refused.
     ``short_pipeline``: 1 leaves out the registers that only a fast clock
     needs (behind block RAMs, beside the multiplier, between the write-back's
@@ -250,16 +250,15 @@ PRESETS = {
     },
     "ice40-up5k": {
         "part": "Lattice iCE40 UP5K (iCEBreaker)",
-        # 2 PEs: 4,461 of the 5,280 logic cells and 29 of the 30 EBR (the FIFOs and
-        # counter logs are EBR too) with the short pipeline (4,653 without); 4 need 7,203
-        # and 51 EBR (the pipeline's registers rarely pair with a LUT in an iCE40 logic
-        # cell). No exit test: with it the board's 2 PEs and UART bridge take 5,206 of
-        # the logic cells at 28.3 MHz (without, 5,046 at 31.3)
+        # 2 PEs: 3,646 of the 5,280 logic cells and 29 of the 30 EBR (the FIFOs and
+        # counter logs are EBR too) with the short pipeline and the exit test; the
+        # board's 2 PEs and UART bridge 4,161 at 33.6 MHz. 4 PEs need 5,703 logic cells
+        # and 51 EBR: a PE reads seven memories at once (docs/design.md §11)
         "config": dict(n_pe=2, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=8,
                        input_width=1, broadcast_width=1, entries_per_word=2, weight_depth=32768, pointer_depth=512,
-                       row_depth=64, max_layers=4, exit_heads=0, short_pipeline=1),
+                       row_depth=64, max_layers=4, exit_heads=1, short_pipeline=1),
         "holds": "32,768 entries per PE (one SPRAM each: it has no initial contents, so the sparse matrix is "
                  "loaded at run time), 512 pointer-bank slots per PE (n_in + 1 per layer and 2 per output row), "
-                 "64 output rows in any one layer, 4 layers: the digits MLP fits. No exit heads.",
+                 "64 output rows in any one layer, 4 layers: the digits MLP fits, and exit heads may be used.",
     },
 }
