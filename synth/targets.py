@@ -61,12 +61,13 @@ TARGETS = {
         dsp="ICESTORM_DSP", available={"SB_LUT4": 5280, "SB_DFF": 5280, "ICESTORM_LC": 5280, "ICESTORM_RAM": 30,
                                        "ICESTORM_SPRAM": 4, "ICESTORM_DSP": 8},
         runtime_kinds=("entries",),
-        # logic cells, not EBR, run out first on the UP5K: the few-word memories read
-        # through a register (the activation queues, the counter logs; not the busy logs:
-        # no EBR is left for them) go to EBR too, not to flip-flops. No block uses a word
-        # read in the cycle it is written (hw.collisions), so every clocked read says so:
-        # else Yosys delays each EBR's writes and bypasses its reads to give the old word
-        # (4 PEs: 7,195 logic cells with that logic, 5,528 without)
+        # the few-word memories read through a register (the activation queues, the
+        # counter logs; not the busy logs: no EBR is left for them) go to EBR, not to
+        # flip-flops, which would cost a logic cell a bit. No block uses a word read in
+        # the cycle it is written (hw.collisions), so every clocked read says so: else
+        # Yosys delays each EBR's writes and bypasses its reads to give the old word (4
+        # PEs: 7,195 logic cells with that logic, 5,528 without). The masks are one bit
+        # wide, one per write port: every memory of the design has one
         yosys_prep="setattr -set ram_style \"block\" *queue.fifo/m:storage *control.log/m:*; "
                    f"setparam -set COLLISION_X_MASK 1'1 {_CLOCKED_READS}; "
                    f"setparam -set TRANSPARENCY_MASK 1'0 {_CLOCKED_READS}"),
