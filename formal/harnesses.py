@@ -207,7 +207,7 @@ class FlowControl(Elaboratable):
 
 class MatrixOrder(Elaboratable):
     """The matrix reader issues, for each column it takes, exactly its
-    entries ``start .. end - 1``, in order, one per cycle, and nothing else;
+    entries ``start .. start + rest``, in order, one per cycle, and nothing else;
     each issued entry leaves `LATENCY` cycles later, flagged `first` for a
     column's first entry."""
 
@@ -223,14 +223,15 @@ class MatrixOrder(Elaboratable):
         col = mr.col.payload
         m.d.comb += [
             mr.host.en.eq(0), mr.host_access.eq(0),
-            Assume(~mr.col.valid | ((col.start < col.end) & (col.end <= w.config.weight_depth)
-                                    & (col.single == (col.start + 1 == col.end)))),
+            Assume(~mr.col.valid | ((col.start + col.rest < w.config.weight_depth)
+                                    & (col.single == (col.rest == 0)))),
         ]
+        col_end = col.start + col.rest + 1
         # the reference: the column being issued, and the next entry it owes
         busy, cur, end = Signal(), Signal(w.pointer), Signal(w.pointer)
         start_now = Signal()
         with m.If(mr.col.valid & mr.col.ready):
-            m.d.sync += [busy.eq(1), cur.eq(col.start), end.eq(col.end), start_now.eq(1)]
+            m.d.sync += [busy.eq(1), cur.eq(col.start), end.eq(col_end), start_now.eq(1)]
         with m.Elif(busy):
             m.d.sync += [cur.eq(cur + 1), busy.eq(cur + 1 != end), start_now.eq(0)]
         m.d.comb += [
@@ -242,7 +243,7 @@ class MatrixOrder(Elaboratable):
         m.d.comb += [
             Assert(mr.entry_valid == issued[0]),
             Assert(~mr.entry_valid | (mr.entry.first == issued[1])),
-            Cover(mr.issue & (cur + 1 == end) & mr.col.valid & (col.start + 2 < col.end)),
+            Cover(mr.issue & (cur + 1 == end) & mr.col.valid & (col.rest >= 2)),
         ]
         return m
 
@@ -471,7 +472,7 @@ class ControlBound(Elaboratable):
         _no_reset(m)
         m.submodules.ctl = ctl = ControlUnit(w, fanout=fanout, reduce=reduce)
         for port in (ctl.start, ctl.input_done, ctl.scan_done, ctl.tree_idle, ctl.bcast_valid, ctl.pushed,
-                     ctl.stall, ctl.pes_idle, ctl.output_done, ctl.log_read_layer):
+                     ctl.stall, ctl.pes_idle, ctl.output_done, ctl.log_read_addr):
             m.d.comb += port.eq(AnySeq(len(port)))
         for host in (ctl.host_layers, ctl.host_codebook):
             m.d.comb += [host.addr.eq(AnySeq(len(host.addr))), host.data.eq(AnySeq(len(Value.cast(host.data)))),

@@ -76,6 +76,7 @@ class Board:
     target: str             # `synth.targets` name
     platform: str           # amaranth_boards module and class
     leds: tuple             # (resource, number) for busy, done, error
+    preset: str             # `sw.config.PRESETS` name: the configuration the board's default build uses
     n_pe: int               # PEs of the board's default build (the preset's memories per PE)
     pll_mhz: float          # the design's clock, from the oscillator through the part's PLL
     pll: dict               # the PLL's parameters for it (from `ecppll` / `icepll`, both in the YoWASP packages)
@@ -84,13 +85,16 @@ class Board:
 
 BOARDS = {
     # 25 -> 50 MHz (`yowasp-ecppll -i 25 -o 50`: VCO 600 MHz); 16 PEs route at 88 MHz here
-    "ulx3s": Board("ulx3s", "ecp5", "ulx3s.ULX3S_85F_Platform", (("led", 0), ("led", 1), ("led", 2)), n_pe=16,
+    "ulx3s": Board("ulx3s", "ecp5", "ulx3s.ULX3S_85F_Platform", (("led", 0), ("led", 1), ("led", 2)),
+                   preset="ecp5-85f", n_pe=16,
                    pll_mhz=50.0, pll=dict(CLKI_DIV=1, CLKFB_DIV=2, CLKOP_DIV=12, CLKOP_CPHASE=5, CLKOP_FPHASE=0)),
     # LEDs: 2 on the board (red, green) and busy on the PMOD LED board that comes with it;
-    # 2 PEs with the UART bridge: 5,243 of the 5,280 logic cells, 30 of the 30 EBR
-    # 12 -> 24 MHz (`yowasp-icepll -i 12 -o 24`: VCO 768 MHz); 2 PEs route at 30.9 MHz here
+    # its own preset (2 PEs with 24-bit accumulators, the exit test and busy logs: the
+    # UART bridge leaves no room for the ice40-up5k preset's 4 PEs)
+    # 12 -> 24 MHz (`yowasp-icepll -i 12 -o 24`: VCO 768 MHz)
     "icebreaker": Board("icebreaker", "ice40", "icebreaker.ICEBreakerPlatform",
-                        (("led", 2), ("led_g", 0), ("led_r", 0)), n_pe=2, extras="break_off_pmod",
+                        (("led", 2), ("led_g", 0), ("led_r", 0)), preset="icebreaker", n_pe=2,
+                        extras="break_off_pmod",
                         pll_mhz=24.0, pll=dict(DIVR=0, DIVF=63, DIVQ=5, FILTER_RANGE=1)),
 }
 

@@ -83,30 +83,34 @@ class LayerTable(wiring.Component):
 
 
 class CounterLog(wiring.Component):
-    """Per-layer counters kept for the host: a layer's ``T_measured`` and its
-    broadcast stall cycles, written when `save` (at the layer's end, for
-    `layer`), read by the host at `read_layer` (data one cycle later)."""
+    """Per-layer counters kept for the host, in one memory laid out as the
+    host map's counter region: word ``2l`` layer ``l``'s ``T_measured``,
+    ``2l + 1`` its broadcast stall cycles. `save` (at the layer's end, for
+    `layer`) writes the cycles in that cycle and the stalls in the next: the
+    layer and its stall count are still the saved layer's then (the next
+    layer starts no sooner than a cycle of DESC later, and stalls are only
+    counted in COMPUTE). The host reads word `read_addr` (data one cycle
+    later). One memory, not one per counter: on an iCE40 each is two EBR."""
 
     def __init__(self, widths: Widths):
-        depth = widths.config.max_layers
-        self.cycles_log = memory.Memory(shape=unsigned(COUNTER_BITS), depth=depth, init=[])
-        self.stalls_log = memory.Memory(shape=unsigned(COUNTER_BITS), depth=depth, init=[])
-        self.parts = {"cycles_log": self.cycles_log, "stalls_log": self.stalls_log}
+        self.memory = memory.Memory(shape=unsigned(COUNTER_BITS), depth=2 * widths.config.max_layers, init=[])
+        self.parts = {"counters": self.memory}
         super().__init__({
             "save": In(1), "layer": In(widths.layer),
             "cycles": In(COUNTER_BITS), "stalls": In(COUNTER_BITS),
-            "read_layer": In(widths.layer),
-            "read_cycles": Out(COUNTER_BITS), "read_stalls": Out(COUNTER_BITS),
+            "read_addr": In(widths.layer + 1),
+            "read_word": Out(COUNTER_BITS),
         })
 
     def elaborate(self, platform):
         m = Module()
         add_parts(m, self)
-        for mem, value, out in ((self.cycles_log, self.cycles, self.read_cycles),
-                                (self.stalls_log, self.stalls, self.read_stalls)):
-            wr, rd = mem.write_port(), mem.read_port()
-            m.d.comb += [wr.addr.eq(self.layer), wr.data.eq(value), wr.en.eq(self.save),
-                         rd.addr.eq(self.read_layer), out.eq(read_data(m, rd, wr))]
+        stalls_next = Signal()                  # the cycle after a save: the stalls' word
+        m.d.sync += stalls_next.eq(self.save)
+        wr, rd = self.memory.write_port(), self.memory.read_port()
+        m.d.comb += [wr.addr.eq(Cat(stalls_next, self.layer)), wr.en.eq(self.save | stalls_next),
+                     wr.data.eq(Mux(stalls_next, self.stalls, self.cycles)),
+                     rd.addr.eq(self.read_addr), self.read_word.eq(read_data(m, rd, wr))]
         return m
 
 
@@ -243,8 +247,7 @@ class ControlUnit(wiring.Component):
             # the words from two cycles after they rise
             "host_layers_read": In(1), "host_codebook_read": In(1),
             "host_layers_data": Out(32), "host_codebook_data": Out(widths.config.weight_bits),
-            "log_read_layer": In(widths.layer),
-            "log_cycles": Out(COUNTER_BITS), "log_stalls": Out(COUNTER_BITS),
+            "log_read_addr": In(widths.layer + 1), "log_word": Out(COUNTER_BITS),   # `CounterLog`'s
         })
 
     def elaborate(self, platform):
@@ -259,8 +262,7 @@ class ControlUnit(wiring.Component):
                      self.host_layers_data.eq(table.host_data), self.host_codebook_data.eq(store.host_data)]
         m.d.comb += pe.cb_load.eq(store.load)
         settle_cycles = self.settle_cycles(self.fanout, self.reduce)
-        m.d.comb += [log.read_layer.eq(self.log_read_layer), self.log_cycles.eq(log.read_cycles),
-                     self.log_stalls.eq(log.read_stalls)]
+        m.d.comb += [log.read_addr.eq(self.log_read_addr), self.log_word.eq(log.read_word)]
 
         preloaded = Signal()              # layer 0's codebook is (being) loaded into the PEs
         pending = Signal()                # a start not yet served

@@ -63,8 +63,7 @@ class HostPort(wiring.Component):
             "cycles": In(COUNTER_BITS),
             "layers_done": In(w.layer + 1),
             "exit_index": In(w.layer),
-            "log_read_layer": Out(w.layer),
-            "log_cycles": In(COUNTER_BITS), "log_stalls": In(COUNTER_BITS),
+            "log_read_addr": Out(w.layer + 1), "log_word": In(COUNTER_BITS),     # the counter region's word
             "busy_read_layer": Out(w.layer),
             "pe_read_data": In(w.pe_read).array(config.n_pe),
             "layers_we": Out(1), "codebook_we": Out(1), "pe_we": Out(1),
@@ -100,7 +99,7 @@ class HostPort(wiring.Component):
             self.layers_we.eq(write & ~top & (region == LAYER_TABLE) & ~self.status.busy),
             self.codebook_we.eq(write & ~top & (region == CODEBOOK) & ~self.status.busy),
             self.start.eq(write & ~top & (region == REGS) & (goff == HostMap.CTRL) & bus.dat_w[0]),
-            self.log_read_layer.eq(goff >> 1),
+            self.log_read_addr.eq(goff),
             self.busy_read_layer.eq(goff[:mp.layer_bits]),
         ]
 
@@ -157,7 +156,7 @@ class HostPort(wiring.Component):
             for addr, value in regs.items():
                 with m.Case(addr):
                     m.d.comb += reg_value.eq(value)
-        values = {"regs": reg_value, "counters": Mux(r_goff[0], self.log_stalls, self.log_cycles),
+        values = {"regs": reg_value, "counters": self.log_word,
                   "pe": from_pe, "layers": self.layers_data, "codebook": self.codebook_data}
         m.d.comb += answer.eq(functools.reduce(operator.or_, (Mux(sel[name], values[name], 0) for name in chosen)))
         m.d.sync += bus.ack.eq(0)

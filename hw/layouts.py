@@ -70,10 +70,14 @@ def queued_layout(w: Widths) -> data.StructLayout:
 
 
 def column_layout(w: Widths) -> data.StructLayout:
-    """A nonempty column to stream: entries `start .. end - 1`, times `value`;
-    `single` says it has one entry (worked out before the column FIFO, so
-    the matrix reader need not compare on the FIFO's way out)."""
-    return data.StructLayout({"start": unsigned(w.pointer), "end": unsigned(w.pointer),
+    """A nonempty column to stream: entries `start .. start + rest`, times
+    `value`; `single` says it has one entry (``rest == 0``, worked out before
+    the column FIFO, so the matrix reader need not compare on the FIFO's way
+    out). `rest` is as wide as a row index: each entry of a column advances
+    at least one row (docs/design.md §4), so a column holds at most
+    `row_depth` entries (a narrow FIFO word: on an iCE40 each bit of it is
+    a logic cell per slot)."""
+    return data.StructLayout({"start": unsigned(w.pointer), "rest": unsigned(w.row),
                               "value": signed(w.act), "single": unsigned(1)})
 
 

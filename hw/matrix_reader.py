@@ -13,7 +13,7 @@ __all__ = ["MatrixReader"]
 
 
 class MatrixReader(wiring.Component):
-    """Reads entries ``start .. end - 1`` of each column from the PE's
+    """Reads entries ``start .. start + rest`` of each column from the PE's
     sparse-matrix memory (`entries_per_word` entries per word, a column may
     start in any lane) and emits them one per cycle.
 
@@ -75,7 +75,7 @@ class MatrixReader(wiring.Component):
         # data registers need no soft reset (only the valid bits do): fewer
         # loads on the reset net
         cur = Signal(w.pointer, reset_less=True)
-        end = Signal(w.pointer, reset_less=True)
+        rest = Signal(w.row, reset_less=True)      # entries of the column after the one issued now
         value = Signal(signed(w.act), reset_less=True)
         first = Signal(reset_less=True)
         valid = Signal()
@@ -92,13 +92,13 @@ class MatrixReader(wiring.Component):
             m.d.sync += [
                 valid.eq(self.col.valid),
                 cur.eq(self.col.payload.start),
-                end.eq(self.col.payload.end),
+                rest.eq(self.col.payload.rest),
                 value.eq(self.col.payload.value),
                 first.eq(1),
                 last.eq(self.col.payload.single),
             ]
         with m.Else():
-            m.d.sync += [cur.eq(cur + 1), first.eq(0), last.eq(cur + 2 == end)]
+            m.d.sync += [cur.eq(cur + 1), rest.eq(rest - 1), first.eq(0), last.eq(rest == 1)]
         with m.If(self.host_access):            # the PE is idle: nothing else needs `cur`
             m.d.sync += cur.eq(self.host.addr << w.lane)
 

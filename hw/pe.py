@@ -95,10 +95,12 @@ class ProcessingElement(wiring.Component):
         self.arith = ArithmeticUnit(widths)
         self.writeback = WriteBack(widths)
         self.buffer = ActivationBuffer(widths, pe)
-        self.busy_log = memory.Memory(shape=unsigned(widths.busy), depth=c.max_layers, init=[])
         self.parts = {**{f"queue{'' if q == 0 else q}": queue for q, queue in enumerate(self.queues)},
                       "pointers": self.pointers, "matrix": self.matrix, "arith": self.arith,
-                      "writeback": self.writeback, "buffer": self.buffer, "busy_log": self.busy_log}
+                      "writeback": self.writeback, "buffer": self.buffer}
+        if c.busy_logs:
+            self.busy_log = self.parts["busy_log"] = memory.Memory(shape=unsigned(widths.busy), depth=c.max_layers,
+                                                                   init=[])
         super().__init__({
             "act": In(stream.Signature(queued_layout(widths))).array(lanes),     # lane q: queue q
             "almost_full": Out(1),
@@ -111,6 +113,7 @@ class ProcessingElement(wiring.Component):
             "idle": Out(1),
             "busy_read_layer": In(widths.layer),
             # what the host reads: while `host.re`, a memory word; else the busy cycles of `busy_read_layer`
+            # (0 without `Config.busy_logs`)
             "host_read_data": Out(widths.pe_read),
             "host": In(host_write_layout(widths, host_offset_bits)),
         })
@@ -183,17 +186,20 @@ class ProcessingElement(wiring.Component):
         ]
 
         # busy cycles of the running layer, logged per layer
-        busy = Signal(self._widths.busy)
-        log_wr = self.busy_log.write_port()
-        log_rd = self.busy_log.read_port()
-        with m.If(ctl.count_reset):
-            m.d.sync += busy.eq(0)
-        with m.Elif(mr.issue):
-            m.d.sync += busy.eq(busy + 1)
-        m.d.comb += [
-            log_wr.addr.eq(ctrl.layer), log_wr.data.eq(busy), log_wr.en.eq(ctl.count_save),
-            log_rd.addr.eq(self.busy_read_layer),
-        ]
+        logged = C(0, self._widths.busy)
+        if self._widths.config.busy_logs:
+            busy = Signal(self._widths.busy)
+            log_wr = self.busy_log.write_port()
+            log_rd = self.busy_log.read_port()
+            with m.If(ctl.count_reset):
+                m.d.sync += busy.eq(0)
+            with m.Elif(mr.issue):
+                m.d.sync += busy.eq(busy + 1)
+            m.d.comb += [
+                log_wr.addr.eq(ctrl.layer), log_wr.data.eq(busy), log_wr.en.eq(ctl.count_save),
+                log_rd.addr.eq(self.busy_read_layer),
+            ]
+            logged = read_data(m, log_rd, log_wr)
 
         # host writes into this PE's memories (kinds numbered as sw.format.PE_MEMORIES):
         # each memory's enable is decoded into a register beside it, and lands
@@ -225,6 +231,6 @@ class ProcessingElement(wiring.Component):
         # the answer leaves the PE from a register: the selection tree that
         # gathers the PEs' answers is far away (that path set the ECP5's Fmax)
         answer = Signal.like(self.host_read_data)
-        m.d.sync += answer.eq(Mux(h.re, word, read_data(m, log_rd, log_wr)))
+        m.d.sync += answer.eq(Mux(h.re, word, logged))
         m.d.comb += self.host_read_data.eq(answer)
         return m

@@ -2,13 +2,14 @@
 also hold the biases."""
 
 from amaranth import *
-from amaranth.lib import fifo, memory, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .collisions import read_data
 from .layouts import Widths, column_layout, queued_layout, spec_memory
 from .parts import add_parts
 from .pipeline import delay_line
+from .register_fifo import column_fifo
 
 __all__ = ["PointerReader"]
 
@@ -21,7 +22,8 @@ class PointerReader(wiring.Component):
     neighbours are always in different banks and read in the same cycle.
 
     Timing (a five-stage pipeline that never stalls, P0 to P4, then a
-    `COLUMN_FIFO_DEPTH`-deep column FIFO):
+    column FIFO `Config.column_fifo_depth` deep, in registers when shallow:
+    `hw.register_fifo`, the same timing either way):
 
     * P0, cycle ``t``: an activation is taken from `act` when the FIFO has
       room for it and for everything in flight; the banks' addresses are
@@ -55,8 +57,6 @@ class PointerReader(wiring.Component):
     bias_latency``.
     """
 
-    COLUMN_FIFO_DEPTH = 7      # a credit comes back 7 cycles after it is spent: one column per cycle
-
     @staticmethod
     def drop_stage(config) -> int:
         """P4: an empty column taken in ``t`` is dropped (its credit back) in ``t + drop_stage``."""
@@ -74,8 +74,9 @@ class PointerReader(wiring.Component):
 
     @classmethod
     def credits_for(cls, config) -> int:
-        """Column credits: a FIFO's worth per lane (two lanes alternate between two FIFOs)."""
-        return cls.COLUMN_FIFO_DEPTH * config.broadcast_width
+        """Column credits: a FIFO's worth per lane (two lanes alternate between two FIFOs).
+        The default 7 keeps a column a cycle going: a credit comes back 7 cycles after it is spent."""
+        return config.column_fifo_depth * config.broadcast_width
 
     def __init__(self, widths: Widths, *, init_even=(), init_odd=()):
         c = widths.config
@@ -84,7 +85,7 @@ class PointerReader(wiring.Component):
         self.even = spec_memory(c, "ptr_even", init_even)
         self.odd = spec_memory(c, "ptr_odd", init_odd)
         self.image_memories = {"ptr_even": self.even, "ptr_odd": self.odd}
-        self.columns = [fifo.SyncFIFOBuffered(width=column_layout(widths).size, depth=self.COLUMN_FIFO_DEPTH)
+        self.columns = [column_fifo(width=column_layout(widths).size, depth=c.column_fifo_depth)
                         for _ in range(self._lanes)]
         self.parts = {f"columns{'' if q == 0 else q}": f for q, f in enumerate(self.columns)}
         bank = memory.WritePort.Signature(addr_width=widths.bank_addr, shape=self.even.shape)
@@ -177,7 +178,8 @@ class PointerReader(wiring.Component):
             # the bounds' registers: the two banks' registers may sit far
             # apart, so P3 does no more than choose between them (and a LUT
             # deep of the emptiness compare, below)
-            bounds = Signal(column_layout(w), reset_less=True, name=f"bounds_{q}")
+            bounds = Signal(data.StructLayout({"start": unsigned(pb), "end": unsigned(pb), "value": signed(w.act)}),
+                            reset_less=True, name=f"bounds_{q}")
             m.d.sync += [bounds.start.eq(Mux(p3_odd, odd[:pb], even[:pb])),
                          bounds.end.eq(Mux(p3_odd, even[:pb], odd[:pb])), bounds.value.eq(p3_value)]
             # ptr[g] != ptr[g + 1] is even != odd whichever comes first: P3
@@ -189,7 +191,8 @@ class PointerReader(wiring.Component):
             nonempty = Signal(name=f"nonempty_{q}")
             col = Signal(column_layout(w), name=f"col_{q}")
             m.d.comb += [nonempty.eq(differs.any()),
-                         col.eq(bounds), col.single.eq(bounds.start + 1 == bounds.end)]
+                         col.start.eq(bounds.start), col.value.eq(bounds.value),
+                         col.rest.eq(bounds.end - bounds.start - 1), col.single.eq(bounds.start + 1 == bounds.end)]
             lanes_out.append((valid, nonempty, col))
 
         busy = Cat(*(Cat(*v) for v, _, _ in lanes_out)).any() | Cat(*(f.level != 0 for f in self.columns)).any()

@@ -176,8 +176,8 @@ class TB:
         ran = await self.wb(mp.reg(HostMap.LAYERS_DONE))
         layer = [await self.wb(mp.layer_cycles(l)) if l < ran else 0 for l in range(n_layers)]
         stalls = [await self.wb(mp.layer_stalls(l)) if l < ran else 0 for l in range(n_layers)]
-        busy = [[await self.wb(mp.pe_busy(k, l)) if l < ran else 0 for k in range(self.config.n_pe)]
-                for l in range(n_layers)]
+        pes = self.config.n_pe if self.config.busy_logs else 0       # else there are none to read
+        busy = [[await self.wb(mp.pe_busy(k, l)) if l < ran else 0 for k in range(pes)] for l in range(n_layers)]
         return cycles, layer, stalls, busy
 
 

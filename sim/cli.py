@@ -121,15 +121,18 @@ def _table(result, image, batch: int) -> list[str]:
     """Per layer, mean over runs, the cycles divided among a run's `batch` vectors."""
     lines = [f"  {'layer':>5}  {'shape':>12}  {'T_measured':>10}  {'T_ideal':>8}  {'efficiency':>10}  "
              f"{'stalls':>7}  {'busy max/mean':>13}"]
-    busy = result.pe_busy.mean(axis=0)
+    busy = None if result.pe_busy is None else result.pe_busy.mean(axis=0)
     eff = result.summary()["efficiency_mean"]
     for l, layer in enumerate(image.layers):
-        balance = busy[l].max() / busy[l].mean() if busy[l].mean() else float("nan")
+        if busy is None:                        # no busy logs in this hardware (Config.busy_logs)
+            balance = "-"
+        else:
+            balance = f"{busy[l].max() / busy[l].mean():.2f}" if busy[l].mean() else "nan"
         e = "-" if eff[l] is None else f"{eff[l]:.3f}"
         shape = f"{layer.n_in // batch}->{layer.n_out // batch}" + (f" x{batch}" if batch > 1 else "")
         lines.append(f"  {l:>5}  {shape:>12}  {result.layer_cycles[:, l].mean() / batch:>10.1f}  "
                      f"{result.ideal_cycles[:, l].mean() / batch:>8.1f}  {e:>10}  "
-                     f"{result.stall_cycles[:, l].mean() / batch:>7.1f}  {balance:>13.2f}")
+                     f"{result.stall_cycles[:, l].mean() / batch:>7.1f}  {balance:>13}")
     return lines
 
 
@@ -228,7 +231,8 @@ def _main(args) -> int:
                     "t_ideal_mean": float(result.ideal_cycles[:, i].mean() / batch),
                     "efficiency_mean": summary["efficiency_mean"][i],
                     "stall_cycles_mean": float(result.stall_cycles[:, i].mean() / batch),
-                    "pe_busy_mean": [float(v) for v in result.pe_busy[:, i].mean(axis=0)]}
+                    "pe_busy_mean": None if result.pe_busy is None
+                    else [float(v) for v in result.pe_busy[:, i].mean(axis=0)]}
                    for i, l in enumerate(image.layers)],
         "summary": summary, "phases_seconds": phases, "total_seconds": phases["total"],
         "waves": str(result.extra["waves"]) if result.extra.get("waves") else None,

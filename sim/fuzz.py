@@ -47,7 +47,6 @@ from .runner import SimulationError, make_result, make_run_step, run_job
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "fuzz"
 REGRESSIONS = ROOT / "tests" / "regressions"
-COUNTERS = ("cycles", "layer_cycles", "stall_cycles", "pe_busy")
 
 
 def random_config(rng, max_pe: int) -> sw.Config:
@@ -63,7 +62,7 @@ def random_config(rng, max_pe: int) -> sw.Config:
                 weight_bits=int(rng.choice([6, 8, 10])), acc_bits=int(rng.choice([20, 24, 28])),
                 fifo_depth=int(rng.choice([4, 8, 16])), input_width=int(rng.choice([1, 2, 4])),
                 broadcast_width=int(rng.choice([1, 2])), weight_depth=4096, pointer_depth=1024, row_depth=64,
-                max_layers=4)
+                max_layers=4, column_fifo_depth=int(rng.choice([3, 4, 7])), busy_logs=int(rng.random() < 0.8))
         except sw.ConfigError:
             continue
         if config.fifo_depth > queue_slack(config):
@@ -100,8 +99,8 @@ def disagreements(image: sw.Image, x: np.ndarray, result) -> tuple[np.ndarray, n
     wrong = ~np.all(result.outputs == y, axis=1) | (result.exits != exits)
     model = perf.simulate(image, x)
     late = np.zeros(len(x), dtype=bool)
-    for c in COUNTERS:
-        late |= (getattr(result, c) != getattr(model, c)).reshape(len(x), -1).any(axis=1)
+    for c, measured in result.counters().items():
+        late |= (measured != getattr(model, c)).reshape(len(x), -1).any(axis=1)
     return wrong, late
 
 

@@ -41,7 +41,8 @@ class SimResult:
     as `sw.golden.exits_taken`). A layer an exit skipped counts 0 cycles.
     `cycles[b]`: from start to done. `layer_cycles[b, l]`: ``T_measured``
     (first broadcast to last write-back, both included). `stall_cycles[b, l]`:
-    broadcast stalls. `pe_busy[b, l, k]`: cycles PE ``k`` issued an entry.
+    broadcast stalls. `pe_busy[b, l, k]`: cycles PE ``k`` issued an entry
+    (None if the hardware has no busy logs: `Config.busy_logs` 0).
     `ideal_cycles[b, l]` and `efficiency[b, l]` as docs/design.md §8
     defines them (NaN for a layer with no work at all).
     `wall_seconds` covers the whole call (a first build included),
@@ -54,7 +55,7 @@ class SimResult:
     cycles: np.ndarray
     layer_cycles: np.ndarray
     stall_cycles: np.ndarray
-    pe_busy: np.ndarray
+    pe_busy: np.ndarray | None
     ideal_cycles: np.ndarray
     efficiency: np.ndarray
     build: BuildInfo
@@ -66,6 +67,12 @@ class SimResult:
     @property
     def simulated_cycles(self) -> int:
         return int(self.cycles.sum())
+
+    def counters(self) -> dict[str, np.ndarray]:
+        """The counters the hardware reported, by name (as `sw.perf.simulate`
+        names its predictions): `pe_busy` only where it has busy logs."""
+        names = ("cycles", "layer_cycles", "stall_cycles") + (("pe_busy",) if self.pe_busy is not None else ())
+        return {name: getattr(self, name) for name in names}
 
     def summary(self) -> dict:
         """Per-layer means and totals, JSON-ready."""
@@ -270,7 +277,7 @@ def make_result(image: Image, x: np.ndarray, results: dict, key: str, info: Buil
     return SimResult(
         outputs=ordered.astype(golden.output_dtype(image.config.act_bits)), exits=exits,
         cycles=results[f"{key}_cycles"], layer_cycles=layer_cycles, stall_cycles=results[f"{key}_stall_cycles"],
-        pe_busy=results[f"{key}_pe_busy"], ideal_cycles=ideal, efficiency=metrics.efficiency(ideal, layer_cycles),
+        pe_busy=results[f"{key}_pe_busy"] if image.config.busy_logs else None, ideal_cycles=ideal, efficiency=metrics.efficiency(ideal, layer_cycles),
         build=info, wall_seconds=wall, sim_seconds=sim_seconds, extra={"work": work, "waves": wave})
 
 

@@ -38,6 +38,14 @@ class Config:
     ``exit_heads``: 1 builds the exit test that ends a run at a confident
     exit head (docs/design.md §15); 0 leaves it out (about 180 logic cells
     fewer on an iCE40), and images with exit heads are refused.
+    ``column_fifo_depth``: nonempty columns each PE's column FIFO holds
+    between the pointer banks and the sparse-matrix reads (per lane); 7
+    keeps a PE at a column a cycle, fewer cost cycles where columns are
+    short; four or fewer are built in registers, not a memory (for the
+    iCE40, where a memory costs an EBR per 16 bits of width); at least 3.
+    ``busy_logs``: 1 builds each PE's count of its busy cycles, logged per
+    layer for the host (docs/design.md §8); 0 leaves them out (about 150
+    logic cells a PE on an iCE40), and `sim` then reports no busy cycles.
     ``short_pipeline``: 1 leaves out the registers that only a fast clock
     needs (behind block RAMs, beside the multiplier, between the write-back's
     shifter stages: docs/design.md §7), for a slow part such as the
@@ -62,6 +70,8 @@ class Config:
     max_layers: int = 16
     exit_heads: int = 1
     short_pipeline: int = 0
+    column_fifo_depth: int = 7
+    busy_logs: int = 1
 
     # ---- validation -------------------------------------------------------
 
@@ -82,11 +92,13 @@ class Config:
         "max_layers": (1, 256),
         "exit_heads": (0, 1),
         "short_pipeline": (0, 1),
+        "column_fifo_depth": (3, 1024),   # at 2 a second column can find the FIFO full (hw.register_fifo)
+        "busy_logs": (0, 1),
     }
 
     # fields added after images were first written, and the value an image
     # without one was packed for (so that it still loads, strict as loads are)
-    _SINCE = {"short_pipeline": 0}
+    _SINCE = {"short_pipeline": 0, "column_fifo_depth": 7, "busy_logs": 1}
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -249,14 +261,27 @@ PRESETS = {
                  "1536 -> 384 feed-forward block at 10% density (118,000 nonzeros) fits.",
     },
     "ice40-up5k": {
-        "part": "Lattice iCE40 UP5K (iCEBreaker)",
-        # 2 PEs: 3,646 of the 5,280 logic cells and 29 of the 30 EBR (the FIFOs and
-        # counter logs are EBR too) with the short pipeline and the exit test; the
-        # board's 2 PEs and UART bridge 4,161 at 33.6 MHz. 4 PEs need 5,703 logic cells
-        # and 51 EBR: a PE reads seven memories at once (docs/design.md §11)
+        "part": "Lattice iCE40 UP5K",
+        # 4 PEs in the 30 EBR: a PE reads six memories at once, each an EBR at 16 bits
+        # or less, so the accumulators are 16 bits, the queue entries 16 (an 8-bit
+        # column index: 256 pointer-bank slots) and the column FIFO is in registers;
+        # no busy logs and no exit test, for the logic cells (docs/design.md §11)
+        "config": dict(n_pe=4, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=16, fifo_depth=8,
+                       input_width=1, broadcast_width=1, entries_per_word=2, weight_depth=32768, pointer_depth=256,
+                       row_depth=64, max_layers=4, exit_heads=0, short_pipeline=1, column_fifo_depth=4,
+                       busy_logs=0),
+        "holds": "32,768 entries per PE (one SPRAM each: it has no initial contents, so the sparse matrix is "
+                 "loaded at run time), 256 pointer-bank slots per PE (n_in + 1 per layer and 2 per output row), "
+                 "64 output rows in any one layer, 4 layers: the digits MLP fits (95.6% with 16-bit "
+                 "accumulators, 96.7% with the icebreaker preset's 24), without exit heads.",
+    },
+    "icebreaker": {
+        "part": "Lattice iCE40 UP5K on the iCEBreaker, beside the UART bridge",
+        # the board's build (`make bitstream BOARD=icebreaker`): 2 PEs with 24-bit
+        # accumulators, the exit test and busy logs, the column FIFO in EBR
         "config": dict(n_pe=2, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=8,
                        input_width=1, broadcast_width=1, entries_per_word=2, weight_depth=32768, pointer_depth=512,
-                       row_depth=64, max_layers=4, exit_heads=1, short_pipeline=1),
+                       row_depth=64, max_layers=4, exit_heads=1, short_pipeline=1, column_fifo_depth=7, busy_logs=1),
         "holds": "32,768 entries per PE (one SPRAM each: it has no initial contents, so the sparse matrix is "
                  "loaded at run time), 512 pointer-bank slots per PE (n_in + 1 per layer and 2 per output row), "
                  "64 output rows in any one layer, 4 layers: the digits MLP fits, and exit heads may be used.",

@@ -373,6 +373,13 @@ def image_digest(image: Image) -> str:
 
 # ---- splice --------------------------------------------------------------------
 
+def _preset_of(manifest: dict, t) -> str:
+    """The preset a build's images are packed for: its board's, else its target's."""
+    from hw.board import BOARDS
+    name = manifest.get("board")
+    return BOARDS[name].preset if name in BOARDS else t.preset
+
+
 def load_manifest(build_dir: Path) -> dict:
     path = Path(build_dir) / "manifest.json"
     try:
@@ -402,7 +409,8 @@ def splice(build_dir: Path, image: Image, output: Path, *, progress=print, overw
         diff = [f"{k}: bitstream {v}, image {image.config.to_dict()[k]}" for k, v in config.to_dict().items()
                 if image.config.to_dict()[k] != v]
         raise BitstreamError(f"the image was packed for another configuration than the bitstream's ({'; '.join(diff)});"
-                             f" pack it with `python -m sw pack --preset {t.preset} --n-pe {config.n_pe}`")
+                             f" pack it with `python -m sw pack --preset {_preset_of(manifest, t)} "
+                             f"--n-pe {config.n_pe}`")
     if output.suffix != SUFFIX[t.name]:
         raise BitstreamError(f"a bitstream for the {t.part} is written as {SUFFIX[t.name]}, "
                              f"not {output.suffix or 'no suffix'}")
@@ -511,11 +519,11 @@ def main(argv=None) -> int:
             image = Image.load(args.image)
         else:
             root = Path(__file__).resolve().parents[1] / "models"
-            config = sw.Config.preset(t.preset, n_pe=args.n_pe or b.n_pe)
+            config = sw.Config.preset(b.preset, n_pe=args.n_pe or b.n_pe)
             layers = sw.load_model(root / "digits_mlp.npz")
             data = np.load(root / "digits_data.npz")
             image = sw.pack(sw.compress(layers, density=1.0, calibration=data["x_cal"], config=config), config)
-            log(f"model: the digits MLP, packed for the {t.preset} preset at {_pes(config.n_pe)}")
+            log(f"model: the digits MLP, packed for the {b.preset} preset at {_pes(config.n_pe)}")
         t0 = time.perf_counter()
         out = build(args.board, image, out_dir=args.output, seed=args.seed, force=args.force, progress=log)
     except (BitstreamError, SynthesisError, ValueError, OSError) as e:

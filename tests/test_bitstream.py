@@ -77,6 +77,11 @@ def test_splice_refuses_what_is_not_a_build_of_this_project(tmp_path):
                                                         "target": "ice40", "config": config.to_dict()}))
     with pytest.raises(bs.BitstreamError, match="another configuration.*--preset ice40-up5k --n-pe 1"):
         bs.splice(tmp_path, image, tmp_path / "x.bin")
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": bs.MANIFEST_FORMAT, "version": bs.MANIFEST_VERSION,
+                                                        "target": "ice40", "board": "icebreaker",
+                                                        "config": config.to_dict()}))
+    with pytest.raises(bs.BitstreamError, match="another configuration.*--preset icebreaker --n-pe 1"):
+        bs.splice(tmp_path, image, tmp_path / "x.bin")
     right = sw.pack(random_model(np.random.default_rng(0), config, [8, 8]), config)
     with pytest.raises(bs.BitstreamError, match="written as .bin"):
         bs.splice(tmp_path, right, tmp_path / "x.bit")
@@ -85,7 +90,7 @@ def test_splice_refuses_what_is_not_a_build_of_this_project(tmp_path):
 # ---- a real build (minutes) -------------------------------------------------------
 
 @pytest.mark.pnr
-@pytest.mark.parametrize("board,preset,suffix,runtime", [("icebreaker", "ice40-up5k", ".bin", ["pe0.entries"]),
+@pytest.mark.parametrize("board,preset,suffix,runtime", [("icebreaker", "icebreaker", ".bin", ["pe0.entries"]),
                                                          ("ulx3s", "ecp5-85f", ".bit", [])])
 def test_splice_equals_a_full_rebuild(tmp_path, board, preset, suffix, runtime):
     """One PE on each board: a second image spliced into the first's build

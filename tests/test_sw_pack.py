@@ -212,9 +212,10 @@ def test_model_errors():
 def test_presets():
     for name, preset in sw.config.PRESETS.items():
         config = sw.Config.preset(name)
-        assert config.to_dict() == preset["config"] and preset["holds"] and preset["part"]
+        assert config.to_dict() == {**sw.Config().to_dict(), **preset["config"]} and preset["holds"] and preset["part"]
+        assert set(preset["config"]) == set(sw.Config().to_dict())              # every field chosen
         assert sw.Config.preset(name, n_pe=4).n_pe == 4                       # fewer PEs, same memories
-    with pytest.raises(sw.ConfigError, match="unknown preset 'ecp5'; presets: ecp5-85f, ice40-up5k"):
+    with pytest.raises(sw.ConfigError, match="unknown preset 'ecp5'; presets: ecp5-85f, ice40-up5k, icebreaker"):
         sw.Config.preset("ecp5")
 
 
