@@ -254,7 +254,7 @@ PRESETS = {
         # input_width and broadcast_width 1: a board's UART bridge feeds one value a beat
         "config": dict(n_pe=64, code_bits=4, run_bits=4, act_bits=8, weight_bits=8, acc_bits=24, fifo_depth=16,
                        input_width=1, broadcast_width=1, entries_per_word=1, weight_depth=2048, pointer_depth=2048,
-                       row_depth=32, max_layers=4, exit_heads=1, short_pipeline=0),
+                       row_depth=32, max_layers=4, exit_heads=1, short_pipeline=0, column_fifo_depth=7, busy_logs=1),
         "holds": "2,048 entries (nonzeros and padding) per PE, 131,072 in all, in one 2048 x 9 block RAM; 2,048 "
                  "pointer-bank slots per PE in two 1024-word block RAMs (n_in + 1 per layer, and 2 per output row "
                  "for the biases); 32 output rows per PE in any one layer (2,048 outputs); 4 layers. A 384 -> "
