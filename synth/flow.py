@@ -328,6 +328,12 @@ def _run_dir(config: Config, t: Target, image, options: dict) -> Path:
     return synth_root() / "cache" / f"{t.name}-{config.n_pe}pe-{_digest(config, t, image, options)}"
 
 
+def _report_dir(t: Target, config: Config, preset: str | None) -> str:
+    """``<target>-<n_pe>pe``, and ``-<preset>`` after it for a preset other
+    than the target's own (two presets at one PE count would share a report)."""
+    return f"{t.name}-{config.n_pe}pe" + (f"-{preset}" if preset and preset != t.preset else "")
+
+
 def _publish(report: dict, link: Path) -> dict:
     with atomic_file(link, "w") as f:
         json.dump(report, f, indent=1)
@@ -340,14 +346,15 @@ def run(config: Config, target_name: str, *, image=None, place: bool = True, see
         quick: bool = False) -> dict:
     """Synthesise (and by default place and route) the accelerator for
     `config` on a target (`synth.targets`). Returns the report (a dict, also
-    written to ``build/synth/<target>-<n_pe>pe/report.json``); a cached run
+    written to ``build/synth/<target>-<n_pe>pe/report.json``, with
+    ``-<preset>`` after ``pe`` for a preset other than the target's own); a cached run
     of the same inputs is reused unless `force`. `quick` leaves out the
     target's slow nextpnr options (`Target.slow_args`)."""
     from sw.files import output_path
     t = get_target(target_name)
     freq = float(freq_mhz or t.target_mhz)
     run_dir = _run_dir(config, t, image, _options(t, place, seed, freq, quick))
-    link = synth_root() / f"{t.name}-{config.n_pe}pe{'' if place else '-yosys'}" / "report.json"
+    link = synth_root() / f"{_report_dir(t, config, preset)}{'' if place else '-yosys'}" / "report.json"
     output_path(link, overwrite=True)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(run_dir) + ".lock"):
@@ -403,7 +410,7 @@ def sweep(config: Config, target_name: str, seeds, *, jobs: int = 1, image=None,
     t = get_target(target_name)
     freq = float(freq_mhz or t.target_mhz)
     dirs = {s: _run_dir(config, t, image, _options(t, True, s, freq, quick)) for s in seeds}
-    link = synth_root() / f"{t.name}-{config.n_pe}pe" / "report.json"
+    link = synth_root() / _report_dir(t, config, preset) / "report.json"
     output_path(link, overwrite=True)
     reports = {}
     with contextlib.ExitStack() as locks:

@@ -7,6 +7,7 @@ import pytest
 
 import sw
 import synth
+from synth import flow
 from synth.__main__ import summary
 from synth.flow import failure_summary, memory_mapping
 
@@ -114,6 +115,13 @@ def _router_log(rows):
     return "\n".join(["Info: iter=226 steplen=0.9 a=115.2 penalty=[0.00]"]          # the placer's, not the router's
                      + [f"Info:     iter={i} wires=1259606 overused={o} overuse={o} tmgfail={f} archfail=NA"
                         for i, o, f in rows])
+
+
+def test_reports_of_two_presets_at_one_pe_count_do_not_share_a_path():
+    t = synth.target("ice40")
+    two = sw.Config.preset("icebreaker")
+    assert flow._report_dir(t, two, None) == flow._report_dir(t, two, "ice40-up5k") == "ice40-2pe"
+    assert flow._report_dir(t, two, "icebreaker") == "ice40-2pe-icebreaker"
 
 
 def test_ripup_stalled_needs_a_legal_routing_with_the_same_failures_for_long():
