@@ -248,7 +248,8 @@ def main(argv=None) -> int:
             print(f"[{c + 1}/{args.configs}] {name}: code_bits {config.code_bits}, run_bits {config.run_bits}, "
                   f"act_bits {config.act_bits}, weight_bits {config.weight_bits}, acc_bits {config.acc_bits}, "
                   f"fifo_depth {config.fifo_depth}, input_width {config.input_width}, "
-                  f"broadcast_width {config.broadcast_width}, entries_per_word {config.entries_per_word}", flush=True)
+                  f"broadcast_width {config.broadcast_width}, entries_per_word {config.entries_per_word}, "
+                  f"column_fifo_depth {config.column_fifo_depth}, busy_logs {config.busy_logs}", flush=True)
             try:
                 run = fuzz_config(rng, config, -(-args.vectors // args.configs), args.images, work, name,
                                   poison=args.poison)
