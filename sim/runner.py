@@ -277,7 +277,8 @@ def make_result(image: Image, x: np.ndarray, results: dict, key: str, info: Buil
     return SimResult(
         outputs=ordered.astype(golden.output_dtype(image.config.act_bits)), exits=exits,
         cycles=results[f"{key}_cycles"], layer_cycles=layer_cycles, stall_cycles=results[f"{key}_stall_cycles"],
-        pe_busy=results[f"{key}_pe_busy"] if image.config.busy_logs else None, ideal_cycles=ideal, efficiency=metrics.efficiency(ideal, layer_cycles),
+        pe_busy=results[f"{key}_pe_busy"] if image.config.busy_logs else None,
+        ideal_cycles=ideal, efficiency=metrics.efficiency(ideal, layer_cycles),
         build=info, wall_seconds=wall, sim_seconds=sim_seconds, extra={"work": work, "waves": wave})
 
 
