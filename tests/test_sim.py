@@ -53,16 +53,21 @@ def same_row_model(config: sw.Config, n_in: int = 24):
     return sw.CompressedModel([sw.CompressedLayer(codes, codebook[:3], bias, False, 2, 1, 1)], 2)
 
 
+def saturates_both_ways(image, x) -> bool:
+    """Whether some layer's output reaches the largest activation and some the smallest."""
+    layers = np.concatenate([y.reshape(-1) for y in sw.golden.run(image, x, trace=True)])
+    lo, hi = signed_range(image.config.act_bits)
+    return bool((layers == hi).any() and (layers == lo).any())
+
+
 def extreme_case(rng, config: sw.Config):
     """Extreme weights and inputs whose layers reach both saturation limits
     (the first of a few draws that does: whether one does depends on the
     widths)."""
-    lo, hi = signed_range(config.act_bits)
     for _ in range(20):
         image = sw.pack(random_model(rng, config, [20, 30, 9], extreme=True, relu=[True, False]), config)
         x = random_inputs(rng, 4, 20, config.act_bits, density=0.7, extreme=True)
-        layers = np.concatenate([y.reshape(-1) for y in sw.golden.run(image, x, trace=True)])
-        if (layers == hi).any() and (layers == lo).any():
+        if saturates_both_ways(image, x):
             return image, x
     raise AssertionError(f"no extreme case reaches both limits for {config}")
 
@@ -177,9 +182,7 @@ def test_back_to_back_updates_of_one_row(suite):
 def test_saturation_and_wrapping(suite):
     image, x, result = suite["extreme"]
     check(image, x, result)
-    layers = np.concatenate([y.reshape(-1) for y in sw.golden.run(image, x, trace=True)])
-    lo, hi = signed_range(image.config.act_bits)
-    assert (layers == hi).any() and (layers == lo).any()        # both limits reached on the way
+    assert saturates_both_ways(image, x)                        # both limits reached on the way
 
 
 def test_cycle_model_matches_the_rtl(suite):
